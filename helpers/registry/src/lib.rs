@@ -1,0 +1,1 @@
+//! Image sources: references, registry client, auth, local layouts, verified blob streams.
