@@ -5,9 +5,15 @@
 //! into an [`ImageSource`] that resolves the image for one platform and streams
 //! each layer decompressed, verifying every digest on the way.
 
+mod digest;
 mod error;
+mod layer_stream;
+mod local;
+mod manifest;
+mod media;
 mod platform;
 pub mod reference;
+mod resolve;
 
 pub use error::{Error, ErrorKind};
 pub use platform::Platform;
@@ -92,9 +98,19 @@ pub trait ImageSource: Send + Sync {
 /// Opens an image source: a registry reference (`[HOST[:PORT]/]NAME[:TAG][@DIGEST]`),
 /// `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]` or `docker-archive:FILE`.
 pub fn open_source(source: &str, opts: &SourceOptions) -> Result<Box<dyn ImageSource>, Error> {
-    let _ = opts;
+    let platform = opts.platform.clone().unwrap_or_else(Platform::host);
+    if let Some(dir) = source.strip_prefix("oci:") {
+        return local::open_oci_dir(dir, platform);
+    }
+    if let Some(file) = source.strip_prefix("oci-archive:") {
+        return local::open_oci_archive(file, platform);
+    }
+    if let Some(file) = source.strip_prefix("docker-archive:") {
+        return local::open_docker_archive(file, platform);
+    }
+    let _ = ErrorKind::Unsupported;
     Err(Error::new(
         ErrorKind::Unsupported,
-        format!("{source}: not implemented yet"),
+        format!("{source}: registry sources not implemented yet"),
     ))
 }

@@ -1,0 +1,186 @@
+//! Reading named files from a directory, or in place from an uncompressed tar.
+
+use crate::error::{Error, ErrorKind};
+use crate::media::sniff_compression;
+use crate::Compression;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+/// A set of files addressed by relative, '/'-separated paths.
+pub trait Files: Send + Sync {
+    /// Opens `path`, returning the stream and its size.
+    fn open(&self, path: &str) -> Result<(Box<dyn Read + Send>, u64), Error>;
+
+    /// Reads a whole small file.
+    fn read(&self, path: &str, limit: u64) -> Result<Vec<u8>, Error> {
+        let (r, size) = self.open(path)?;
+        if size > limit {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!("{path}: {size} bytes is too large"),
+            ));
+        }
+        let mut data = Vec::with_capacity(size as usize);
+        r.take(limit)
+            .read_to_end(&mut data)
+            .map_err(|e| Error::new(ErrorKind::Io, format!("{path}: {e}")))?;
+        Ok(data)
+    }
+}
+
+fn not_found(what: &str, e: &io::Error) -> Error {
+    let kind = if e.kind() == io::ErrorKind::NotFound {
+        ErrorKind::NotFound
+    } else {
+        ErrorKind::Io
+    };
+    Error::new(kind, format!("{what}: {e}"))
+}
+
+/// Files in a directory.
+pub struct DirFiles {
+    root: PathBuf,
+}
+
+impl DirFiles {
+    pub fn new(root: &Path) -> Result<DirFiles, Error> {
+        let meta =
+            std::fs::metadata(root).map_err(|e| not_found(&root.display().to_string(), &e))?;
+        if !meta.is_dir() {
+            return Err(Error::new(
+                ErrorKind::InvalidReference,
+                format!("{}: not a directory", root.display()),
+            ));
+        }
+        Ok(DirFiles {
+            root: root.to_path_buf(),
+        })
+    }
+}
+
+impl Files for DirFiles {
+    fn open(&self, path: &str) -> Result<(Box<dyn Read + Send>, u64), Error> {
+        let full = self.root.join(path);
+        let what = full.display().to_string();
+        let file = File::open(&full).map_err(|e| not_found(&what, &e))?;
+        let size = file.metadata().map_err(|e| not_found(&what, &e))?.len();
+        Ok((Box::new(file), size))
+    }
+}
+
+enum TarEntry {
+    File { offset: u64, size: u64 },
+    Link(String),
+}
+
+/// Files inside an uncompressed tar, read in place (no copy) by offset.
+pub struct TarFiles {
+    path: PathBuf,
+    entries: HashMap<String, TarEntry>,
+}
+
+/// `./a//b/` → `a/b`.
+fn clean(path: &str) -> String {
+    path.split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Resolves `target` relative to the directory of `from` (for symlinks in docker archives).
+fn resolve_relative(from: &str, target: &str) -> String {
+    let mut parts: Vec<&str> = if target.starts_with('/') {
+        Vec::new()
+    } else {
+        let mut p: Vec<&str> = from.split('/').collect();
+        p.pop();
+        p
+    };
+    for c in target.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    parts.join("/")
+}
+
+impl TarFiles {
+    pub fn index(path: &Path) -> Result<TarFiles, Error> {
+        let what = path.display().to_string();
+        let mut file = File::open(path).map_err(|e| not_found(&what, &e))?;
+        let mut head = [0u8; 4];
+        let n = file.read(&mut head).map_err(|e| not_found(&what, &e))?;
+        if sniff_compression(&head[..n]) != Compression::None {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!("{what}: compressed archives are not supported; decompress it first"),
+            ));
+        }
+        file.seek(SeekFrom::Start(0))
+            .map_err(|e| not_found(&what, &e))?;
+        let mut archive = tar::Archive::new(io::BufReader::with_capacity(64 * 1024, file));
+        let mut entries = HashMap::new();
+        let bad = |e: io::Error| {
+            Error::new(
+                ErrorKind::Integrity,
+                format!("{what}: not a valid tar archive: {e}"),
+            )
+        };
+        for entry in archive.entries().map_err(bad)? {
+            let entry = entry.map_err(bad)?;
+            let name = clean(&String::from_utf8_lossy(&entry.path_bytes()));
+            let kind = entry.header().entry_type();
+            let link = entry
+                .link_name_bytes()
+                .map(|l| String::from_utf8_lossy(&l).into_owned());
+            let value = match (kind, link) {
+                (tar::EntryType::Symlink, Some(l)) => TarEntry::Link(resolve_relative(&name, &l)),
+                (tar::EntryType::Link, Some(l)) => TarEntry::Link(clean(&l)),
+                (k, _) if k.is_file() => TarEntry::File {
+                    offset: entry.raw_file_position(),
+                    size: entry.size(),
+                },
+                _ => continue,
+            };
+            entries.insert(name, value);
+        }
+        Ok(TarFiles {
+            path: path.to_path_buf(),
+            entries,
+        })
+    }
+}
+
+impl Files for TarFiles {
+    fn open(&self, path: &str) -> Result<(Box<dyn Read + Send>, u64), Error> {
+        let mut name = clean(path);
+        let what = format!("{}: {name}", self.path.display());
+        for _ in 0..16 {
+            match self.entries.get(&name) {
+                Some(TarEntry::Link(target)) => name = target.clone(),
+                Some(TarEntry::File { offset, size }) => {
+                    let mut file = File::open(&self.path).map_err(|e| not_found(&what, &e))?;
+                    file.seek(SeekFrom::Start(*offset))
+                        .map_err(|e| not_found(&what, &e))?;
+                    return Ok((Box::new(file.take(*size)), *size));
+                }
+                None => {
+                    return Err(Error::new(
+                        ErrorKind::NotFound,
+                        format!("{what}: no such file in the archive"),
+                    ))
+                }
+            }
+        }
+        Err(Error::new(
+            ErrorKind::Integrity,
+            format!("{what}: too many levels of links"),
+        ))
+    }
+}
