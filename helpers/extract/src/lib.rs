@@ -5,6 +5,12 @@
 //! `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`, so neither `..`, absolute
 //! names nor symlinks in the image can make it write outside the root.
 
+mod extract;
+mod meta;
+mod path;
+mod remove;
+mod resolve;
+
 use std::fmt;
 use std::os::fd::BorrowedFd;
 
@@ -75,6 +81,5 @@ pub fn extract(
     root: BorrowedFd<'_>,
     opts: &Options,
 ) -> Result<Stats, Error> {
-    let _ = (tar, root, opts);
-    Err(Error::new(None, "extract: not implemented yet"))
+    extract::Extractor::new(root, opts).run(tar)
 }

@@ -1,0 +1,657 @@
+//! The extraction loop: one tar entry at a time, written below the root fd.
+
+use std::collections::HashSet;
+use std::io::{BufReader, Read};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use rustix::fs::{self, AtFlags, FileType, Mode, OFlags};
+use rustix::io::Errno;
+use tar::EntryType;
+
+use crate::meta::{self, Meta, Target, Warnings};
+use crate::path::CleanPath;
+use crate::remove;
+use crate::resolve::{self, ParentError, Parents};
+use crate::{Error, Options, Stats, Whiteouts};
+
+/// Read buffer in front of the (decompressing) source, and copy buffer.
+const BUF_SIZE: usize = 1 << 20;
+const WHITEOUT_PREFIX: &[u8] = b".wh.";
+const OPAQUE_MARKER: &[u8] = b".wh..wh..opq";
+const OVERLAY_OPAQUE: &str = "trusted.overlay.opaque";
+
+/// A directory whose mode and times are applied after the whole layer, so
+/// that read-only directories can still be filled and their mtimes are not
+/// changed by later entries. Identified by device and inode, so that nothing
+/// is applied if the path has meanwhile become something else (a symlink
+/// replacing the directory must never be followed).
+struct DeferredDir {
+    path: CleanPath,
+    dev: u64,
+    ino: u64,
+    meta: Meta,
+}
+
+pub(crate) struct Extractor<'r> {
+    root: BorrowedFd<'r>,
+    opts: Options,
+    parents: Parents,
+    /// Apply mode: paths written by this layer and their ancestors; a
+    /// whiteout never removes them (whiteouts hide lower layers only).
+    upper: HashSet<CleanPath>,
+    deferred: Vec<DeferredDir>,
+    warnings: Warnings,
+    buf: Vec<u8>,
+    stats: Stats,
+}
+
+fn err(path: &CleanPath, message: impl Into<String>) -> Error {
+    Error::new(Some(path.display()), message)
+}
+
+impl<'r> Extractor<'r> {
+    pub(crate) fn new(root: BorrowedFd<'r>, opts: &Options) -> Self {
+        Extractor {
+            root,
+            opts: *opts,
+            parents: Parents::new(),
+            upper: HashSet::new(),
+            deferred: Vec::new(),
+            warnings: Warnings::default(),
+            buf: vec![0; BUF_SIZE],
+            stats: Stats::default(),
+        }
+    }
+
+    pub(crate) fn run(mut self, tar: &mut dyn Read) -> Result<Stats, Error> {
+        let mut archive = tar::Archive::new(BufReader::with_capacity(BUF_SIZE, tar));
+        let entries = archive
+            .entries()
+            .map_err(|e| Error::new(None, format!("reading the tar: {e}")))?;
+        for entry in entries {
+            let mut entry = entry.map_err(|e| Error::new(None, format!("reading the tar: {e}")))?;
+            self.entry(&mut entry)?;
+        }
+        // Read the source to its end: a verifying reader (digest, diff_id)
+        // reports a mismatch only there.
+        let mut rest = archive.into_inner();
+        std::io::copy(&mut rest, &mut std::io::sink())
+            .map_err(|e| Error::new(None, format!("reading past the end of the tar: {e}")))?;
+        self.finish_dirs()?;
+        Ok(self.stats)
+    }
+
+    fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(), Error> {
+        let kind = entry.header().entry_type();
+        if kind.is_pax_global_extensions() {
+            return Ok(());
+        }
+        let path = CleanPath::parse(&entry.path_bytes());
+        self.stats.entries += 1;
+        let meta = read_meta(entry).map_err(|m| err(&path, m))?;
+        let Some((parent, base)) = path.split_last() else {
+            return self.root_entry(kind, &meta, &path);
+        };
+        let base = base.to_vec();
+        if base.starts_with(WHITEOUT_PREFIX) {
+            return self.whiteout(&parent, &base, &path);
+        }
+        match kind {
+            EntryType::Directory => self.directory(&parent, &base, &path, &meta),
+            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+                self.regular(&parent, &base, &path, &meta, entry)
+            }
+            EntryType::Symlink => {
+                let target = entry.link_name_bytes().map(|t| t.into_owned());
+                let target = target.ok_or_else(|| err(&path, "symlink without a target"))?;
+                self.symlink(&parent, &base, &path, &meta, &target)
+            }
+            EntryType::Link => {
+                let target = entry.link_name_bytes().map(|t| t.into_owned());
+                let target = target.ok_or_else(|| err(&path, "hardlink without a target"))?;
+                self.hardlink(&parent, &base, &path, &target)
+            }
+            EntryType::Char | EntryType::Block | EntryType::Fifo => {
+                let dev = device(entry, kind).map_err(|m| err(&path, m))?;
+                self.node(&parent, &base, &path, &meta, kind, dev)
+            }
+            other => Err(err(
+                &path,
+                format!("unsupported tar entry type {:?}", other.as_byte() as char),
+            )),
+        }
+    }
+
+    /// An entry naming the root itself: a directory updates the root's
+    /// metadata (as umoci does); anything else would replace the root and is
+    /// refused.
+    fn root_entry(&mut self, kind: EntryType, meta: &Meta, path: &CleanPath) -> Result<(), Error> {
+        if kind != EntryType::Directory {
+            return Err(err(
+                path,
+                "entry resolves to the root itself and is not a directory; refused",
+            ));
+        }
+        let fd = resolve::open_dir(self.root, path, false)
+            .map_err(|e| err(path, format!("cannot open the root: {e}")))?;
+        self.dir_metadata(fd, path, meta)
+    }
+
+    /// The parent directory of an entry, made if missing (`mkdir -p`).
+    fn parent_fd(&mut self, parent: &CleanPath) -> Result<OwnedFd, Error> {
+        let upper = &mut self.upper;
+        let track = self.opts.whiteouts == Whiteouts::Apply;
+        let fd = self
+            .parents
+            .get(self.root, parent, true, &mut |p| {
+                if track {
+                    upper.insert(p.clone());
+                }
+            })
+            .map_err(|e| match e {
+                ParentError::Missing => err(parent, "missing"),
+                ParentError::Other(m) => err(parent, m),
+            })?;
+        fd.try_clone_to_owned()
+            .map_err(|e| err(parent, format!("dup: {e}")))
+    }
+
+    fn mark_upper(&mut self, path: &CleanPath) {
+        if self.opts.whiteouts != Whiteouts::Apply {
+            return;
+        }
+        for a in path.ancestors() {
+            self.upper.insert(a);
+        }
+        self.upper.insert(path.clone());
+    }
+
+    /// Clears the way for a new non-directory (or a directory over a
+    /// non-directory): whatever is at `name` goes, a directory with its tree.
+    /// Returns the old file type, if there was something.
+    fn clear(
+        &mut self,
+        dir: BorrowedFd<'_>,
+        name: &[u8],
+        path: &CleanPath,
+    ) -> Result<Option<(FileType, u64)>, Error> {
+        let st = match fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            Err(Errno::NOENT) => return Ok(None),
+            Err(e) => return Err(err(path, format!("cannot stat: {e}"))),
+        };
+        let ft = FileType::from_raw_mode(st.st_mode);
+        if matches!(ft, FileType::Directory | FileType::Symlink) {
+            // What other paths resolve to may change.
+            self.parents.invalidate();
+        }
+        remove::remove_any(dir, name)
+            .map_err(|e| err(path, format!("cannot remove the old entry: {e}")))?;
+        Ok(Some((ft, st.st_rdev)))
+    }
+
+    fn directory(
+        &mut self,
+        parent: &CleanPath,
+        base: &[u8],
+        path: &CleanPath,
+        meta: &Meta,
+    ) -> Result<(), Error> {
+        let pfd = self.parent_fd(parent)?;
+        let existing = fs::statat(&pfd, base, AtFlags::SYMLINK_NOFOLLOW).ok();
+        let mut replaced_whiteout = false;
+        match existing.map(|st| (FileType::from_raw_mode(st.st_mode), st.st_rdev)) {
+            Some((FileType::Directory, _)) => {} // merge
+            Some(_) => {
+                if let Some((FileType::CharacterDevice, 0)) = self.clear(pfd.as_fd(), base, path)? {
+                    replaced_whiteout = self.opts.whiteouts == Whiteouts::Overlay;
+                }
+                self.mkdir(&pfd, base, path)?;
+            }
+            None => self.mkdir(&pfd, base, path)?,
+        }
+        let fd = resolve::open_child_dir(pfd.as_fd(), base, false)
+            .map_err(|e| err(path, format!("cannot open the directory: {e}")))?;
+        if replaced_whiteout {
+            // A directory over a whiteout of the same layer replaces the
+            // lower one: in overlayfs terms it is opaque.
+            set_opaque(fd.as_fd()).map_err(|m| err(path, m))?;
+        }
+        self.mark_upper(path);
+        self.dir_metadata(fd, path, meta)
+    }
+
+    fn mkdir(&mut self, pfd: &OwnedFd, base: &[u8], path: &CleanPath) -> Result<(), Error> {
+        // 0700 until the layer is done; the real mode is applied last.
+        fs::mkdirat(pfd, base, Mode::from_raw_mode(0o700))
+            .map_err(|e| err(path, format!("cannot create the directory: {e}")))
+    }
+
+    fn dir_metadata(&mut self, fd: OwnedFd, path: &CleanPath, meta: &Meta) -> Result<(), Error> {
+        let display = path.display();
+        meta::apply_owner_xattrs(
+            &Target::Fd(fd.as_fd()),
+            meta,
+            self.opts.preserve_ownership,
+            &display,
+            &mut self.warnings,
+        )
+        .map_err(|m| err(path, m))?;
+        let st = fs::fstat(&fd).map_err(|e| err(path, format!("fstat: {e}")))?;
+        self.deferred.push(DeferredDir {
+            path: path.clone(),
+            dev: st.st_dev,
+            ino: st.st_ino,
+            meta: Meta {
+                xattrs: Vec::new(),
+                ..meta.clone()
+            },
+        });
+        Ok(())
+    }
+
+    fn regular<R: Read>(
+        &mut self,
+        parent: &CleanPath,
+        base: &[u8],
+        path: &CleanPath,
+        meta: &Meta,
+        data: &mut tar::Entry<'_, R>,
+    ) -> Result<(), Error> {
+        let pfd = self.parent_fd(parent)?;
+        self.clear(pfd.as_fd(), base, path)?;
+        let fd = fs::openat(
+            &pfd,
+            base,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .map_err(|e| err(path, format!("cannot create the file: {e}")))?;
+        let want = data.size();
+        let mut written: u64 = 0;
+        loop {
+            let n = match data.read(&mut self.buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(err(path, format!("reading the content: {e}"))),
+            };
+            write_all(&fd, &self.buf[..n]).map_err(|e| err(path, format!("writing: {e}")))?;
+            written += n as u64;
+        }
+        if written != want {
+            return Err(err(
+                path,
+                format!("truncated: the tar declares {want} bytes, only {written} present"),
+            ));
+        }
+        self.stats.bytes += written;
+        self.mark_upper(path);
+        let target = Target::Fd(fd.as_fd());
+        let display = path.display();
+        meta::apply_owner_xattrs(
+            &target,
+            meta,
+            self.opts.preserve_ownership,
+            &display,
+            &mut self.warnings,
+        )
+        .map_err(|m| err(path, m))?;
+        meta::apply_mode(&target, meta.mode).map_err(|m| err(path, m))?;
+        meta::apply_times(&target, meta).map_err(|m| err(path, m))
+    }
+
+    fn symlink(
+        &mut self,
+        parent: &CleanPath,
+        base: &[u8],
+        path: &CleanPath,
+        meta: &Meta,
+        target: &[u8],
+    ) -> Result<(), Error> {
+        let pfd = self.parent_fd(parent)?;
+        self.clear(pfd.as_fd(), base, path)?;
+        // Stored verbatim: an absolute target is the image's, and it is only
+        // ever resolved confined (openat2) by this crate.
+        fs::symlinkat(target, &pfd, base)
+            .map_err(|e| err(path, format!("cannot create the symlink: {e}")))?;
+        self.parents.invalidate();
+        self.mark_upper(path);
+        let t = Target::At(pfd.as_fd(), base);
+        let display = path.display();
+        meta::apply_owner_xattrs(
+            &t,
+            meta,
+            self.opts.preserve_ownership,
+            &display,
+            &mut self.warnings,
+        )
+        .map_err(|m| err(path, m))?;
+        meta::apply_times(&t, meta).map_err(|m| err(path, m))
+    }
+
+    fn hardlink(
+        &mut self,
+        parent: &CleanPath,
+        base: &[u8],
+        path: &CleanPath,
+        target: &[u8],
+    ) -> Result<(), Error> {
+        let tpath = CleanPath::parse(target);
+        let Some((tparent, tbase)) = tpath.split_last() else {
+            return Err(err(path, "hardlink to the root itself; refused"));
+        };
+        let tfd = resolve::open_dir(self.root, &tparent, true).map_err(|e| {
+            err(
+                path,
+                format!("hardlink target {}: parent: {e}", tpath.display()),
+            )
+        })?;
+        let tst = fs::statat(&tfd, tbase, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| err(path, format!("hardlink target {}: {e}", tpath.display())))?;
+        if FileType::from_raw_mode(tst.st_mode) == FileType::Directory {
+            return Err(err(
+                path,
+                format!("hardlink target {} is a directory", tpath.display()),
+            ));
+        }
+        let pfd = self.parent_fd(parent)?;
+        if let Ok(st) = fs::statat(&pfd, base, AtFlags::SYMLINK_NOFOLLOW) {
+            if st.st_dev == tst.st_dev && st.st_ino == tst.st_ino {
+                self.mark_upper(path);
+                return Ok(()); // already that file
+            }
+        }
+        self.clear(pfd.as_fd(), base, path)?;
+        // No AT_SYMLINK_FOLLOW: a link to a symlink links the symlink itself.
+        fs::linkat(&tfd, tbase, &pfd, base, AtFlags::empty())
+            .map_err(|e| err(path, format!("cannot link to {}: {e}", tpath.display())))?;
+        self.mark_upper(path);
+        Ok(())
+    }
+
+    fn node(
+        &mut self,
+        parent: &CleanPath,
+        base: &[u8],
+        path: &CleanPath,
+        meta: &Meta,
+        kind: EntryType,
+        dev: u64,
+    ) -> Result<(), Error> {
+        let pfd = self.parent_fd(parent)?;
+        self.clear(pfd.as_fd(), base, path)?;
+        let ft = match kind {
+            EntryType::Char => FileType::CharacterDevice,
+            EntryType::Block => FileType::BlockDevice,
+            _ => FileType::Fifo,
+        };
+        fs::mknodat(&pfd, base, ft, Mode::from_raw_mode(0o600), dev)
+            .map_err(|e| err(path, format!("cannot create the {ft:?} node: {e}")))?;
+        self.mark_upper(path);
+        let t = Target::At(pfd.as_fd(), base);
+        let display = path.display();
+        meta::apply_owner_xattrs(
+            &t,
+            meta,
+            self.opts.preserve_ownership,
+            &display,
+            &mut self.warnings,
+        )
+        .map_err(|m| err(path, m))?;
+        meta::apply_mode(&t, meta.mode).map_err(|m| err(path, m))?;
+        meta::apply_times(&t, meta).map_err(|m| err(path, m))
+    }
+
+    fn whiteout(&mut self, parent: &CleanPath, base: &[u8], path: &CleanPath) -> Result<(), Error> {
+        if base == OPAQUE_MARKER {
+            return match self.opts.whiteouts {
+                Whiteouts::Apply => self.apply_opaque(parent, path),
+                Whiteouts::Overlay => self.overlay_opaque(parent, path),
+            };
+        }
+        let name = &base[WHITEOUT_PREFIX.len()..];
+        if name.is_empty() || name == b"." || name == b".." || name.starts_with(WHITEOUT_PREFIX) {
+            // `.wh.` alone would white out its own directory; `.wh..wh.*`
+            // other than the opaque marker are AUFS internals.
+            return Err(err(path, "invalid whiteout name; refused"));
+        }
+        match self.opts.whiteouts {
+            Whiteouts::Apply => self.apply_whiteout(parent, name, path),
+            Whiteouts::Overlay => self.overlay_whiteout(parent, name, path),
+        }
+    }
+
+    /// Removes the lower entry `name` in `parent` (Apply mode).
+    fn apply_whiteout(
+        &mut self,
+        parent: &CleanPath,
+        name: &[u8],
+        path: &CleanPath,
+    ) -> Result<(), Error> {
+        let pfd = match self.parents.get(self.root, parent, false, &mut |_| {}) {
+            Ok(fd) => fd
+                .try_clone_to_owned()
+                .map_err(|e| err(path, format!("dup: {e}")))?,
+            // Nothing below to hide.
+            Err(ParentError::Missing) => return Ok(()),
+            Err(ParentError::Other(m)) => return Err(err(path, m)),
+        };
+        let target = parent.join(name);
+        let st = match fs::statat(&pfd, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            Err(Errno::NOENT) => return Ok(()),
+            Err(e) => return Err(err(path, format!("cannot stat the whited-out entry: {e}"))),
+        };
+        if !self.upper.contains(&target) {
+            self.clear(pfd.as_fd(), name, path)?;
+            return Ok(());
+        }
+        if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+            // Written by this layer: keep it, but hide what lower layers had in it.
+            let fd = resolve::open_child_dir(pfd.as_fd(), name, false)
+                .map_err(|e| err(path, format!("cannot open: {e}")))?;
+            self.clear_lower(fd, &target, path)?;
+        }
+        Ok(())
+    }
+
+    /// Opaque directory (Apply mode): removes everything lower layers put in
+    /// it, keeping what this layer wrote, wherever the marker is in the tar.
+    fn apply_opaque(&mut self, dir: &CleanPath, path: &CleanPath) -> Result<(), Error> {
+        let fd = match resolve::open_dir(self.root, dir, false) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) | Err(Errno::NOTDIR) => return Ok(()),
+            Err(e) => return Err(err(path, format!("cannot open the opaque directory: {e}"))),
+        };
+        self.clear_lower(fd, dir, path)
+    }
+
+    fn clear_lower(
+        &mut self,
+        dir: OwnedFd,
+        dir_path: &CleanPath,
+        path: &CleanPath,
+    ) -> Result<(), Error> {
+        let mut names = Vec::new();
+        let listing =
+            fs::Dir::read_from(&dir).map_err(|e| err(path, format!("cannot list: {e}")))?;
+        for entry in listing {
+            let entry = entry.map_err(|e| err(path, format!("cannot list: {e}")))?;
+            let name = entry.file_name().to_bytes();
+            if name != b"." && name != b".." {
+                names.push(name.to_vec());
+            }
+        }
+        for name in names {
+            let child = dir_path.join(&name);
+            if !self.upper.contains(&child) {
+                self.clear(dir.as_fd(), &name, path)?;
+                continue;
+            }
+            match resolve::open_child_dir(dir.as_fd(), &name, false) {
+                Ok(sub) => self.clear_lower(sub, &child, path)?,
+                Err(Errno::NOTDIR) | Err(Errno::LOOP) => {}
+                Err(e) => return Err(err(path, format!("cannot open {}: {e}", child.display()))),
+            }
+        }
+        Ok(())
+    }
+
+    /// `.wh.NAME` in overlayfs format: a 0:0 character device, unless this
+    /// layer already has `NAME` (the whiteout hides lower layers only; a
+    /// directory of this layer then becomes opaque).
+    fn overlay_whiteout(
+        &mut self,
+        parent: &CleanPath,
+        name: &[u8],
+        path: &CleanPath,
+    ) -> Result<(), Error> {
+        let pfd = self.parent_fd(parent)?;
+        match fs::statat(&pfd, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => {
+                if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+                    let fd = resolve::open_child_dir(pfd.as_fd(), name, false)
+                        .map_err(|e| err(path, format!("cannot open: {e}")))?;
+                    set_opaque(fd.as_fd()).map_err(|m| err(path, m))?;
+                }
+                Ok(())
+            }
+            Err(Errno::NOENT) => fs::mknodat(
+                &pfd,
+                name,
+                FileType::CharacterDevice,
+                Mode::empty(),
+                fs::makedev(0, 0),
+            )
+            .map_err(|e| err(path, format!("cannot create the whiteout device: {e}"))),
+            Err(e) => Err(err(path, format!("cannot stat: {e}"))),
+        }
+    }
+
+    fn overlay_opaque(&mut self, dir: &CleanPath, path: &CleanPath) -> Result<(), Error> {
+        if let Some((parent, _)) = dir.split_last() {
+            // Make the directory (and its parents) if the marker comes first.
+            let pfd = self.parent_fd(&parent)?;
+            let base = dir.components().last().cloned().unwrap_or_default();
+            if let Err(Errno::NOENT) = fs::statat(&pfd, base.as_slice(), AtFlags::SYMLINK_NOFOLLOW)
+            {
+                self.mkdir(&pfd, &base, path)?;
+                // Default directory metadata until (if) the tar names the directory.
+                let fd = resolve::open_child_dir(pfd.as_fd(), &base, false)
+                    .map_err(|e| err(path, format!("cannot open: {e}")))?;
+                let _ = fs::fchmod(&fd, Mode::from_raw_mode(0o755));
+            }
+        }
+        let fd = resolve::open_dir(self.root, dir, false)
+            .map_err(|e| err(path, format!("cannot open the opaque directory: {e}")))?;
+        set_opaque(fd.as_fd()).map_err(|m| err(path, m))
+    }
+
+    /// Applies directories' modes and times, after every other entry, through
+    /// an fd checked to be the very directory the entry made.
+    fn finish_dirs(&mut self) -> Result<(), Error> {
+        let deferred = std::mem::take(&mut self.deferred);
+        for d in &deferred {
+            let fd = match d.path.split_last() {
+                None => resolve::open_dir(self.root, &d.path, false),
+                Some((parent, base)) => resolve::open_dir(self.root, &parent, true)
+                    .and_then(|p| resolve::open_child_dir(p.as_fd(), base, false)),
+            };
+            // Gone or replaced (by a symlink, say): nothing to apply.
+            let Ok(fd) = fd else { continue };
+            let Ok(st) = fs::fstat(&fd) else { continue };
+            if st.st_dev != d.dev || st.st_ino != d.ino {
+                continue;
+            }
+            let t = Target::Fd(fd.as_fd());
+            meta::apply_mode(&t, d.meta.mode).map_err(|m| err(&d.path, m))?;
+            meta::apply_times(&t, &d.meta).map_err(|m| err(&d.path, m))?;
+        }
+        Ok(())
+    }
+}
+
+fn set_opaque(dir: BorrowedFd<'_>) -> Result<(), String> {
+    fs::fsetxattr(dir, OVERLAY_OPAQUE, b"y", fs::XattrFlags::empty())
+        .map_err(|e| format!("cannot set {OVERLAY_OPAQUE}: {e}"))
+}
+
+fn write_all(fd: &OwnedFd, mut data: &[u8]) -> Result<(), Errno> {
+    while !data.is_empty() {
+        match rustix::io::write(fd, data) {
+            Ok(0) => return Err(Errno::IO),
+            Ok(n) => data = &data[n..],
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn device<R: Read>(entry: &tar::Entry<'_, R>, kind: EntryType) -> Result<u64, String> {
+    if kind == EntryType::Fifo {
+        return Ok(0);
+    }
+    let h = entry.header();
+    let major = h
+        .device_major()
+        .map_err(|e| format!("bad device major: {e}"))?
+        .unwrap_or(0);
+    let minor = h
+        .device_minor()
+        .map_err(|e| format!("bad device minor: {e}"))?
+        .unwrap_or(0);
+    Ok(fs::makedev(major, minor))
+}
+
+/// Header fields overridden by PAX records (`uid`, `gid`, `mtime`, `atime`,
+/// `SCHILY.xattr.*`).
+fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Meta, String> {
+    let h = entry.header();
+    let mut meta = Meta {
+        mode: h.mode().map_err(|e| format!("bad mode field: {e}"))? & 0o7777,
+        uid: to_id(h.uid().map_err(|e| format!("bad uid field: {e}"))?)?,
+        gid: to_id(h.gid().map_err(|e| format!("bad gid field: {e}"))?)?,
+        mtime: fs::Timespec {
+            tv_sec: i64::try_from(h.mtime().map_err(|e| format!("bad mtime field: {e}"))?)
+                .map_err(|_| "mtime out of range".to_string())?,
+            tv_nsec: 0,
+        },
+        atime: None,
+        xattrs: Vec::new(),
+    };
+    let Some(pax) = entry
+        .pax_extensions()
+        .map_err(|e| format!("bad PAX header: {e}"))?
+    else {
+        return Ok(meta);
+    };
+    for ext in pax {
+        let ext = ext.map_err(|e| format!("bad PAX record: {e}"))?;
+        let (key, value) = (ext.key_bytes(), ext.value_bytes());
+        match key {
+            b"uid" => meta.uid = parse_id(value)?,
+            b"gid" => meta.gid = parse_id(value)?,
+            b"mtime" => meta.mtime = meta::parse_pax_time(value).ok_or("bad PAX mtime")?,
+            b"atime" => meta.atime = meta::parse_pax_time(value),
+            _ => {
+                if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
+                    meta.xattrs.push((name.to_vec(), value.to_vec()));
+                }
+            }
+        }
+    }
+    Ok(meta)
+}
+
+fn to_id(v: u64) -> Result<u32, String> {
+    u32::try_from(v).map_err(|_| format!("owner id {v} out of range"))
+}
+
+fn parse_id(value: &[u8]) -> Result<u32, String> {
+    std::str::from_utf8(value)
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .ok_or_else(|| format!("bad PAX owner id {:?}", String::from_utf8_lossy(value)))
+}
