@@ -1,1 +1,13 @@
-//! The connector wire protocol.
+//! sdme connectors: let a client container run an application's entrypoint
+//! in another container through a unix socket (see `man/sdme-connector.1`).
+//!
+//! `protocol` holds the frames and messages, `transport` moves them and the
+//! client's descriptors over a socket; `server`, `client` and `admin` are the
+//! logic behind the three binaries, kept here so they can be tested.
+
+pub mod admin;
+pub mod client;
+pub mod exit;
+pub mod protocol;
+pub mod server;
+pub mod transport;

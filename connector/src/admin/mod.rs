@@ -1,0 +1,109 @@
+//! `sdme connector add|ls|rm`: manages the `Connector=` drop-ins of a
+//! container descriptor. The generator stays the only real parser of
+//! descriptors; this reads just enough (`Connector=` in `[Container]`) to
+//! list what is configured, with the generator's precedence rules.
+
+mod descriptors;
+mod names;
+
+pub use descriptors::{configured_connectors, ConfiguredConnector, SEARCH_DIRS};
+pub use names::check_machine_name;
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// Where `add` writes: the administrator's directory.
+const ADMIN_DIR: &str = "etc/sdme";
+
+/// The drop-in that `add` writes for connector `name` of `container`.
+pub fn dropin_path(root: &Path, container: &str, name: &str) -> PathBuf {
+    root.join(ADMIN_DIR)
+        .join(format!("{container}.oci.d"))
+        .join(format!("50-connector-{name}.conf"))
+}
+
+/// Contents of that drop-in.
+pub fn dropin_contents(name: &str) -> String {
+    format!("# Written by `sdme connector add`; `sdme connector rm` removes it.\n[Container]\nConnector={name}\n")
+}
+
+/// What `add` or `rm` did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Change {
+    Written(PathBuf),
+    AlreadyThere(PathBuf),
+    Removed(PathBuf),
+}
+
+/// Writes the drop-in (atomically: a temporary file renamed into place).
+/// The container's descriptor must exist, so a typo is caught here rather
+/// than at the next daemon-reload.
+pub fn add(root: &Path, container: &str, name: &str) -> Result<Change, String> {
+    check_machine_name(container)?;
+    check_machine_name(name)?;
+    if container == name {
+        return Err(format!(
+            "container {container} cannot be a client of its own connector"
+        ));
+    }
+    if descriptors::find_descriptor(root, container).is_none() {
+        return Err(format!(
+            "no descriptor {container}.oci in {}",
+            descriptors::search_dirs_shown(root)
+        ));
+    }
+    let path = dropin_path(root, container, name);
+    let contents = dropin_contents(name);
+    if fs::read_to_string(&path).is_ok_and(|c| c == contents) {
+        return Ok(Change::AlreadyThere(path));
+    }
+    let dir = path
+        .parent()
+        .ok_or_else(|| format!("{}: no parent directory", path.display()))?;
+    fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let tmp = dir.join(format!(".50-connector-{name}.conf.tmp"));
+    let write = || -> io::Result<()> {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(contents.as_bytes())?;
+        f.sync_all()?;
+        fs::rename(&tmp, &path)
+    };
+    write().map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        format!("cannot write {}: {e}", path.display())
+    })?;
+    Ok(Change::Written(path))
+}
+
+/// Removes the drop-in written by `add`. A connector configured elsewhere
+/// (in the descriptor or another drop-in) is named, not edited.
+pub fn remove(root: &Path, container: &str, name: &str) -> Result<Change, String> {
+    check_machine_name(container)?;
+    check_machine_name(name)?;
+    let path = dropin_path(root, container, name);
+    match fs::remove_file(&path) {
+        Ok(()) => Ok(Change::Removed(path)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let elsewhere: Vec<String> = configured_connectors(root, container)?
+                .into_iter()
+                .filter(|c| c.name == name)
+                .map(|c| format!("{}:{}", c.file, c.line))
+                .collect();
+            if elsewhere.is_empty() {
+                Err(format!("container {container} has no connector {name}"))
+            } else {
+                Err(format!(
+                    "connector {name} of {container} was not added by `sdme connector add`; \
+                     edit {}",
+                    elsewhere.join(", ")
+                ))
+            }
+        }
+        Err(e) => Err(format!("cannot remove {}: {e}", path.display())),
+    }
+}
+
+#[cfg(test)]
+#[path = "admin_tests.rs"]
+mod tests;

@@ -1,0 +1,45 @@
+//! `sdme-connector-server [OPTIONS] ENTRYPOINT [ARGS...]`: runs the
+//! entrypoint for each client of a socket-activated connector socket.
+
+use sdme_connector::exit;
+use sdme_connector::server::{self, activation, options};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let opts = match options::parse(std::env::args_os().skip(1)) {
+        Ok(options::Parsed::Run(o)) => o,
+        Ok(options::Parsed::Help) => {
+            println!("{}", options::USAGE);
+            return ExitCode::SUCCESS;
+        }
+        Ok(options::Parsed::Version) => {
+            println!("sdme-connector-server {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("sdme-connector-server: {e}\n{}", options::USAGE);
+            return ExitCode::from(exit::USAGE as u8);
+        }
+    };
+    // Before any thread exists: this edits the environment.
+    let listener = match activation::take_listener() {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("sdme-connector-server: {e}");
+            return ExitCode::from(exit::UNAVAILABLE as u8);
+        }
+    };
+    eprintln!(
+        "serving {:?} (idle timeout: {})",
+        opts.entrypoint,
+        opts.idle_timeout
+            .map_or("never".into(), |t| format!("{} s", t.as_secs_f64()))
+    );
+    match server::serve(listener, opts) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sdme-connector-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

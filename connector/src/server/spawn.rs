@@ -1,0 +1,75 @@
+//! Starting the entrypoint for one request.
+
+use crate::protocol::REQUEST_FDS;
+use std::ffi::OsString;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+
+/// Runs `entrypoint` + `argv` with the client's descriptors as 0, 1, 2, in a
+/// new session, in the server's own environment and working directory (the
+/// command inherits them; nothing of the client's is used).
+pub fn spawn(
+    entrypoint: &[OsString],
+    argv: &[String],
+    stdio: [OwnedFd; REQUEST_FDS],
+) -> io::Result<Child> {
+    let (program, fixed_args) = entrypoint
+        .split_first()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty entrypoint"))?;
+    let [stdin, stdout, stderr] = stdio;
+    let mut command = Command::new(program);
+    command
+        .args(fixed_args)
+        .args(argv)
+        .stdin(Stdio::from(stdin))
+        .stdout(Stdio::from(stdout))
+        .stderr(Stdio::from(stderr));
+    // SAFETY: the closure runs in the forked child before exec and only
+    // makes raw system calls (setsid, ioctl), which are async-signal-safe; it
+    // allocates nothing and takes no locks. std has already moved the
+    // client's descriptors onto 0/1/2 when it runs.
+    unsafe {
+        command.pre_exec(enter_new_session);
+    }
+    command.spawn()
+}
+
+/// A session of its own makes the command's process group killable as a
+/// whole and lets it take the client's terminal as its controlling tty.
+fn enter_new_session() -> io::Result<()> {
+    rustix::process::setsid()?;
+    let stdin = rustix::stdio::stdin();
+    if rustix::termios::isatty(stdin) {
+        // Fails (EPERM) when the terminal is already the controlling tty of
+        // the client's own session: sdme does not steal it (that would break
+        // the client shell's job control); the command then runs with the
+        // terminal as plain stdio and the client forwards its signals.
+        let _ = rustix::process::ioctl_tiocsctty(stdin);
+    }
+    Ok(())
+}
+
+/// The status a shell would report: the exit code, or 128+N for signal N.
+pub fn exit_code(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => code,
+        (None, Some(sig)) => crate::exit::SIGNAL_BASE + sig,
+        (None, None) => crate::exit::PROTOCOL,
+    }
+}
+
+/// Exit code and message for a command that could not be started.
+pub fn spawn_failure(program: &OsString, err: &io::Error) -> (i32, String) {
+    let code = if err.kind() == io::ErrorKind::NotFound {
+        crate::exit::NOT_FOUND
+    } else {
+        crate::exit::CANNOT_EXECUTE
+    };
+    (
+        code,
+        format!("cannot execute {}: {err}", program.to_string_lossy()),
+    )
+}
