@@ -1,0 +1,460 @@
+//! Builds a [`Descriptor`] from a descriptor file and its drop-ins: section
+//! and key dispatch, value checks, and the checks that need the whole merged
+//! descriptor. Scalar keys: the last assignment wins, an empty one restores
+//! the default. List keys: each assignment appends, an empty one clears.
+
+use crate::descriptor::*;
+use crate::diagnostic::Diagnostic;
+use crate::names::{check_interface_name, check_machine_name, check_unit_name};
+use crate::search::SourceFile;
+use crate::source::check_source;
+use crate::syntax::{self, Item};
+use crate::values::*;
+use crate::words;
+
+/// Stop listing problems in one file after this many.
+const MAX_ERRORS_PER_DESCRIPTOR: usize = 20;
+
+const MODES: &[&str] = &["auto", "base", "app", "connector"];
+const PULL_POLICIES: &[&str] = &["missing", "always", "never", "newer"];
+const RESTART_POLICIES: &[&str] = &[
+    "no",
+    "on-success",
+    "on-failure",
+    "on-abnormal",
+    "on-watchdog",
+    "on-abort",
+    "always",
+];
+const HEALTH_ACTIONS: &[&str] = &["restart", "stop", "none"];
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Section {
+    Image,
+    Container,
+    Install,
+    Unit,
+    Service,
+    /// An unknown section: reported once at its header, its keys ignored.
+    Unknown,
+}
+
+pub fn build(
+    name: &str,
+    main: &SourceFile,
+    dropins: &[SourceFile],
+) -> Result<Descriptor, Vec<Diagnostic>> {
+    let mut d = Descriptor {
+        name: name.to_string(),
+        path: main.shown.clone(),
+        dropins: dropins.iter().map(|f| f.shown.clone()).collect(),
+        ..Descriptor::default()
+    };
+    let mut errors = Vec::new();
+    for file in std::iter::once(main).chain(dropins) {
+        let (items, syntax_errors) = syntax::parse(&file.contents);
+        errors.extend(
+            syntax_errors
+                .into_iter()
+                .map(|e| Diagnostic::at(&file.shown, e.line, e.message)),
+        );
+        let mut section = None;
+        for item in items {
+            match item {
+                Item::Section { name, line } => {
+                    let origin = Origin {
+                        file: file.shown.clone(),
+                        line,
+                    };
+                    section = Some(open_section(&mut d, &name, origin, &mut errors));
+                }
+                Item::Assignment { key, value, line } => {
+                    let origin = Origin {
+                        file: file.shown.clone(),
+                        line,
+                    };
+                    let result = match section {
+                        None => Err("assignment outside of any section".to_string()),
+                        Some(Section::Unknown) => Ok(()),
+                        Some(s) => assign(&mut d, s, &key, &value, &origin),
+                    };
+                    if let Err(message) = result {
+                        errors.push(Diagnostic::at(&origin.file, line, message));
+                    }
+                }
+            }
+        }
+    }
+    check_whole(&d, &mut errors);
+    if errors.is_empty() {
+        return Ok(d);
+    }
+    if errors.len() > MAX_ERRORS_PER_DESCRIPTOR {
+        let more = errors.len() - MAX_ERRORS_PER_DESCRIPTOR;
+        errors.truncate(MAX_ERRORS_PER_DESCRIPTOR);
+        errors.push(Diagnostic::at(
+            &d.path,
+            0,
+            format!("{more} more problems not shown"),
+        ));
+    }
+    Err(errors)
+}
+
+fn open_section(
+    d: &mut Descriptor,
+    name: &str,
+    origin: Origin,
+    errors: &mut Vec<Diagnostic>,
+) -> Section {
+    match name {
+        "Image" => {
+            d.image.get_or_insert_with(|| ImageSection {
+                origin,
+                ..ImageSection::default()
+            });
+            Section::Image
+        }
+        "Container" => {
+            d.container.get_or_insert_with(|| ContainerSection {
+                origin,
+                ..ContainerSection::default()
+            });
+            Section::Container
+        }
+        "Install" => Section::Install,
+        "Unit" => Section::Unit,
+        "Service" => Section::Service,
+        _ => {
+            errors.push(Diagnostic::at(
+                &origin.file,
+                origin.line,
+                format!(
+                    "unknown section [{name}] (known: Image, Container, Install, Unit, Service)"
+                ),
+            ));
+            Section::Unknown
+        }
+    }
+}
+
+fn assign(
+    d: &mut Descriptor,
+    section: Section,
+    key: &str,
+    value: &str,
+    origin: &Origin,
+) -> Result<(), String> {
+    let result = match section {
+        Section::Image => match d.image.as_mut() {
+            Some(image) => assign_image(image, key, value, origin),
+            None => Ok(()),
+        },
+        Section::Container => match d.container.as_mut() {
+            Some(container) => assign_container(container, key, value, origin),
+            None => Ok(()),
+        },
+        Section::Install => assign_install(&mut d.install, key, value),
+        Section::Unit => pass_through(&mut d.unit, key, value, origin),
+        Section::Service => pass_through(&mut d.service, key, value, origin),
+        Section::Unknown => Ok(()),
+    };
+    result.map_err(|e| format!("{key}=: {e}"))
+}
+
+/// Applies a scalar: empty restores the default, otherwise `parse` decides.
+fn scalar<T>(
+    slot: &mut Option<T>,
+    value: &str,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<(), String> {
+    *slot = if value.is_empty() {
+        None
+    } else {
+        Some(parse(value)?)
+    };
+    Ok(())
+}
+
+/// Applies one list assignment: empty clears, otherwise `items` are appended.
+fn list<T>(
+    slot: &mut Vec<T>,
+    value: &str,
+    items: impl FnOnce(&str) -> Result<Vec<T>, String>,
+) -> Result<(), String> {
+    if value.is_empty() {
+        slot.clear();
+    } else {
+        slot.extend(items(value)?);
+    }
+    Ok(())
+}
+
+fn one<T>(
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> impl FnOnce(&str) -> Result<Vec<T>, String> {
+    move |v| parse(v).map(|x| vec![x])
+}
+
+fn path(v: &str) -> Result<String, String> {
+    check_absolute_path(v).map(|()| v.to_string())
+}
+
+fn machine(v: &str) -> Result<String, String> {
+    check_machine_name(v).map(|()| v.to_string())
+}
+
+fn span(v: &str) -> Result<u64, String> {
+    parse_timespan(v)?.ok_or_else(|| "must be finite".to_string())
+}
+
+fn assign_image(
+    image: &mut ImageSection,
+    key: &str,
+    value: &str,
+    origin: &Origin,
+) -> Result<(), String> {
+    match key {
+        "Image" => scalar(&mut image.source, value, |v| {
+            check_source(v).map(|()| v.to_string())
+        }),
+        "Mode" => scalar(&mut image.mode, value, |v| parse_choice(v, MODES)),
+        "Base" => scalar(&mut image.base, value, |v| {
+            Ok(Located {
+                value: machine(v)?,
+                origin: origin.clone(),
+            })
+        }),
+        "Platform" => scalar(&mut image.platform, value, |v| {
+            check_platform(v).map(|()| v.to_string())
+        }),
+        "Pull" => scalar(&mut image.pull, value, |v| parse_choice(v, PULL_POLICIES)),
+        "TLSVerify" => scalar(&mut image.tls_verify, value, parse_bool),
+        "AuthFile" => scalar(&mut image.auth_file, value, path),
+        "CertDir" => scalar(&mut image.cert_dir, value, path),
+        "ImportTimeoutSec" => scalar(&mut image.timeout, value, parse_timespan),
+        _ => Err(unknown_key("Image", IMAGE_KEYS)),
+    }
+}
+
+const IMAGE_KEYS: &[&str] = &[
+    "Image",
+    "Mode",
+    "Base",
+    "Platform",
+    "Pull",
+    "TLSVerify",
+    "AuthFile",
+    "CertDir",
+    "ImportTimeoutSec",
+];
+
+const CONTAINER_KEYS: &[&str] = &[
+    "Image",
+    "Network",
+    "Port",
+    "Volume",
+    "Environment",
+    "EnvironmentFile",
+    "Entrypoint",
+    "Command",
+    "User",
+    "WorkingDirectory",
+    "Restart",
+    "HealthCmd",
+    "HealthIntervalSec",
+    "HealthTimeoutSec",
+    "HealthRetries",
+    "HealthStartPeriodSec",
+    "HealthOnFailure",
+    "MemoryMax",
+    "CPUQuota",
+    "TasksMax",
+    "Connector",
+    "NspawnArgument",
+];
+
+fn unknown_key(section: &str, known: &[&str]) -> String {
+    format!("unknown key in [{section}] (known: {})", known.join(", "))
+}
+
+fn assign_container(
+    c: &mut ContainerSection,
+    key: &str,
+    value: &str,
+    origin: &Origin,
+) -> Result<(), String> {
+    let located = |v: String| Located {
+        value: v,
+        origin: origin.clone(),
+    };
+    match key {
+        "Image" => scalar(&mut c.image, value, |v| machine(v).map(located)),
+        "Network" => {
+            c.network = match value {
+                "" | "host" => Network::Host,
+                "private" => Network::Private,
+                "veth" => Network::Veth,
+                _ => match value.strip_prefix("bridge:") {
+                    Some(bridge) => check_interface_name(bridge)
+                        .map(|()| Network::Bridge(bridge.to_string()))?,
+                    None => {
+                        return Err(format!(
+                            "{value:?} is not one of host, private, veth, bridge:NAME"
+                        ))
+                    }
+                },
+            };
+            Ok(())
+        }
+        "Port" => list(
+            &mut c.ports,
+            value,
+            one(|v| {
+                parse_port(v).map(|p| Located {
+                    value: p,
+                    origin: origin.clone(),
+                })
+            }),
+        ),
+        "Volume" => list(&mut c.volumes, value, one(parse_volume)),
+        "Environment" => list(&mut c.environment, value, |v| {
+            let words = words::split(v)?;
+            words.iter().try_for_each(|w| check_env_assignment(w))?;
+            Ok(words)
+        }),
+        "EnvironmentFile" => list(&mut c.environment_files, value, one(path)),
+        "Entrypoint" => word_list(&mut c.entrypoint, value),
+        "Command" => word_list(&mut c.command, value),
+        "User" => scalar(&mut c.user, value, |v| {
+            check_user(v).map(|()| v.to_string())
+        }),
+        "WorkingDirectory" => scalar(&mut c.working_directory, value, path),
+        "Restart" => scalar(&mut c.restart, value, |v| parse_choice(v, RESTART_POLICIES)),
+        "HealthCmd" => scalar(&mut c.health.command, value, |v| Ok(v.to_string())),
+        "HealthIntervalSec" => scalar(&mut c.health.interval, value, span),
+        "HealthTimeoutSec" => scalar(&mut c.health.timeout, value, span),
+        "HealthStartPeriodSec" => scalar(&mut c.health.start_period, value, span),
+        "HealthRetries" => scalar(&mut c.health.retries, value, |v| match v.parse::<u32>() {
+            Ok(n) if (1..=1000).contains(&n) && v.chars().all(|c| c.is_ascii_digit()) => Ok(n),
+            _ => Err(format!("{v:?} is not a number from 1 to 1000")),
+        }),
+        "HealthOnFailure" => scalar(&mut c.health.on_failure, value, |v| {
+            parse_choice(v, HEALTH_ACTIONS)
+        }),
+        "MemoryMax" => scalar(&mut c.memory_max, value, |v| {
+            check_memory(v).map(|()| v.to_string())
+        }),
+        "CPUQuota" => scalar(&mut c.cpu_quota, value, |v| {
+            check_cpu_quota(v).map(|()| v.to_string())
+        }),
+        "TasksMax" => scalar(&mut c.tasks_max, value, |v| {
+            check_tasks(v).map(|()| v.to_string())
+        }),
+        "Connector" => list(&mut c.connectors, value, one(|v| machine(v).map(located))),
+        "NspawnArgument" => list(&mut c.nspawn_arguments, value, words::split),
+        _ => Err(unknown_key("Container", CONTAINER_KEYS)),
+    }
+}
+
+/// `Entrypoint=`/`Command=`: words appended; empty assignment: the image's own.
+fn word_list(slot: &mut Option<Vec<String>>, value: &str) -> Result<(), String> {
+    if value.is_empty() {
+        *slot = None;
+    } else {
+        slot.get_or_insert_with(Vec::new)
+            .extend(words::split(value)?);
+    }
+    Ok(())
+}
+
+fn assign_install(install: &mut InstallSection, key: &str, value: &str) -> Result<(), String> {
+    let units = |v: &str| {
+        let names = words::split(v)?;
+        names.iter().try_for_each(|n| check_unit_name(n))?;
+        Ok(names)
+    };
+    match key {
+        "WantedBy" => list(&mut install.wanted_by, value, units),
+        "RequiredBy" => list(&mut install.required_by, value, units),
+        _ => Err(unknown_key("Install", &["WantedBy", "RequiredBy"])),
+    }
+}
+
+/// `[Unit]`/`[Service]` lines are copied verbatim (systemd judges the key);
+/// the parser already refused control characters, and a value cannot end in
+/// a continuation backslash, so a copied line can never become two.
+fn pass_through(
+    lines: &mut Vec<PassThrough>,
+    key: &str,
+    value: &str,
+    origin: &Origin,
+) -> Result<(), String> {
+    if value.chars().any(char::is_control)
+        || value.bytes().rev().take_while(|b| *b == b'\\').count() % 2 == 1
+    {
+        return Err("value would not stay one line".to_string());
+    }
+    lines.push(PassThrough {
+        key: key.to_string(),
+        value: value.to_string(),
+        origin: origin.clone(),
+    });
+    Ok(())
+}
+
+/// Checks that need the merged descriptor.
+fn check_whole(d: &Descriptor, errors: &mut Vec<Diagnostic>) {
+    let mut fail = |origin: &Origin, message: String| {
+        errors.push(Diagnostic::at(&origin.file, origin.line, message))
+    };
+    let other_image = d
+        .container
+        .as_ref()
+        .and_then(|c| c.image.as_ref())
+        .filter(|i| i.value != d.name);
+    match (&d.image, other_image) {
+        (Some(image), None) if image.source.is_none() => {
+            fail(&image.origin, "[Image] has no Image= (the image to import)".to_string())
+        }
+        (Some(image), Some(other)) => fail(
+            &other.origin,
+            format!(
+                "Image={} runs another descriptor's image, so this one must not have an [Image] section \
+                 (line {})",
+                other.value, image.origin.line
+            ),
+        ),
+        (None, None) => fail(
+            &Origin { file: d.path.clone(), line: 0 },
+            "no image: needs [Image] Image= or [Container] Image=".to_string(),
+        ),
+        _ => {}
+    }
+    if let Some(c) = &d.container {
+        if c.network == Network::Host {
+            for port in &c.ports {
+                fail(
+                    &port.origin,
+                    "Port= needs Network=private, veth or bridge:NAME (the network is host)".into(),
+                );
+            }
+        }
+        for connector in &c.connectors {
+            if connector.value == d.name {
+                fail(
+                    &connector.origin,
+                    "Connector= names this descriptor itself".into(),
+                );
+            }
+        }
+    }
+    if d.container.is_none() {
+        if let Some(line) = d.unit.first().or(d.service.first()) {
+            fail(
+                &line.origin,
+                "[Unit] and [Service] apply to the container: add a [Container] section".into(),
+            );
+        }
+    }
+}

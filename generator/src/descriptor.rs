@@ -1,0 +1,133 @@
+//! The meaning of one descriptor after its file and drop-ins are merged.
+
+use crate::values::{Port, Timespan, Volume};
+
+/// Where a setting was made, for error messages.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Origin {
+    pub file: String,
+    pub line: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located<T> {
+    pub value: T,
+    pub origin: Origin,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ImageSection {
+    pub origin: Origin,
+    pub source: Option<String>,
+    pub mode: Option<&'static str>,
+    pub base: Option<Located<String>>,
+    pub platform: Option<String>,
+    pub pull: Option<&'static str>,
+    pub tls_verify: Option<bool>,
+    pub auth_file: Option<String>,
+    pub cert_dir: Option<String>,
+    pub timeout: Option<Timespan>,
+}
+
+impl ImageSection {
+    pub fn mode(&self) -> &'static str {
+        self.mode.unwrap_or("auto")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Network {
+    #[default]
+    Host,
+    Private,
+    Veth,
+    Bridge(String),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Health {
+    pub command: Option<String>,
+    pub interval: Option<u64>,
+    pub timeout: Option<u64>,
+    pub start_period: Option<u64>,
+    pub retries: Option<u32>,
+    pub on_failure: Option<&'static str>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ContainerSection {
+    pub origin: Origin,
+    /// Another descriptor whose image this container runs.
+    pub image: Option<Located<String>>,
+    pub network: Network,
+    pub ports: Vec<Located<Port>>,
+    pub volumes: Vec<Volume>,
+    pub environment: Vec<String>,
+    pub environment_files: Vec<String>,
+    /// `None`: the image's own; `Some(words)`: replaced (one empty word: empty).
+    pub entrypoint: Option<Vec<String>>,
+    pub command: Option<Vec<String>>,
+    pub user: Option<String>,
+    pub working_directory: Option<String>,
+    pub restart: Option<&'static str>,
+    pub health: Health,
+    pub memory_max: Option<String>,
+    pub cpu_quota: Option<String>,
+    pub tasks_max: Option<String>,
+    pub connectors: Vec<Located<String>>,
+    pub nspawn_arguments: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct InstallSection {
+    pub wanted_by: Vec<String>,
+    pub required_by: Vec<String>,
+}
+
+/// A `[Unit]` or `[Service]` line copied into the nspawn drop-in.
+#[derive(Debug, Clone)]
+pub struct PassThrough {
+    pub key: String,
+    pub value: String,
+    pub origin: Origin,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Descriptor {
+    pub name: String,
+    /// The descriptor file, as seen on the target system.
+    pub path: String,
+    pub dropins: Vec<String>,
+    pub image: Option<ImageSection>,
+    pub container: Option<ContainerSection>,
+    pub install: InstallSection,
+    pub unit: Vec<PassThrough>,
+    pub service: Vec<PassThrough>,
+}
+
+impl Descriptor {
+    /// The descriptor whose import provides the container's image.
+    pub fn image_provider(&self) -> &str {
+        match self.container.as_ref().and_then(|c| c.image.as_ref()) {
+            Some(other) => &other.value,
+            None => &self.name,
+        }
+    }
+
+    /// Every other descriptor this one needs, with where it says so.
+    pub fn references(&self) -> Vec<(&str, &Origin, &'static str)> {
+        let mut refs = Vec::new();
+        if let Some(base) = self.image.as_ref().and_then(|i| i.base.as_ref()) {
+            refs.push((base.value.as_str(), &base.origin, "Base="));
+        }
+        if let Some(container) = &self.container {
+            if let Some(image) = container.image.as_ref().filter(|i| i.value != self.name) {
+                refs.push((image.value.as_str(), &image.origin, "Image="));
+            }
+            for connector in &container.connectors {
+                refs.push((connector.value.as_str(), &connector.origin, "Connector="));
+            }
+        }
+        refs
+    }
+}

@@ -1,0 +1,77 @@
+//! sdme-generator: reads `.oci` descriptors and emits the systemd units
+//! that import and run them. The binary (`main.rs`) adds the command line,
+//! logging and writing; everything here is pure apart from reading the
+//! search path, so tests can drive it directly.
+
+pub mod build;
+pub mod descriptor;
+pub mod diagnostic;
+pub mod emit;
+pub mod escape;
+pub mod graph;
+pub mod names;
+pub mod paths;
+pub mod search;
+pub mod source;
+pub mod syntax;
+pub mod values;
+pub mod words;
+
+use diagnostic::Diagnostic;
+use emit::Tree;
+use graph::Unusable;
+use search::Found;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The result of one run: what to write, and what went wrong.
+pub struct Generation {
+    pub tree: Tree,
+    /// Every entry is an error: some file was (partly) not generated.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Reads the search path under `root` and computes the output tree.
+pub fn generate(root: &Path) -> Generation {
+    let (found, mut diagnostics) = search::discover(root);
+    let mut descriptors = BTreeMap::new();
+    let mut unusable = BTreeMap::new();
+    let mut paths = BTreeMap::new();
+    for (name, entry) in found {
+        match entry {
+            Found::Descriptor { main, dropins } => {
+                paths.insert(name.clone(), main.shown.clone());
+                match build::build(&name, &main, &dropins) {
+                    Ok(d) => {
+                        descriptors.insert(name, d);
+                    }
+                    Err(errors) => {
+                        diagnostics.extend(errors);
+                        diagnostics.push(skipped(&main.shown, &name));
+                        unusable.insert(name, Unusable::Broken);
+                    }
+                }
+            }
+            Found::Masked { .. } => {
+                unusable.insert(name, Unusable::Masked);
+            }
+            Found::Broken => {
+                unusable.insert(name, Unusable::Broken);
+            }
+        }
+    }
+    let before: Vec<String> = descriptors.keys().cloned().collect();
+    graph::resolve(&mut descriptors, &unusable, &mut diagnostics);
+    for name in before.iter().filter(|n| !descriptors.contains_key(*n)) {
+        diagnostics.push(skipped(&paths[name], name));
+    }
+    let mut tree = Tree::new();
+    for d in descriptors.values() {
+        emit::emit(d, &descriptors, &mut tree);
+    }
+    Generation { tree, diagnostics }
+}
+
+fn skipped(path: &str, name: &str) -> Diagnostic {
+    Diagnostic::at(path, 0, format!("skipped: no units generated for {name}"))
+}

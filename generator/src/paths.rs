@@ -1,0 +1,22 @@
+//! Installed paths the generated units refer to. Fixed at build time: they
+//! must match `make install` (see HACKING.md, "Installed paths").
+
+pub const IMPORT: &str = "/usr/bin/sdme-import";
+pub const LAUNCHER: &str = "/usr/libexec/sdme/sdme-nspawn";
+pub const CONNECTOR_SERVER: &str = "/usr/libexec/sdme/sdme-connector-server";
+pub const CONNECTOR_CLIENT: &str = "/usr/libexec/sdme/sdme-connector-client";
+/// Where the connector binaries appear inside a container.
+pub const CONNECTOR_SERVER_INSIDE: &str = "/usr/libexec/sdme-connector-server";
+pub const CONNECTOR_CLIENT_INSIDE: &str = "/usr/libexec/sdme-connector-client";
+/// Host directory holding each connector's socket directory.
+pub const CONNECTORS: &str = "/var/lib/sdme/connectors";
+/// Where a connector directory appears inside a container.
+pub const CONNECTORS_INSIDE: &str = "/connectors";
+/// The stock template `[Install]` symlinks of containers point at, as
+/// `systemctl enable systemd-nspawn@NAME` would make them.
+pub const NSPAWN_TEMPLATE: &str = "/usr/lib/systemd/system/systemd-nspawn@.service";
+/// The drop-in the generator writes for each container.
+pub const DROPIN_NAME: &str = "50-sdme.conf";
+/// Import timeout unless `ImportTimeoutSec=` says otherwise: large images
+/// over slow links take a while, and a stuck import should still end.
+pub const DEFAULT_IMPORT_TIMEOUT: &str = "30min";
