@@ -1,0 +1,77 @@
+#!/bin/bash
+# End-to-end tier: every tests/e2e/scenarios/*.sh runs in its own freshly
+# booted systemd host (see lib.sh) against a local registry.
+#
+#   tests/e2e/run.sh              all scenarios
+#   tests/e2e/run.sh E1 E7        scenarios whose file name starts with these
+#   E2E_KEEP=1                    keep the run directory for inspection
+#
+# A scenario is a bash script run inside the outer host after it booted; it
+# sources check.sh and prints PASS:/FAIL: lines. Header lines it may carry:
+#   # e2e-push: IMAGE REPO:TAG    push tests/lib/images.sh image IMAGE first
+#   # e2e-timeout: SECONDS        bound for each boot of its host (default 300)
+# and an optional host-side hook NAME.host (bash, run before the boot with
+# E2E_RUN, E2E_HOST_DIR, E2E_REGISTRY set) for preparation a guest cannot do.
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+
+e2e_prereqs
+t_all=$(e2e_now)
+e2e_init
+trap 'e2e_cleanup' EXIT
+trap 'exit 130' INT TERM
+
+scenarios=()
+for f in "$E2E_DIR"/scenarios/*.sh; do
+	[ -e "$f" ] || continue
+	b=$(basename "$f")
+	if [ $# -gt 0 ]; then
+		sel=0
+		for p in "$@"; do [[ $b == "$p"* ]] && sel=1; done
+		[ $sel = 1 ] || continue
+	fi
+	scenarios+=("$f")
+done
+[ ${#scenarios[@]} -gt 0 ] || { e2e_log "FAIL: no scenario matches: $*"; exit 1; }
+
+t0=$(e2e_now)
+for t in outer; do images_tree "$t" >/dev/null || { e2e_log "FAIL: building test tree $t"; exit 1; }; done
+e2e_log "test trees ready in $(e2e_since "$t0") s"
+e2e_build || exit 1
+e2e_registry_start || exit 1
+e2e_log "registry at $E2E_REGISTRY"
+
+t0=$(e2e_now)
+declare -A pushed=()
+for f in "${scenarios[@]}"; do
+	while read -r _ _ img ref; do
+		[ -n "${pushed[$img $ref]:-}" ] && continue
+		images_push "$img" "$E2E_REGISTRY/$ref" || { e2e_log "FAIL: pushing $img"; exit 1; }
+		pushed[$img $ref]=1
+	done < <(grep -E '^# e2e-push: ' "$f")
+done
+e2e_log "images built and pushed in $(e2e_since "$t0") s"
+
+failed=() results=()
+for f in "${scenarios[@]}"; do
+	name=$(basename "$f" .sh)
+	t0=$(e2e_now)
+	echo "=== e2e scenario $name"
+	e2e_outer_new "$name" || { failed+=("$name"); continue; }
+	timeout=$(sed -n 's/^# e2e-timeout: *//p' "$f" | head -1)
+	hook=${f%.sh}.host
+	if [ -f "$hook" ]; then
+		E2E_HOST_DIR=$E2E_RUN/$name E2E_REGISTRY=$E2E_REGISTRY E2E_RUN=$E2E_RUN bash "$hook" ||
+			{ echo "  [$name] FAIL: host hook $hook"; failed+=("$name"); continue; }
+	fi
+	E2E_BOOT_TIMEOUT=${timeout:-$E2E_BOOT_TIMEOUT} e2e_outer_boot "$name" "$f"
+	if e2e_verdict "$name"; then v=ok; else v=FAILED; failed+=("$name"); fi
+	results+=("$(printf '%-28s %-7s %6s s' "$name" "$v" "$(e2e_since "$t0")")")
+	echo "=== e2e scenario $name: $v ($(e2e_since "$t0") s)"
+done
+
+echo "=== e2e summary"
+printf '  %s\n' "${results[@]}"
+echo "  total $(e2e_since "$t_all") s"
+[ ${#failed[@]} = 0 ] || { echo "e2e: failed: ${failed[*]}"; exit 1; }
+echo "e2e: all scenarios passed"
