@@ -108,6 +108,7 @@ impl<R: Read> VerifyingReader<R> {
     }
 
     /// True once the whole stream was read and matched.
+    #[cfg(test)]
     pub fn verified(&self) -> bool {
         self.hasher.is_none() && self.failure.is_none()
     }

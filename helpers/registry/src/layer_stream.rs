@@ -17,7 +17,7 @@ pub const BUFFER_SIZE: usize = 256 * 1024;
 type Blob = BufReader<VerifyingReader<Box<dyn Read + Send>>>;
 
 enum Decoder {
-    Plain(Blob),
+    Plain(Box<Blob>),
     Gzip(Box<flate2::bufread::MultiGzDecoder<Blob>>),
     Zstd(Box<zstd::stream::read::Decoder<'static, Blob>>),
 }
@@ -68,7 +68,7 @@ pub fn open(
         ));
     }
     let decoder = match found {
-        Compression::None => Decoder::Plain(blob),
+        Compression::None => Decoder::Plain(Box::new(blob)),
         Compression::Gzip => Decoder::Gzip(Box::new(flate2::bufread::MultiGzDecoder::new(blob))),
         Compression::Zstd => Decoder::Zstd(Box::new(
             zstd::stream::read::Decoder::with_buffer(blob)

@@ -5,6 +5,7 @@
 //! into an [`ImageSource`] that resolves the image for one platform and streams
 //! each layer decompressed, verifying every digest on the way.
 
+mod auth;
 mod digest;
 mod error;
 mod layer_stream;
@@ -13,6 +14,7 @@ mod manifest;
 mod media;
 mod platform;
 pub mod reference;
+mod registry;
 mod resolve;
 
 pub use error::{Error, ErrorKind};
@@ -35,6 +37,14 @@ pub struct SourceOptions {
     pub platform: Option<Platform>,
     /// `User-Agent` header value; `sdme/VERSION` if `None`.
     pub user_agent: Option<String>,
+    /// Retries of a request after 429, 5xx or a transport error; 4 if `None`.
+    pub retries: Option<u32>,
+    /// First retry delay, doubled each time (`Retry-After` wins); 500 ms if `None`.
+    pub retry_delay: Option<std::time::Duration>,
+    /// TCP connect timeout; 30 s if `None`.
+    pub timeout_connect: Option<std::time::Duration>,
+    /// Longest wait for any single read from the network; 60 s if `None`.
+    pub timeout_read: Option<std::time::Duration>,
 }
 
 impl SourceOptions {
@@ -108,9 +118,8 @@ pub fn open_source(source: &str, opts: &SourceOptions) -> Result<Box<dyn ImageSo
     if let Some(file) = source.strip_prefix("docker-archive:") {
         return local::open_docker_archive(file, platform);
     }
-    let _ = ErrorKind::Unsupported;
-    Err(Error::new(
-        ErrorKind::Unsupported,
-        format!("{source}: registry sources not implemented yet"),
-    ))
+    let reference =
+        reference::Reference::parse(source.strip_prefix("docker://").unwrap_or(source))?;
+    let fetcher = registry::Registry::connect(reference, opts)?;
+    Ok(Box::new(resolve::Resolver { fetcher, platform }))
 }

@@ -41,6 +41,7 @@ struct Raw {
 }
 
 /// What a manifest document is.
+#[derive(Debug)]
 pub enum Parsed {
     /// An OCI index or Docker manifest list.
     Index(Vec<Descriptor>),

@@ -60,13 +60,15 @@ impl DockerArchive {
                     .any(|t| t == n || t.strip_prefix("docker.io/") == Some(n))
             }),
             None if entries.len() == 1 => entries.first(),
-            None => return Err(Error::new(
-                ErrorKind::InvalidReference,
-                format!(
+            None => {
+                return Err(Error::new(
+                    ErrorKind::InvalidReference,
+                    format!(
                     "{what}: {} images in the archive; name one as docker-archive:FILE:NAME:TAG",
                     entries.len()
                 ),
-            )),
+                ))
+            }
         }
         .ok_or_else(|| {
             Error::new(

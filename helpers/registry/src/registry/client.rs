@@ -1,0 +1,433 @@
+//! HTTP for one registry repository: scheme discovery (`/v2/` ping),
+//! authentication (bearer tokens, basic), redirects followed by hand so that
+//! `Authorization` never leaves the registry's origin, and retries with
+//! backoff on 429/5xx and transport errors.
+
+use super::challenge::{self, Challenge};
+use super::url::{encode_query, origin, resolve};
+use crate::auth::{authfile, Credentials};
+use crate::error::{Error, ErrorKind};
+use crate::SourceOptions;
+use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+use ureq::http::Response;
+use ureq::Body;
+
+const MAX_REDIRECTS: usize = 10;
+const DEFAULT_RETRIES: u32 = 4;
+const DEFAULT_RETRY_DELAY: Duration = Duration::from_millis(500);
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(60);
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(60);
+const MAX_TOKEN_RESPONSE: u64 = 1024 * 1024;
+
+pub struct Client {
+    agent: ureq::Agent,
+    /// `https://host[:port]` or `http://…`, decided by the ping.
+    base: String,
+    /// Reference domain (for credential lookup) and repository path.
+    domain: String,
+    repository: String,
+    authfile: Option<PathBuf>,
+    user_agent: String,
+    retries: u32,
+    retry_delay: Duration,
+    credentials: OnceLock<Result<Option<Credentials>, String>>,
+    auth: Mutex<AuthState>,
+}
+
+#[derive(Default)]
+struct AuthState {
+    /// Value of the `Authorization` header for the registry origin.
+    header: Option<String>,
+    /// The challenge from the ping, to authenticate before the first request.
+    challenge: Option<Vec<Challenge>>,
+}
+
+fn transport_error(url: &str, e: &ureq::Error) -> Error {
+    Error::new(ErrorKind::Io, format!("{url}: {e}"))
+}
+
+fn retryable_transport(e: &ureq::Error) -> bool {
+    matches!(
+        e,
+        ureq::Error::Io(_)
+            | ureq::Error::Timeout(_)
+            | ureq::Error::ConnectionFailed
+            | ureq::Error::Protocol(_)
+    )
+}
+
+fn retryable_status(status: u16) -> bool {
+    matches!(status, 429 | 500 | 502 | 503 | 504)
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is rare from registries; it falls back to backoff).
+fn retry_after(resp: &Response<Body>) -> Option<Duration> {
+    let v = resp.headers().get("retry-after")?.to_str().ok()?;
+    v.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+fn header(resp: &Response<Body>, name: &str) -> Option<String> {
+    resp.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+impl Client {
+    /// Connects to the registry `api_host` for `repository`, choosing https (or, with
+    /// `tls_verify` off, http when https fails) and remembering its auth challenge.
+    pub fn connect(
+        api_host: &str,
+        domain: &str,
+        repository: &str,
+        opts: &SourceOptions,
+    ) -> Result<Client, Error> {
+        let tls = super::tls::config(opts.tls_verify, opts.cert_dir.as_deref(), domain)?;
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .max_redirects(0)
+            .http_status_as_error(false)
+            .tls_config(tls)
+            .proxy(ureq::Proxy::try_from_env())
+            .timeout_connect(Some(
+                opts.timeout_connect.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+            ))
+            .timeout_per_read(Some(opts.timeout_read.unwrap_or(DEFAULT_READ_TIMEOUT)))
+            // Blobs are already compressed; transparent decoding would break Range resumes.
+            .accept_encoding(ureq::config::AutoHeaderValue::None)
+            .input_buffer_size(256 * 1024)
+            .build()
+            .into();
+        let mut client = Client {
+            agent,
+            base: String::new(),
+            domain: domain.to_string(),
+            repository: repository.to_string(),
+            authfile: opts.authfile.clone(),
+            user_agent: opts
+                .user_agent
+                .clone()
+                .unwrap_or_else(|| format!("sdme/{}", env!("CARGO_PKG_VERSION"))),
+            retries: opts.retries.unwrap_or(DEFAULT_RETRIES),
+            retry_delay: opts.retry_delay.unwrap_or(DEFAULT_RETRY_DELAY),
+            credentials: OnceLock::new(),
+            auth: Mutex::new(AuthState::default()),
+        };
+        let schemes: &[&str] = if opts.tls_verify {
+            &["https"]
+        } else {
+            &["https", "http"]
+        };
+        let mut last = None;
+        for (i, scheme) in schemes.iter().enumerate() {
+            let url = format!("{scheme}://{api_host}/v2/");
+            let fallback_left = i + 1 < schemes.len();
+            match client.execute(&url, &[], false, !fallback_left) {
+                Ok(resp) => {
+                    client.base = format!("{scheme}://{api_host}");
+                    if resp.status().as_u16() == 401 {
+                        let values: Vec<String> = resp
+                            .headers()
+                            .get_all("www-authenticate")
+                            .iter()
+                            .filter_map(|v| v.to_str().ok().map(str::to_string))
+                            .collect();
+                        client.lock_auth().challenge =
+                            Some(challenge::parse(values.iter().map(String::as_str)));
+                    }
+                    return Ok(client);
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last
+            .unwrap_or_else(|| Error::new(ErrorKind::Io, format!("{api_host}: unreachable")))
+            .context(format!("registry {api_host}")))
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    pub fn repository(&self) -> &str {
+        &self.repository
+    }
+
+    fn lock_auth(&self) -> std::sync::MutexGuard<'_, AuthState> {
+        // A panic while holding the lock leaves plain data behind; keep going.
+        self.auth.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn credentials(&self) -> Result<Option<Credentials>, Error> {
+        self.credentials
+            .get_or_init(|| {
+                authfile::find(&self.domain, &self.repository, self.authfile.as_deref())
+                    .map_err(|e| e.to_string())
+            })
+            .clone()
+            .map_err(|m| Error::new(ErrorKind::Unauthorized, m))
+    }
+
+    /// GET `path` (relative to the registry base) with auth, retries and redirects.
+    pub fn get(&self, path: &str, headers: &[(&str, String)]) -> Result<Response<Body>, Error> {
+        let url = format!("{}{path}", self.base);
+        let pending = self.lock_auth().challenge.take();
+        if let Some(ch) = pending {
+            self.authenticate(&ch, &url)?;
+        }
+        let mut reauthenticated = false;
+        loop {
+            let resp = self.execute(&url, headers, true, true)?;
+            if resp.status().as_u16() != 401 {
+                return Ok(resp);
+            }
+            let values: Vec<String> = resp
+                .headers()
+                .get_all("www-authenticate")
+                .iter()
+                .filter_map(|v| v.to_str().ok().map(str::to_string))
+                .collect();
+            if reauthenticated || values.is_empty() {
+                return Err(Error::new(
+                    ErrorKind::Unauthorized,
+                    format!("{url}: 401 Unauthorized{}", self.credentials_hint()),
+                ));
+            }
+            // First 401, or a token that expired during a long pull: (re)authenticate once.
+            self.authenticate(&challenge::parse(values.iter().map(String::as_str)), &url)?;
+            reauthenticated = true;
+        }
+    }
+
+    fn credentials_hint(&self) -> &'static str {
+        match self.credentials() {
+            Ok(Some(_)) => " (credentials were sent and refused)",
+            _ => " (no credentials found; see --authfile)",
+        }
+    }
+
+    fn authenticate(&self, challenges: &[Challenge], url: &str) -> Result<(), Error> {
+        if let Some(bearer) = challenges.iter().find(|c| c.scheme == "bearer") {
+            let token = self.fetch_token(bearer, url)?;
+            self.lock_auth().header = Some(format!("Bearer {token}"));
+            return Ok(());
+        }
+        if challenges.iter().any(|c| c.scheme == "basic") {
+            let Some(creds) = self.credentials()? else {
+                return Err(Error::new(
+                    ErrorKind::Unauthorized,
+                    format!("{url}: the registry requires a user name and password, and none was found for {} (see --authfile)", self.domain),
+                ));
+            };
+            self.lock_auth().header = Some(creds.basic_header());
+            return Ok(());
+        }
+        Err(Error::new(
+            ErrorKind::Unauthorized,
+            format!(
+                "{url}: unsupported authentication scheme(s): {}",
+                challenges
+                    .iter()
+                    .map(|c| c.scheme.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ))
+    }
+
+    /// The bearer token flow: GET realm?service=…&scope=repository:NAME:pull,
+    /// anonymously or with basic credentials; the reply has `token` or `access_token`.
+    fn fetch_token(&self, bearer: &Challenge, url: &str) -> Result<String, Error> {
+        let realm = bearer.param("realm").ok_or_else(|| {
+            Error::new(
+                ErrorKind::Unauthorized,
+                format!("{url}: bearer challenge without realm"),
+            )
+        })?;
+        let mut query = Vec::new();
+        if let Some(service) = bearer.param("service") {
+            query.push(format!("service={}", encode_query(service)));
+        }
+        let scope = bearer
+            .param("scope")
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("repository:{}:pull", self.repository));
+        query.push(format!("scope={}", encode_query(&scope)));
+        let sep = if realm.contains('?') { '&' } else { '?' };
+        let token_url = format!("{realm}{sep}{}", query.join("&"));
+        let creds = self.credentials()?;
+        let auth = creds.as_ref().map(Credentials::basic_header);
+        let resp = self.execute_with_auth(&token_url, &[], auth.as_deref(), true)?;
+        let status = resp.status().as_u16();
+        let mut body = resp.into_body();
+        let data = body
+            .with_config()
+            .limit(MAX_TOKEN_RESPONSE)
+            .read_to_vec()
+            .map_err(|e| transport_error(&token_url, &e))?;
+        if status != 200 {
+            return Err(Error::new(
+                ErrorKind::Unauthorized,
+                format!(
+                    "token server {realm}: HTTP {status}{}: {}",
+                    if creds.is_some() {
+                        " (with credentials)"
+                    } else {
+                        " (anonymous)"
+                    },
+                    String::from_utf8_lossy(&data)
+                        .chars()
+                        .take(200)
+                        .collect::<String>()
+                ),
+            ));
+        }
+        #[derive(serde::Deserialize)]
+        struct TokenReply {
+            token: Option<String>,
+            access_token: Option<String>,
+        }
+        let reply: TokenReply = serde_json::from_slice(&data).map_err(|e| {
+            Error::new(
+                ErrorKind::Unauthorized,
+                format!("token server {realm}: bad reply: {e}"),
+            )
+        })?;
+        reply
+            .token
+            .filter(|t| !t.is_empty())
+            .or(reply.access_token.filter(|t| !t.is_empty()))
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Unauthorized,
+                    format!("token server {realm}: reply has no token"),
+                )
+            })
+    }
+
+    /// One logical request to the registry: the registry's Authorization (if
+    /// `with_auth`), retries, redirects.
+    fn execute(
+        &self,
+        url: &str,
+        headers: &[(&str, String)],
+        with_auth: bool,
+        retry_transport: bool,
+    ) -> Result<Response<Body>, Error> {
+        let auth = if with_auth {
+            self.lock_auth().header.clone()
+        } else {
+            None
+        };
+        let registry_origin = if self.base.is_empty() {
+            origin(url)
+        } else {
+            origin(&self.base)
+        };
+        self.execute_inner(
+            url,
+            headers,
+            auth.as_deref(),
+            registry_origin,
+            retry_transport,
+        )
+    }
+
+    /// Like [`execute`], with explicit credentials bound to `url`'s own origin (token server).
+    fn execute_with_auth(
+        &self,
+        url: &str,
+        headers: &[(&str, String)],
+        auth: Option<&str>,
+        retry_transport: bool,
+    ) -> Result<Response<Body>, Error> {
+        self.execute_inner(url, headers, auth, origin(url), retry_transport)
+    }
+
+    fn execute_inner(
+        &self,
+        url: &str,
+        headers: &[(&str, String)],
+        auth: Option<&str>,
+        auth_origin: Option<(String, String, u16)>,
+        retry_transport: bool,
+    ) -> Result<Response<Body>, Error> {
+        let mut attempt = 0;
+        loop {
+            let delay = self
+                .retry_delay
+                .saturating_mul(1 << attempt.min(16))
+                .min(MAX_RETRY_DELAY);
+            match self.follow_redirects(url, headers, auth, auth_origin.as_ref()) {
+                Err((e, transport)) => {
+                    if transport && retry_transport && attempt < self.retries {
+                        std::thread::sleep(delay);
+                        attempt += 1;
+                        continue;
+                    }
+                    return Err(e);
+                }
+                Ok(resp) if retryable_status(resp.status().as_u16()) && attempt < self.retries => {
+                    let wait = retry_after(&resp).unwrap_or(delay).min(MAX_RETRY_DELAY);
+                    std::thread::sleep(wait);
+                    attempt += 1;
+                }
+                Ok(resp) => return Ok(resp),
+            }
+        }
+    }
+
+    /// Follows redirects by hand: `Authorization` goes only to `auth_origin`.
+    /// The error's flag says whether it was a (retryable) transport failure.
+    fn follow_redirects(
+        &self,
+        url: &str,
+        headers: &[(&str, String)],
+        auth: Option<&str>,
+        auth_origin: Option<&(String, String, u16)>,
+    ) -> Result<Response<Body>, (Error, bool)> {
+        let mut current = url.to_string();
+        for _ in 0..=MAX_REDIRECTS {
+            let mut req = self
+                .agent
+                .get(&current)
+                .header("User-Agent", &self.user_agent);
+            for (k, v) in headers {
+                req = req.header(*k, v);
+            }
+            if let Some(a) = auth {
+                if auth_origin.is_some() && origin(&current).as_ref() == auth_origin {
+                    req = req.header("Authorization", a);
+                }
+            }
+            let resp = req
+                .call()
+                .map_err(|e| (transport_error(&current, &e), retryable_transport(&e)))?;
+            let status = resp.status().as_u16();
+            if !matches!(status, 301 | 302 | 303 | 307 | 308) {
+                return Ok(resp);
+            }
+            let next = header(&resp, "location")
+                .and_then(|l| resolve(&current, &l))
+                .ok_or_else(|| {
+                    (
+                        Error::new(
+                            ErrorKind::Io,
+                            format!("{current}: HTTP {status} without a usable Location"),
+                        ),
+                        false,
+                    )
+                })?;
+            current = next;
+        }
+        Err((
+            Error::new(
+                ErrorKind::Io,
+                format!("{url}: more than {MAX_REDIRECTS} redirects"),
+            ),
+            false,
+        ))
+    }
+}
