@@ -53,6 +53,7 @@ pub fn build(
     let mut errors = Vec::new();
     for file in std::iter::once(main).chain(dropins) {
         let (items, syntax_errors) = syntax::parse(&file.contents);
+        let first_of_file = errors.len();
         errors.extend(
             syntax_errors
                 .into_iter()
@@ -84,8 +85,14 @@ pub fn build(
                 }
             }
         }
+        // Report in line order (a stable sort keeps same-line order).
+        errors[first_of_file..].sort_by_key(|e| e.line);
     }
-    check_whole(&d, &mut errors);
+    // Whole-descriptor checks only make sense once every line was accepted
+    // (a rejected Image= line would also show up as a missing image).
+    if errors.is_empty() {
+        check_whole(&d, &mut errors);
+    }
     if errors.is_empty() {
         return Ok(d);
     }

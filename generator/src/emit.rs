@@ -130,9 +130,15 @@ fn container_dropin(
         }
     }
 
+    // Pass-through lines come first in each section, so that an empty
+    // assignment among them (`After=`, `ExecStart=`) cannot remove what the
+    // generator adds after them.
     let mut out = header(d);
     out.push_str("[Unit]\n");
     out.push_str(&format!("SourcePath={}\n", text_value(&d.path)));
+    for line in &d.unit {
+        out.push_str(&format!("{}={}\n", line.key, line.value));
+    }
     let import = import_unit_name(provider);
     out.push_str(&format!("Requires={import}\nAfter={import}\n"));
     for connector in &connectors {
@@ -140,11 +146,12 @@ fn container_dropin(
         let server = nspawn_unit_name(connector);
         out.push_str(&format!("Wants={server}\nAfter={server}\n"));
     }
-    for line in &d.unit {
+
+    out.push_str("\n[Service]\n");
+    for line in &d.service {
         out.push_str(&format!("{}={}\n", line.key, line.value));
     }
-
-    out.push_str("\n[Service]\nExecStart=\n");
+    out.push_str("ExecStart=\n");
     let mut args = launcher_options(d, c, provider, connectors.first().copied());
     args.push("--".to_string());
     args.extend(nspawn_options(d, c, is_connector, &connectors));
@@ -157,9 +164,6 @@ fn container_dropin(
         if let Some(value) = value {
             out.push_str(&format!("{key}={value}\n"));
         }
-    }
-    for line in &d.service {
-        out.push_str(&format!("{}={}\n", line.key, line.value));
     }
     out
 }
