@@ -43,7 +43,3 @@ pub fn open_docker_archive(spec: &str, platform: Platform) -> Result<Box<dyn Ima
     )?;
     Ok(Box::new(Resolver { fetcher, platform }))
 }
-
-#[cfg(test)]
-#[path = "tests.rs"]
-mod tests;

@@ -1,0 +1,613 @@
+//! The registry client against an in-process fake registry, for what a real
+//! registry will not do on demand: token flows and expiry, cross-host
+//! redirects, 429s, dropped connections, wrong digests and formats.
+
+mod common;
+
+use common::image::{self, read_all, Blob, Comp, TestImage};
+use common::server::{Reply, Request, Server};
+use sdme_registry::{open_source, ErrorKind, Platform, SourceOptions};
+use std::collections::HashMap;
+use std::io::ErrorKind as IoKind;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const REPO: &str = "test/img";
+
+/// What a fake registry serves: manifests by tag or digest, blobs by digest.
+#[derive(Default, Clone)]
+struct Content {
+    manifests: HashMap<String, (String, Vec<u8>)>,
+    blobs: HashMap<String, Vec<u8>>,
+}
+
+impl Content {
+    fn with_image(mut self, tag: &str, img: &TestImage) -> Content {
+        let m = (img.manifest_media_type.clone(), img.manifest.data.clone());
+        self.manifests
+            .insert(img.manifest.digest.clone(), m.clone());
+        self.manifests.insert(tag.to_string(), m);
+        self.blobs
+            .insert(img.config.digest.clone(), img.config.data.clone());
+        for l in &img.layers {
+            self.blobs
+                .insert(l.blob.digest.clone(), l.blob.data.clone());
+        }
+        self
+    }
+
+    fn with_index(mut self, tag: &str, index: &Blob) -> Content {
+        let m = (
+            "application/vnd.oci.image.index.v1+json".to_string(),
+            index.data.clone(),
+        );
+        self.manifests.insert(index.digest.clone(), m.clone());
+        self.manifests.insert(tag.to_string(), m);
+        self
+    }
+
+    /// Serves `/v2/`, manifests and blobs (with Range support); 404 otherwise.
+    fn serve(&self, req: &Request) -> Reply {
+        let path = req.path();
+        if path == "/v2/" {
+            return Reply::new(200, "{}");
+        }
+        let prefix = format!("/v2/{REPO}/");
+        let Some(rest) = path.strip_prefix(&prefix) else {
+            return Reply::new(404, "no such repository");
+        };
+        if let Some(r) = rest.strip_prefix("manifests/") {
+            return match self.manifests.get(r) {
+                Some((mt, data)) => Reply::new(200, data.clone())
+                    .header("Content-Type", mt.clone())
+                    .header("Docker-Content-Digest", image::sha256(data)),
+                None => Reply::new(404, r#"{"errors":[{"code":"MANIFEST_UNKNOWN"}]}"#),
+            };
+        }
+        if let Some(d) = rest.strip_prefix("blobs/") {
+            let Some(data) = self.blobs.get(d) else {
+                return Reply::new(404, "blob unknown");
+            };
+            return range_reply(req, data);
+        }
+        Reply::new(404, "")
+    }
+}
+
+fn range_reply(req: &Request, data: &[u8]) -> Reply {
+    if let Some(r) = req.header("range") {
+        let start: usize = r
+            .trim_start_matches("bytes=")
+            .trim_end_matches('-')
+            .parse()
+            .unwrap();
+        return Reply::new(206, data[start..].to_vec()).header(
+            "Content-Range",
+            format!("bytes {start}-{}/{}", data.len() - 1, data.len()),
+        );
+    }
+    Reply::new(200, data.to_vec())
+}
+
+fn http_opts() -> SourceOptions {
+    SourceOptions {
+        tls_verify: false,
+        retry_delay: Some(Duration::from_millis(20)),
+        ..SourceOptions::new()
+    }
+}
+
+fn simple_image() -> TestImage {
+    let l1 = image::layer(&[("etc/hello", b"hello\n")], Comp::Gzip);
+    let big: Vec<u8> = (0..600_000u32).map(|i| (i % 251) as u8).collect();
+    let l2 = image::layer(&[("data/big", &big)], Comp::Gzip);
+    image::image(vec![l1, l2], "amd64", false)
+}
+
+/// Resolves `source` and reads every layer, checking it against the test image.
+fn pull_and_check(source: &str, opts: &SourceOptions, img: &TestImage) {
+    let src = open_source(source, opts).unwrap();
+    let resolved = src.resolve().unwrap();
+    assert_eq!(resolved.manifest_digest, img.manifest.digest);
+    assert_eq!(resolved.config_raw, img.config.data);
+    assert_eq!(resolved.layers.len(), img.layers.len());
+    for (got, want) in resolved.layers.iter().zip(&img.layers) {
+        assert_eq!(got.digest, want.blob.digest);
+        assert_eq!(got.diff_id, want.diff_id);
+        let tar = read_all(&mut *src.open_layer(got).unwrap()).unwrap();
+        assert_eq!(tar, want.tar);
+    }
+}
+
+fn bearer_challenge(server: &str) -> String {
+    format!(
+        r#"Bearer realm="http://{server}/token",service="fake registry",scope="ignored, really""#
+    )
+}
+
+#[test]
+fn anonymous_bearer_token_expires_and_is_refreshed() {
+    let img = simple_image();
+    let content = Content::default().with_image("v1", &img);
+    let issued = Arc::new(AtomicUsize::new(0));
+    let used = Arc::new(AtomicUsize::new(0));
+    let addr: Arc<Mutex<String>> = Arc::default();
+    let (i2, u2, a2) = (issued.clone(), used.clone(), addr.clone());
+    let server = Server::start(
+        "127.0.0.1",
+        Arc::new(move |req| {
+            let host = a2.lock().unwrap().clone();
+            if req.path() == "/token" {
+                let n = i2.fetch_add(1, Ordering::SeqCst) + 1;
+                // Both reply spellings occur in the wild.
+                return if n == 1 {
+                    Reply::new(200, format!(r#"{{"token":"tok-{n}"}}"#))
+                } else {
+                    Reply::new(
+                        200,
+                        format!(r#"{{"access_token":"tok-{n}","expires_in":60}}"#),
+                    )
+                };
+            }
+            let current = format!("Bearer tok-{}", i2.load(Ordering::SeqCst));
+            let ok = req.header("authorization") == Some(current.as_str());
+            // The first token "expires" after three uses.
+            let expired = current == "Bearer tok-1" && u2.load(Ordering::SeqCst) >= 3;
+            if !ok || expired {
+                return Reply::new(401, "").header("WWW-Authenticate", bearer_challenge(&host));
+            }
+            u2.fetch_add(1, Ordering::SeqCst);
+            content.serve(req)
+        }),
+    );
+    *addr.lock().unwrap() = server.host();
+    pull_and_check(&format!("{}/{REPO}:v1", server.host()), &http_opts(), &img);
+    assert_eq!(
+        issued.load(Ordering::SeqCst),
+        2,
+        "one token, then one refresh"
+    );
+    let tokens = server.requests_to("/token");
+    for t in &tokens {
+        assert_eq!(t.query("service").as_deref(), Some("fake registry"));
+        // The challenge's own scope is used when it names one.
+        assert_eq!(t.query("scope").as_deref(), Some("ignored, really"));
+        assert!(
+            t.header("authorization").is_none(),
+            "anonymous token requests carry no credentials"
+        );
+    }
+}
+
+fn write_authfile(dir: &std::path::Path, host: &str, user: &str, pass: &str) -> std::path::PathBuf {
+    let p = dir.join("auth.json");
+    let auth = base64(&format!("{user}:{pass}"));
+    std::fs::write(
+        &p,
+        format!(r#"{{"auths":{{"{host}":{{"auth":"{auth}"}}}}}}"#),
+    )
+    .unwrap();
+    p
+}
+
+fn base64(s: &str) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in s.as_bytes().chunks(3) {
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            out.push(if i <= c.len() {
+                A[(n >> (18 - 6 * i) & 63) as usize] as char
+            } else {
+                '='
+            });
+        }
+    }
+    out
+}
+
+#[test]
+fn bearer_token_with_credentials_and_default_scope() {
+    let img = simple_image();
+    let content = Content::default().with_image("latest", &img);
+    let addr: Arc<Mutex<String>> = Arc::default();
+    let a2 = addr.clone();
+    let server = Server::start(
+        "127.0.0.1",
+        Arc::new(move |req| {
+            let host = a2.lock().unwrap().clone();
+            if req.path() == "/token" {
+                return if req.header("authorization")
+                    == Some(format!("Basic {}", base64("alice:s3cret")).as_str())
+                {
+                    Reply::new(200, r#"{"token":"alice-token"}"#)
+                } else {
+                    Reply::new(401, "bad credentials")
+                };
+            }
+            if req.header("authorization") != Some("Bearer alice-token") {
+                return Reply::new(401, "").header(
+                    "WWW-Authenticate",
+                    format!(r#"Bearer realm="http://{host}/token",service="svc""#),
+                );
+            }
+            content.serve(req)
+        }),
+    );
+    *addr.lock().unwrap() = server.host();
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = http_opts();
+    opts.authfile = Some(write_authfile(
+        dir.path(),
+        &server.host(),
+        "alice",
+        "s3cret",
+    ));
+    pull_and_check(&format!("{}/{REPO}", server.host()), &opts, &img);
+    let t = &server.requests_to("/token")[0];
+    assert_eq!(
+        t.query("scope").as_deref(),
+        Some("repository:test/img:pull")
+    );
+
+    // Wrong password: the token server refuses, and the error says so.
+    opts.authfile = Some(write_authfile(dir.path(), &server.host(), "alice", "wrong"));
+    let e = open_source(&format!("{}/{REPO}", server.host()), &opts)
+        .unwrap()
+        .resolve()
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unauthorized, "{e}");
+    assert!(
+        e.to_string().contains("/token") && e.to_string().contains("401"),
+        "{e}"
+    );
+}
+
+#[test]
+fn redirect_to_another_host_never_carries_authorization() {
+    let img = simple_image();
+    let content = Content::default().with_image("latest", &img);
+    // The "CDN": a second listener on another loopback address.
+    let cdn_content = content.clone();
+    let cdn = Server::start(
+        "127.0.0.2",
+        Arc::new(move |req| {
+            let digest = req.path().trim_start_matches("/cdn/");
+            range_reply(req, &cdn_content.blobs[digest])
+        }),
+    );
+    let cdn_url = cdn.url();
+    let expected_auth = format!("Basic {}", base64("bob:pw"));
+    let registry = Server::start(
+        "127.0.0.1",
+        Arc::new(move |req| {
+            if req.header("authorization") != Some(expected_auth.as_str()) {
+                return Reply::new(401, "").header("WWW-Authenticate", r#"Basic realm="fake""#);
+            }
+            if let Some(d) = req.path().strip_prefix(&format!("/v2/{REPO}/blobs/")) {
+                return Reply::new(307, "").header("Location", format!("{cdn_url}/cdn/{d}"));
+            }
+            content.serve(req)
+        }),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = http_opts();
+    opts.authfile = Some(write_authfile(dir.path(), &registry.host(), "bob", "pw"));
+    pull_and_check(&format!("{}/{REPO}", registry.host()), &opts, &img);
+    let cdn_requests = cdn.requests();
+    assert_eq!(
+        cdn_requests.len(),
+        3,
+        "config and two layers came from the CDN"
+    );
+    for r in &cdn_requests {
+        assert!(
+            r.header("authorization").is_none(),
+            "Authorization leaked to {}: {:?}",
+            cdn.host(),
+            r
+        );
+    }
+    assert!(registry
+        .requests_to(&format!("/v2/{REPO}/manifests/"))
+        .iter()
+        .all(|r| r.header("authorization").is_some()));
+}
+
+#[test]
+fn registry_without_credentials_for_basic_auth_says_so() {
+    let server = Server::start(
+        "127.0.0.1",
+        Arc::new(|_| Reply::new(401, "").header("WWW-Authenticate", r#"Basic realm="fake""#)),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = http_opts();
+    opts.authfile = Some(dir.path().join("empty.json"));
+    std::fs::write(opts.authfile.as_ref().unwrap(), "{}").unwrap();
+    let e = open_source(&format!("{}/{REPO}", server.host()), &opts)
+        .unwrap()
+        .resolve()
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unauthorized);
+    assert!(
+        e.to_string().contains("requires a user name and password"),
+        "{e}"
+    );
+}
+
+#[test]
+fn too_many_requests_honours_retry_after_and_5xx_is_retried() {
+    let img = simple_image();
+    let content = Content::default().with_image("latest", &img);
+    let manifest_calls = Arc::new(AtomicUsize::new(0));
+    let config_calls = Arc::new(AtomicUsize::new(0));
+    let (m2, c2) = (manifest_calls.clone(), config_calls.clone());
+    let config_digest = img.config.digest.clone();
+    let server = Server::start(
+        "127.0.0.1",
+        Arc::new(move |req| {
+            if req.path().contains("/manifests/") && m2.fetch_add(1, Ordering::SeqCst) == 0 {
+                return Reply::new(429, "slow down").header("Retry-After", "1");
+            }
+            if req.path().ends_with(&config_digest) && c2.fetch_add(1, Ordering::SeqCst) < 2 {
+                return Reply::new(503, "busy");
+            }
+            content.serve(req)
+        }),
+    );
+    let t0 = Instant::now();
+    pull_and_check(&format!("{}/{REPO}", server.host()), &http_opts(), &img);
+    assert!(
+        t0.elapsed() >= Duration::from_secs(1),
+        "Retry-After: 1 was not honoured ({:?})",
+        t0.elapsed()
+    );
+    assert_eq!(manifest_calls.load(Ordering::SeqCst), 2);
+    assert_eq!(config_calls.load(Ordering::SeqCst), 3);
+
+    // A registry that never recovers: the last status is reported after the retries.
+    let down = Server::start(
+        "127.0.0.1",
+        Arc::new(|req| {
+            if req.path() == "/v2/" {
+                Reply::new(200, "")
+            } else {
+                Reply::new(503, "down")
+            }
+        }),
+    );
+    let mut opts = http_opts();
+    opts.retries = Some(2);
+    let e = open_source(&format!("{}/{REPO}", down.host()), &opts)
+        .unwrap()
+        .resolve()
+        .unwrap_err();
+    assert!(e.to_string().contains("503"), "{e}");
+    assert_eq!(
+        down.requests_to("/v2/test").len(),
+        3,
+        "one try and two retries"
+    );
+}
+
+#[test]
+fn dropped_connection_mid_blob_resumes_with_range() {
+    let img = simple_image();
+    let big = img.layers[1].blob.clone();
+    let cut = big.data.len() / 3;
+    let content = Content::default().with_image("latest", &img);
+    let drops = Arc::new(AtomicUsize::new(0));
+    let d2 = drops.clone();
+    let big_digest = big.digest.clone();
+    let server = Server::start(
+        "127.0.0.1",
+        Arc::new(move |req| {
+            let reply = content.serve(req);
+            // Drop the first two transfers of the big layer part-way.
+            if req.path().ends_with(&big_digest) && d2.fetch_add(1, Ordering::SeqCst) < 2 {
+                return reply.cut_after(cut);
+            }
+            reply
+        }),
+    );
+    pull_and_check(&format!("{}/{REPO}", server.host()), &http_opts(), &img);
+    let blob_reqs = server.requests_to(&format!("/v2/{REPO}/blobs/{}", big.digest));
+    assert_eq!(blob_reqs.len(), 3, "{blob_reqs:?}");
+    assert!(blob_reqs[0].header("range").is_none());
+    assert_eq!(
+        blob_reqs[1].header("range"),
+        Some(format!("bytes={cut}-").as_str())
+    );
+    assert_eq!(
+        blob_reqs[2].header("range"),
+        Some(format!("bytes={}-", 2 * cut).as_str())
+    );
+}
+
+fn layer_error(source: &str, layer_index: usize) -> std::io::Error {
+    let src = open_source(source, &http_opts()).unwrap();
+    let r = src.resolve().unwrap();
+    let mut reader = src.open_layer(&r.layers[layer_index]).unwrap();
+    read_all(&mut *reader).unwrap_err()
+}
+
+#[test]
+fn wrong_blob_digest_is_refused_while_streaming() {
+    let img = simple_image();
+    let mut content = Content::default().with_image("latest", &img);
+    // Same size, different bytes, still a valid gzip: only the digest can tell.
+    let mut evil = image::layer(&[("etc/hellO", b"hello\n")], Comp::Gzip)
+        .blob
+        .data;
+    evil.resize(img.layers[0].blob.data.len(), 0);
+    content
+        .blobs
+        .insert(img.layers[0].blob.digest.clone(), evil);
+    let server = Server::start("127.0.0.1", Arc::new(move |req| content.serve(req)));
+    let e = layer_error(&format!("{}/{REPO}", server.host()), 0);
+    assert_eq!(e.kind(), IoKind::InvalidData, "{e}");
+    assert!(e.to_string().contains(&img.layers[0].blob.digest), "{e}");
+}
+
+#[test]
+fn wrong_diff_id_is_refused() {
+    let mut img = simple_image();
+    // A config whose diff_id for layer 0 is another layer's.
+    img = image::image(
+        vec![
+            image::TestLayer {
+                diff_id: img.layers[1].diff_id.clone(),
+                ..img.layers[0].clone()
+            },
+            img.layers[1].clone(),
+        ],
+        "amd64",
+        false,
+    );
+    let content = Content::default().with_image("latest", &img);
+    let server = Server::start("127.0.0.1", Arc::new(move |req| content.serve(req)));
+    let e = layer_error(&format!("{}/{REPO}", server.host()), 0);
+    assert_eq!(e.kind(), IoKind::InvalidData);
+    assert!(e.to_string().contains("diff_id"), "{e}");
+}
+
+#[test]
+fn truncated_gzip_is_refused() {
+    // The registry faithfully serves a blob that is itself a cut-off gzip stream.
+    let full = image::layer(&[("f", &vec![42u8; 100_000][..])], Comp::Gzip);
+    let cut = Blob::new(full.blob.data[..full.blob.data.len() / 2].to_vec());
+    let layer = image::TestLayer { blob: cut, ..full };
+    let img = image::image(vec![layer], "amd64", false);
+    let content = Content::default().with_image("latest", &img);
+    let server = Server::start("127.0.0.1", Arc::new(move |req| content.serve(req)));
+    let e = layer_error(&format!("{}/{REPO}", server.host()), 0);
+    assert_eq!(e.kind(), IoKind::InvalidData, "{e}");
+}
+
+#[test]
+fn manifest_digest_mismatch_is_refused() {
+    let img = simple_image();
+    let other = image::image(vec![img.layers[0].clone()], "amd64", false);
+    let mut content = Content::default().with_image("latest", &img);
+    // Asked for by digest, the registry returns different bytes.
+    content.manifests.insert(
+        img.manifest.digest.clone(),
+        (img.manifest_media_type.clone(), other.manifest.data.clone()),
+    );
+    let server = Server::start(
+        "127.0.0.1",
+        Arc::new(move |req| {
+            let mut reply = content.serve(req);
+            if req.path().ends_with("/manifests/latest") {
+                // And by tag, a Docker-Content-Digest that does not match the body.
+                reply.headers.retain(|(k, _)| k != "Docker-Content-Digest");
+                reply = reply.header("Docker-Content-Digest", image::sha256(b"something else"));
+            }
+            reply
+        }),
+    );
+    let e = open_source(
+        &format!("{}/{REPO}@{}", server.host(), img.manifest.digest),
+        &http_opts(),
+    )
+    .unwrap()
+    .resolve()
+    .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Integrity);
+    assert!(
+        e.to_string().contains("digest mismatch") && e.to_string().contains(&img.manifest.digest),
+        "{e}"
+    );
+    let e = open_source(&format!("{}/{REPO}:latest", server.host()), &http_opts())
+        .unwrap()
+        .resolve()
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Integrity);
+    assert!(e.to_string().contains("Docker-Content-Digest"), "{e}");
+}
+
+#[test]
+fn schema1_is_refused_with_a_clear_message() {
+    let mut content = Content::default();
+    content.manifests.insert(
+        "old".into(),
+        (
+            "application/vnd.docker.distribution.manifest.v1+prettyjws".into(),
+            br#"{"schemaVersion":1,"name":"test/img","tag":"old","architecture":"amd64","fsLayers":[],"history":[]}"#.to_vec(),
+        ),
+    );
+    let server = Server::start("127.0.0.1", Arc::new(move |req| content.serve(req)));
+    let e = open_source(&format!("{}/{REPO}:old", server.host()), &http_opts())
+        .unwrap()
+        .resolve()
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unsupported);
+    assert!(e.to_string().contains("schema 1"), "{e}");
+}
+
+#[test]
+fn index_selects_the_requested_platform() {
+    let amd = simple_image();
+    let arm = image::image(
+        vec![image::layer(&[("arm", b"64")], Comp::Zstd)],
+        "arm64",
+        true,
+    );
+    let idx = image::index(&[(&amd, "linux/amd64"), (&arm, "linux/arm64/v8")]);
+    let content = Content::default()
+        .with_image("amd", &amd)
+        .with_image("arm", &arm)
+        .with_index("multi", &idx);
+    let server = Server::start("127.0.0.1", Arc::new(move |req| content.serve(req)));
+    let source = format!("{}/{REPO}:multi", server.host());
+    let mut opts = http_opts();
+    opts.platform = Some(Platform::parse("linux/aarch64").unwrap());
+    pull_and_check(&source, &opts, &arm);
+    opts.platform = Some(Platform::parse("linux/amd64").unwrap());
+    pull_and_check(&source, &opts, &amd);
+    opts.platform = Some(Platform::parse("linux/riscv64").unwrap());
+    let e = open_source(&source, &opts).unwrap().resolve().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+    assert!(
+        e.to_string().contains("linux/arm64") && !e.to_string().contains("unknown"),
+        "{e}"
+    );
+}
+
+#[test]
+fn media_type_must_match_the_content() {
+    let mut img = simple_image();
+    img.layers[0].media_type = "application/vnd.oci.image.layer.v1.tar+zstd".into();
+    let img = image::image(img.layers, "amd64", false);
+    let content = Content::default().with_image("latest", &img);
+    let server = Server::start("127.0.0.1", Arc::new(move |req| content.serve(req)));
+    let src = open_source(&format!("{}/{REPO}", server.host()), &http_opts()).unwrap();
+    let r = src.resolve().unwrap();
+    let e = src.open_layer(&r.layers[0]).err().unwrap();
+    assert_eq!(e.kind(), ErrorKind::Integrity);
+    assert!(
+        e.to_string().contains("Zstd") && e.to_string().contains("Gzip"),
+        "{e}"
+    );
+}
+
+#[test]
+fn tls_verify_refuses_plain_http_even_on_localhost() {
+    let server = Server::start("127.0.0.1", Arc::new(|_| Reply::new(200, "{}")));
+    let opts = SourceOptions {
+        retries: Some(0),
+        ..SourceOptions::new()
+    };
+    let e = open_source(&format!("{}/{REPO}", server.host()), &opts)
+        .err()
+        .expect("plain http must be refused");
+    assert_eq!(e.kind(), ErrorKind::Io);
+    assert!(
+        e.to_string()
+            .contains(&format!("https://{}/v2/", server.host())),
+        "{e}"
+    );
+}
