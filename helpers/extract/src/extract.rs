@@ -160,10 +160,15 @@ impl<'r> Extractor<'r> {
         if self.opts.whiteouts != Whiteouts::Apply {
             return;
         }
-        for a in path.ancestors() {
-            self.upper.insert(a);
+        if !self.upper.insert(path.clone()) {
+            return;
         }
-        self.upper.insert(path.clone());
+        // Ancestors of a path already known are known: stop at the first.
+        for a in path.ancestors() {
+            if !self.upper.insert(a) {
+                break;
+            }
+        }
     }
 
     /// Clears the way for a new non-directory (or a directory over a
@@ -533,7 +538,7 @@ impl<'r> Extractor<'r> {
         if let Some((parent, _)) = dir.split_last() {
             // Make the directory (and its parents) if the marker comes first.
             let pfd = self.parent_fd(&parent)?;
-            let base = dir.components().last().cloned().unwrap_or_default();
+            let base = dir.components().last().unwrap_or_default().to_vec();
             if let Err(Errno::NOENT) = fs::statat(&pfd, base.as_slice(), AtFlags::SYMLINK_NOFOLLOW)
             {
                 self.mkdir(&pfd, &base, path)?;

@@ -5,23 +5,30 @@
 //! in the Go tools). The result never contains `.`, `..` or `/` components, so
 //! every component is one plain name for a `*at` call.
 
-/// A cleaned path: its components, none of them empty, `.` or `..`.
+/// A cleaned path, stored joined by `/` (empty for the root) so that hashing
+/// and comparing a deep path is one slice operation.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
-pub(crate) struct CleanPath(Vec<Vec<u8>>);
+pub(crate) struct CleanPath(Vec<u8>);
 
 impl CleanPath {
     pub(crate) fn parse(raw: &[u8]) -> CleanPath {
-        let mut comps: Vec<Vec<u8>> = Vec::new();
+        let mut out: Vec<u8> = Vec::with_capacity(raw.len());
         for comp in raw.split(|&b| b == b'/') {
             match comp {
                 b"" | b"." => {}
                 b".." => {
-                    comps.pop();
+                    let cut = out.iter().rposition(|&b| b == b'/').unwrap_or(0);
+                    out.truncate(cut);
                 }
-                name => comps.push(name.to_vec()),
+                name => {
+                    if !out.is_empty() {
+                        out.push(b'/');
+                    }
+                    out.extend_from_slice(name);
+                }
             }
         }
-        CleanPath(comps)
+        CleanPath(out)
     }
 
     /// The root itself.
@@ -30,33 +37,47 @@ impl CleanPath {
         self.0.is_empty()
     }
 
-    pub(crate) fn components(&self) -> &[Vec<u8>] {
-        &self.0
+    pub(crate) fn components(&self) -> impl Iterator<Item = &[u8]> {
+        self.0.split(|&b| b == b'/').filter(|c| !c.is_empty())
     }
 
     /// The parent path and the last component; `None` for the root.
     pub(crate) fn split_last(&self) -> Option<(CleanPath, &[u8])> {
-        let (last, parent) = self.0.split_last()?;
-        Some((CleanPath(parent.to_vec()), last))
+        if self.0.is_empty() {
+            return None;
+        }
+        Some(match self.0.iter().rposition(|&b| b == b'/') {
+            Some(i) => (CleanPath(self.0[..i].to_vec()), &self.0[i + 1..]),
+            None => (CleanPath::default(), &self.0[..]),
+        })
     }
 
     pub(crate) fn join(&self, name: &[u8]) -> CleanPath {
-        let mut comps = self.0.clone();
-        comps.push(name.to_vec());
-        CleanPath(comps)
-    }
-
-    /// The path as bytes relative to the root (`.` for the root), for `openat2`.
-    pub(crate) fn to_relative(&self) -> Vec<u8> {
-        if self.0.is_empty() {
-            return b".".to_vec();
+        let mut out = self.0.clone();
+        if !out.is_empty() {
+            out.push(b'/');
         }
-        self.0.join(&b'/')
+        out.extend_from_slice(name);
+        CleanPath(out)
     }
 
-    /// Every proper ancestor, nearest last (excluding the root).
+    /// The path relative to the root (`.` for the root), for `openat2`.
+    pub(crate) fn to_relative(&self) -> &[u8] {
+        if self.0.is_empty() {
+            b"."
+        } else {
+            &self.0
+        }
+    }
+
+    /// Every proper ancestor except the root, nearest first.
     pub(crate) fn ancestors(&self) -> impl Iterator<Item = CleanPath> + '_ {
-        (1..self.0.len()).map(|n| CleanPath(self.0[..n].to_vec()))
+        self.0
+            .iter()
+            .enumerate()
+            .rev()
+            .filter(|(_, &b)| b == b'/')
+            .map(|(i, _)| CleanPath(self.0[..i].to_vec()))
     }
 
     /// For messages.
@@ -64,7 +85,7 @@ impl CleanPath {
         if self.0.is_empty() {
             return "/".to_string();
         }
-        String::from_utf8_lossy(&self.to_relative()).into_owned()
+        String::from_utf8_lossy(&self.0).into_owned()
     }
 }
 
@@ -75,8 +96,7 @@ mod tests {
     fn comps(raw: &str) -> Vec<String> {
         CleanPath::parse(raw.as_bytes())
             .components()
-            .iter()
-            .map(|c| String::from_utf8(c.clone()).unwrap())
+            .map(|c| String::from_utf8(c.to_vec()).unwrap())
             .collect()
     }
 
@@ -100,9 +120,9 @@ mod tests {
     }
 
     #[test]
-    fn ancestors_exclude_root_and_self() {
+    fn ancestors_exclude_root_and_self_nearest_first() {
         let p = CleanPath::parse(b"a/b/c");
         let a: Vec<_> = p.ancestors().map(|x| x.display()).collect();
-        assert_eq!(a, ["a", "a/b"]);
+        assert_eq!(a, ["a/b", "a"]);
     }
 }

@@ -30,7 +30,7 @@ pub(crate) fn open_dir(
     // EAGAIN: the kernel saw a concurrent rename while resolving `..`; retry.
     let mut tries = 0;
     loop {
-        match fs::openat2(root, rel.as_slice(), flags, Mode::empty(), RESOLVE) {
+        match fs::openat2(root, rel, flags, Mode::empty(), RESOLVE) {
             Err(Errno::AGAIN) if tries < 16 => tries += 1,
             other => return other,
         }
@@ -134,7 +134,7 @@ fn make_dirs(
         cur = match open_dir(root, &prefix, true) {
             Ok(fd) => fd,
             Err(Errno::NOENT) => {
-                match fs::mkdirat(&cur, comp.as_slice(), Mode::from_raw_mode(0o755)) {
+                match fs::mkdirat(&cur, comp, Mode::from_raw_mode(0o755)) {
                     Ok(()) => {}
                     Err(Errno::EXIST) => {
                         return Err(ParentError::Other(format!(

@@ -115,7 +115,7 @@ impl Tar {
         self.out.extend_from_slice(h.as_bytes());
         self.out.extend_from_slice(data);
         let pad = (512 - data.len() % 512) % 512;
-        self.out.extend(std::iter::repeat_n(0u8, pad));
+        self.out.resize(self.out.len() + pad, 0);
     }
 
     pub fn file(&mut self, name: &str, data: &[u8]) -> &mut Self {
@@ -166,7 +166,7 @@ impl Tar {
     }
     pub fn finish(&mut self) -> Vec<u8> {
         let mut v = std::mem::take(&mut self.out);
-        v.extend(std::iter::repeat_n(0u8, 1024));
+        v.resize(v.len() + 1024, 0);
         v
     }
 }
@@ -216,10 +216,11 @@ fn walk(top: &Path, p: &Path, skip: Option<&Path>, out: &mut BTreeMap<PathBuf, S
     out.insert(
         p.strip_prefix(top).unwrap().to_path_buf(),
         format!(
-            "mode {:o} uid {} gid {} size {} mtime {}.{} rdev {} {extra}",
+            "mode {:o} uid {} gid {} nlink {} size {} mtime {}.{} rdev {} {extra}",
             md.mode(),
             md.uid(),
             md.gid(),
+            md.nlink(),
             if ft.is_dir() { 0 } else { md.size() },
             md.mtime(),
             md.mtime_nsec(),
