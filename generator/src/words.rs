@@ -26,6 +26,7 @@ pub fn split(input: &str) -> Result<Vec<String>, String> {
                 break;
             };
             match (quote, c) {
+                (_, '\0') => return Err("NUL character in value".to_string()),
                 (_, '\\') => {
                     let escaped = unescape_one(&mut chars)?;
                     word.push(escaped);

@@ -71,7 +71,7 @@ fn write_tree(dir: &Path, tree: &BTreeMap<String, Node>) {
 fn parse_dry_run(text: &str) -> BTreeMap<String, Node> {
     let mut tree = BTreeMap::new();
     let mut current: Option<(String, String)> = None;
-    let mut flush = |current: &mut Option<(String, String)>, tree: &mut BTreeMap<String, Node>| {
+    let flush = |current: &mut Option<(String, String)>, tree: &mut BTreeMap<String, Node>| {
         if let Some((path, mut contents)) = current.take() {
             // Entries are separated by one empty line.
             if contents.ends_with("\n\n") {
