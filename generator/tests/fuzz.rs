@@ -285,7 +285,7 @@ fn mutated_descriptors_never_break_the_output() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(4000);
-    let mut rng = Rng(0x5d3e_0c1_u64 * 2_654_435_761);
+    let mut rng = Rng(0x05d3_e0c1_u64 * 2_654_435_761);
     let mut generated_files = 0usize;
     for i in 0..iterations {
         let main_seed = seeds[rng.below(seeds.len())].clone();
