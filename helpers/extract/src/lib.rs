@@ -83,3 +83,11 @@ pub fn extract(
 ) -> Result<Stats, Error> {
     extract::Extractor::new(root, opts).run(tar)
 }
+
+/// Removes `name` in the directory `parent` and, if it is a directory,
+/// everything below it, never following symlinks and with a constant number
+/// of open fds however deep the tree is. A missing `name` is not an error.
+pub fn remove_all(parent: BorrowedFd<'_>, name: &std::ffi::OsStr) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    remove::remove_any(parent, name.as_bytes()).map_err(std::io::Error::from)
+}

@@ -1,7 +1,304 @@
-//! `sdme-import unpack`.
+//! `sdme-import unpack`: an image source flattened into a plain rootfs
+//! directory (as `umoci unpack` does, without the bundle around it).
+//!
+//! The tree is built in a hidden directory beside DEST and renamed into place
+//! only when every layer is applied and verified, so DEST is either absent
+//! (or the empty directory it was) or complete.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
 
-pub fn main(_args: Vec<OsString>) -> Result<(), String> {
-    Err("unpack: not implemented yet".into())
+use rustix::fs::{self, AtFlags, Mode, OFlags};
+use rustix::io::Errno;
+use sdme_extract::{Options, Whiteouts};
+use sdme_registry::{ImageSource, Platform, SourceOptions};
+
+// Declared here rather than in main.rs: the pipeline is this command's own.
+#[path = "unpack_pipeline.rs"]
+mod unpack_pipeline;
+
+const USAGE: &str =
+    "usage: sdme-import unpack [--tls-verify=BOOL] [--cert-dir=DIR] [--authfile=FILE]
+                          [--platform=OS/ARCH[/VARIANT]] [--jobs=N] [--verbose] SOURCE DEST";
+
+/// Layers fetched ahead of the one being applied, by default.
+const DEFAULT_JOBS: usize = 4;
+
+struct Args {
+    source: String,
+    dest: PathBuf,
+    opts: SourceOptions,
+    jobs: usize,
+    verbose: bool,
+}
+
+pub fn main(args: Vec<OsString>) -> Result<(), String> {
+    let args = parse_args(args)?;
+    raise_fd_limit();
+    let t0 = Instant::now();
+    let source = sdme_registry::open_source(&args.source, &args.opts)
+        .map_err(|e| format!("unpack: {}: {e}", args.source))?;
+    let image = source
+        .resolve()
+        .map_err(|e| format!("unpack: {}: {e}", args.source))?;
+    let dest = Dest::check(&args.dest)?;
+    let staging = dest.make_staging()?;
+    let opts = Options {
+        whiteouts: Whiteouts::Apply,
+        preserve_ownership: rustix::process::geteuid().is_root(),
+    };
+    let result = unpack_pipeline::apply_layers(
+        source.as_ref() as &dyn ImageSource,
+        &image.layers,
+        staging.fd.as_fd(),
+        dest.parent_fd.as_fd(),
+        &opts,
+        args.jobs,
+    );
+    let stats = match result {
+        Ok(stats) => stats,
+        Err(e) => {
+            staging.discard(&dest);
+            return Err(format!("unpack: {}: {e}", args.source));
+        }
+    };
+    if let Err(e) = dest.commit(&staging) {
+        staging.discard(&dest);
+        return Err(e);
+    }
+    if args.verbose {
+        eprintln!(
+            "unpacked {} ({}, {} layers, {} entries, {} bytes) into {} in {:.2} s",
+            image.reference,
+            image.manifest_digest,
+            image.layers.len(),
+            stats.entries,
+            stats.bytes,
+            args.dest.display(),
+            t0.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+fn parse_args(args: Vec<OsString>) -> Result<Args, String> {
+    use lexopt::prelude::*;
+    let mut parser = lexopt::Parser::from_args(args);
+    let mut opts = SourceOptions::new();
+    let mut jobs = DEFAULT_JOBS;
+    let mut verbose = false;
+    let mut positional: Vec<OsString> = Vec::new();
+    let bad = |e: lexopt::Error| format!("unpack: {e}\n{USAGE}");
+    while let Some(arg) = parser.next().map_err(bad)? {
+        match arg {
+            Long("tls-verify") => opts.tls_verify = parse_bool(&parser.value().map_err(bad)?)?,
+            Long("cert-dir") => opts.cert_dir = Some(parser.value().map_err(bad)?.into()),
+            Long("authfile") => opts.authfile = Some(parser.value().map_err(bad)?.into()),
+            Long("platform") => {
+                let v = parser.value().map_err(bad)?;
+                let s = v.to_str().ok_or("unpack: --platform is not UTF-8")?;
+                opts.platform =
+                    Some(Platform::parse(s).map_err(|e| format!("unpack: --platform={s}: {e}"))?);
+            }
+            Long("jobs") => {
+                let v: usize = parser.value().map_err(bad)?.parse().map_err(bad)?;
+                if v == 0 {
+                    return Err("unpack: --jobs must be at least 1".into());
+                }
+                jobs = v;
+            }
+            Long("verbose") | Short('v') => verbose = true,
+            Long("help") | Short('h') => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            Value(v) => positional.push(v),
+            other => return Err(bad(other.unexpected())),
+        }
+    }
+    let [source, dest]: [OsString; 2] = positional
+        .try_into()
+        .map_err(|_| format!("unpack: expected SOURCE and DEST\n{USAGE}"))?;
+    let source = source
+        .into_string()
+        .map_err(|s| format!("unpack: source {s:?} is not UTF-8"))?;
+    Ok(Args {
+        source,
+        dest: dest.into(),
+        opts,
+        jobs,
+        verbose,
+    })
+}
+
+fn parse_bool(v: &OsStr) -> Result<bool, String> {
+    match v.to_str().map(str::to_ascii_lowercase).as_deref() {
+        Some("1" | "yes" | "true" | "on") => Ok(true),
+        Some("0" | "no" | "false" | "off") => Ok(false),
+        _ => Err(format!("unpack: --tls-verify: not a boolean: {v:?}")),
+    }
+}
+
+/// Deep trees are removed and walked with few fds, but opaque-directory
+/// handling recurses with one fd per level: use the hard limit.
+fn raise_fd_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut lim = getrlimit(Resource::Nofile);
+    if lim.current < lim.maximum {
+        lim.current = lim.maximum;
+        let _ = setrlimit(Resource::Nofile, lim);
+    }
+}
+
+/// DEST: its parent directory (held open) and its name there.
+struct Dest {
+    path: PathBuf,
+    parent_fd: OwnedFd,
+    name: OsString,
+}
+
+/// The hidden directory the tree is built in.
+struct Staging {
+    name: OsString,
+    fd: OwnedFd,
+}
+
+impl Dest {
+    /// DEST must not exist, or be an empty directory (replaced atomically).
+    fn check(path: &Path) -> Result<Dest, String> {
+        let name = path
+            .file_name()
+            .filter(|n| *n != OsStr::new("..") && *n != OsStr::new("."))
+            .ok_or_else(|| {
+                format!(
+                    "unpack: {}: DEST must name a directory to create",
+                    path.display()
+                )
+            })?
+            .to_owned();
+        let parent = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let parent_fd = fs::open(
+            parent,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| {
+            format!(
+                "unpack: {}: cannot open the parent directory: {e}",
+                parent.display()
+            )
+        })?;
+        let dest = Dest {
+            path: path.to_path_buf(),
+            parent_fd,
+            name,
+        };
+        match fs::statat(
+            &dest.parent_fd,
+            dest.name.as_os_str(),
+            AtFlags::SYMLINK_NOFOLLOW,
+        ) {
+            Err(Errno::NOENT) => Ok(dest),
+            Err(e) => Err(format!("unpack: {}: {e}", path.display())),
+            Ok(st) if fs::FileType::from_raw_mode(st.st_mode) != fs::FileType::Directory => Err(
+                format!("unpack: {}: exists and is not a directory", path.display()),
+            ),
+            Ok(_) if !dest.is_empty_dir()? => Err(format!(
+                "unpack: {}: exists and is not empty; refusing to overwrite it",
+                path.display()
+            )),
+            Ok(_) => Ok(dest),
+        }
+    }
+
+    fn is_empty_dir(&self) -> Result<bool, String> {
+        let fd = fs::openat(
+            &self.parent_fd,
+            self.name.as_os_str(),
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| format!("unpack: {}: {e}", self.path.display()))?;
+        let dir =
+            fs::Dir::read_from(&fd).map_err(|e| format!("unpack: {}: {e}", self.path.display()))?;
+        for entry in dir {
+            let entry = entry.map_err(|e| format!("unpack: {}: {e}", self.path.display()))?;
+            let n = entry.file_name().to_bytes();
+            if n != b"." && n != b".." {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    fn make_staging(&self) -> Result<Staging, String> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let mut name = OsString::from(".");
+        name.push(&self.name);
+        name.push(format!(".tmp-{}-{nanos:08x}", std::process::id()));
+        // The rootfs is 0755 unless the image's own `./` entry says otherwise
+        // (applied by the extraction, after this default). The hidden name
+        // keeps the half-built tree out of the way.
+        fs::mkdirat(
+            &self.parent_fd,
+            name.as_os_str(),
+            Mode::from_raw_mode(0o700),
+        )
+        .map_err(|e| {
+            format!(
+                "unpack: cannot create {:?} beside {}: {e}",
+                name,
+                self.path.display()
+            )
+        })?;
+        let fd = fs::openat(
+            &self.parent_fd,
+            name.as_os_str(),
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| format!("unpack: cannot open {name:?}: {e}"))?;
+        let staging = Staging { name, fd };
+        if let Err(e) = fs::fchmod(&staging.fd, Mode::from_raw_mode(0o755)) {
+            staging.discard(self);
+            return Err(format!("unpack: chmod {:?}: {e}", staging.name));
+        }
+        Ok(staging)
+    }
+
+    fn commit(&self, staging: &Staging) -> Result<(), String> {
+        // rename(2) replaces an empty directory atomically.
+        fs::renameat(
+            &self.parent_fd,
+            staging.name.as_os_str(),
+            &self.parent_fd,
+            self.name.as_os_str(),
+        )
+        .map_err(|e| {
+            format!(
+                "unpack: cannot move the unpacked tree to {}: {e}",
+                self.path.display()
+            )
+        })
+    }
+}
+
+impl Staging {
+    fn discard(&self, dest: &Dest) {
+        if let Err(e) = sdme_extract::remove_all(dest.parent_fd.as_fd(), &self.name) {
+            eprintln!(
+                "sdme-import: unpack: cannot remove the partial tree {:?}: {e}",
+                Path::new(OsStr::from_bytes(self.name.as_bytes()))
+            );
+        }
+    }
 }
