@@ -124,7 +124,7 @@ mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld
 if [ ! -d /var/lib/mysql/mysql ]; then
 	[ -n "$MARIADB_ROOT_PASSWORD" ] || { echo "entrypoint: MARIADB_ROOT_PASSWORD is not set" >&2; exit 1; }
 	chown mysql:mysql /var/lib/mysql
-	mariadb-install-db --user=mysql --datadir=/var/lib/mysql --skip-test-db >/dev/null
+	mariadb-install-db --user=mysql --datadir=/var/lib/mysql --skip-test-db --skip-name-resolve --force >/dev/null
 	pw=$(printf '%s' "$MARIADB_ROOT_PASSWORD" | sed "s/'/''/g")
 	mariadbd --user=mysql --datadir=/var/lib/mysql --bootstrap --skip-networking <<EOSQL
 FLUSH PRIVILEGES;
@@ -134,6 +134,8 @@ GRANT ALL PRIVILEGES ON *.* TO 'root'@'%' WITH GRANT OPTION;
 EOSQL
 	echo "entrypoint: initialised /var/lib/mysql"
 fi
+# The server refuses to run as root; the official image drops to mysql too.
+if [ "$1" = mariadbd ] && [ "$(id -u)" = 0 ]; then set -- "$@" --user=mysql; fi
 exec "$@"
 EOS
 	chmod 755 "$1/usr/local/bin/docker-entrypoint.sh"

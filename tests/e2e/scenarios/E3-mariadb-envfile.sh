@@ -20,7 +20,7 @@ check "port 3306 is free on this machine" sh -c '! ss -Htln "sport = :3306" | gr
 systemctl daemon-reload
 check "the password is not in the generated units" sh -c "! systemctl cat systemd-nspawn@db sdme-import@db 2>&1 | grep -q -- '$pw'"
 check "systemctl start systemd-nspawn@db" timeout 200 systemctl start systemd-nspawn@db
-sql() { in_app db mariadb --protocol=tcp -h127.0.0.1 -uroot "-p$1" -N -e "$2"; }
+sql() { in_app db mariadb --protocol=tcp -h127.0.0.1 -uroot "-p$1" -B -N -e "$2"; }
 t0=$(now)
 if wait_for 90 sql "$pw" 'SELECT 1'; then
 	pass "SELECT 1 with the root password over TCP ($(since "$t0") s after start returned)"

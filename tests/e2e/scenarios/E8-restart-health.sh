@@ -14,7 +14,7 @@ Base=debian
 Network=private
 Restart=on-failure
 HealthCmd=/bin/sh -c 'test ! -e /var/www/html/unhealthy'
-HealthInterval=2s
+HealthIntervalSec=2s
 HealthRetries=2
 HealthOnFailure=restart
 EOD

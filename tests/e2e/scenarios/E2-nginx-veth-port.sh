@@ -1,4 +1,4 @@
-# E2: nginx on a private network (veth) with Port=8080:80; the page is
+# E2: nginx on a private network (Network=veth) with Port=8080:80; the page is
 # fetched from the host on port 8080.
 # e2e-push: debian-systemd e2e/debian-systemd:12
 # e2e-push: nginx e2e/nginx:1
@@ -14,7 +14,7 @@ TLSVerify=no
 Base=debian
 
 [Container]
-Network=private
+Network=veth
 Port=8080:80
 EOD
 check "port 8080 is free on this machine" sh -c '! ss -Htln "sport = :8080" | grep -q .'
