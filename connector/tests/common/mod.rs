@@ -1,0 +1,130 @@
+//! Harness for the connector integration tests: runs the built server under
+//! `systemd-socket-activate -l SOCKET` (real socket activation: LISTEN_FDS,
+//! LISTEN_PID, fd 3) and the built client against it. No container needed.
+#![allow(dead_code)]
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const SERVER: &str = env!("CARGO_BIN_EXE_sdme-connector-server");
+pub const CLIENT: &str = env!("CARGO_BIN_EXE_sdme-connector-client");
+pub const SDME: &str = env!("CARGO_BIN_EXE_sdme");
+
+/// A running server for connector `svc` in a private directory.
+pub struct Server {
+    pub tmp: tempfile::TempDir,
+    /// The connector directory: `svc.sock` and the client symlink `cmd`.
+    pub dir: PathBuf,
+    pub socket: PathBuf,
+    /// The server's working directory (what commands must see as cwd).
+    pub workdir: PathBuf,
+    pub log: PathBuf,
+    pub process: Child,
+}
+
+impl Server {
+    /// Starts a server whose entrypoint is `/bin/sh -c SCRIPT sh`, so the
+    /// client's arguments are `$1…`. `env` is the server unit's environment.
+    pub fn shell(script: &str, server_args: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut entrypoint: Vec<String> = server_args.iter().map(|s| s.to_string()).collect();
+        entrypoint.extend(["/bin/sh", "-c", script, "sh"].map(String::from));
+        Server::start(&entrypoint, env)
+    }
+
+    pub fn start(server_argv: &[String], env: &[(&str, &str)]) -> Server {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path().canonicalize().unwrap();
+        let dir = base.join("connectors/svc");
+        let workdir = base.join("server-workdir");
+        fs::create_dir_all(&dir).unwrap();
+        fs::create_dir_all(&workdir).unwrap();
+        symlink(CLIENT, dir.join("cmd")).unwrap();
+        let socket = dir.join("svc.sock");
+        let log = base.join("server.log");
+        let mut cmd = Command::new("systemd-socket-activate");
+        cmd.arg("-l").arg(&socket);
+        for (k, v) in env {
+            cmd.arg("-E").arg(format!("{k}={v}"));
+        }
+        cmd.arg("-E").arg("PATH=/usr/bin:/bin");
+        cmd.arg(SERVER).args(server_argv);
+        cmd.current_dir(&workdir)
+            .env_clear()
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(&log).unwrap())
+            .stderr(fs::OpenOptions::new().append(true).open(&log).unwrap());
+        let process = cmd
+            .spawn()
+            .expect("systemd-socket-activate (package systemd) is required for these tests");
+        // The socket file appears at bind(), before listen(): wait for the
+        // tool's own "Listening on" line instead, or a connect may be refused.
+        wait_for(
+            || fs::read_to_string(&log).is_ok_and(|l| l.contains("Listening on")),
+            Duration::from_secs(10),
+            "the listening socket",
+        );
+        Server {
+            tmp,
+            dir,
+            socket,
+            workdir,
+            log,
+            process,
+        }
+    }
+
+    /// A client command talking to this server (explicit mode).
+    pub fn client(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(CLIENT);
+        c.arg(format!("--socket={}", self.socket.display()))
+            .arg("--")
+            .args(args);
+        c
+    }
+
+    /// The busybox-style client symlink.
+    pub fn symlink_path(&self) -> PathBuf {
+        self.dir.join("cmd")
+    }
+
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Whether the server process is still running (reaps it if not).
+    pub fn running(&mut self) -> bool {
+        self.process.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+pub fn wait_for(mut cond: impl FnMut() -> bool, limit: Duration, what: &str) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Whether process `pid` exists (and is not a zombie).
+pub fn alive(pid: i32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+pub fn read_pid(path: &Path) -> Option<i32> {
+    fs::read_to_string(path).ok()?.trim().parse().ok()
+}

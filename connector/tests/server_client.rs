@@ -1,0 +1,462 @@
+//! The server and client binaries against each other, socket-activated by
+//! systemd-socket-activate; see common/mod.rs.
+
+mod common;
+
+use common::*;
+use rustix::fs::{Mode, OFlags};
+use rustix::pty::{grantpt, openpt, ptsname, unlockpt, OpenptFlags};
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn run(cmd: &mut Command) -> (i32, String, String) {
+    let out = cmd.stdin(Stdio::null()).output().unwrap();
+    let code = out
+        .status
+        .code()
+        .unwrap_or_else(|| panic!("client killed: {:?}", out.status));
+    (
+        code,
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[test]
+fn argv_is_appended_and_exit_code_returned() {
+    let srv = Server::shell(r#"printf '[%s]\n' "$@"; exit "$1""#, &[], &[]);
+    let (code, out, _) = run(&mut srv.client(&["3", "a b", "", "--x", "ünï"]));
+    assert_eq!(code, 3);
+    assert_eq!(out, "[3]\n[a b]\n[]\n[--x]\n[ünï]\n");
+    let (code, out, _) = run(&mut srv.client(&["0"]));
+    assert_eq!((code, out.as_str()), (0, "[0]\n"));
+    let (code, _, _) = run(&mut srv.client(&["255"]));
+    assert_eq!(code, 255);
+}
+
+#[test]
+fn entrypoint_arguments_come_before_the_clients() {
+    let argv: Vec<String> = ["/bin/echo", "fixed", "--flag"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let srv = Server::start(&argv, &[]);
+    let (code, out, _) = run(&mut srv.client(&["from-client"]));
+    assert_eq!((code, out.as_str()), (0, "fixed --flag from-client\n"));
+}
+
+#[test]
+fn death_by_signal_is_128_plus_n() {
+    let srv = Server::shell(r#"kill -"$1" $$; sleep 5"#, &[], &[]);
+    assert_eq!(run(&mut srv.client(&["TERM"])).0, 143);
+    assert_eq!(run(&mut srv.client(&["KILL"])).0, 137);
+    assert_eq!(run(&mut srv.client(&["SEGV"])).0, 139);
+}
+
+#[test]
+fn busybox_symlink_and_path_lookup() {
+    let srv = Server::shell(r#"echo "hello $*""#, &[], &[]);
+    let (code, out, _) = run(Command::new(srv.symlink_path()).arg("world"));
+    assert_eq!((code, out.as_str()), (0, "hello world\n"));
+    // Found through PATH: argv[0] is then the bare name.
+    let path = format!("{}:/usr/bin:/bin", srv.dir.display());
+    let (code, out, _) = run(Command::new("/bin/sh")
+        .args(["-c", "cmd via-path"])
+        .env("PATH", path));
+    assert_eq!((code, out.as_str()), (0, "hello via-path\n"));
+    // The connector root (SDME_CONNECTOR_DIR) when PATH does not have it.
+    let root = srv.dir.parent().unwrap();
+    let (code, out, err) = run(Command::new(srv.symlink_path())
+        .arg0("cmd")
+        .arg("via-root")
+        .env("PATH", "/usr/bin:/bin")
+        .env("SDME_CONNECTOR_DIR", root));
+    assert_eq!((code, out.as_str()), (0, "hello via-root\n"), "{err}");
+}
+
+#[test]
+fn command_gets_the_servers_environment_and_cwd_never_the_clients() {
+    let srv = Server::shell(
+        r#"echo "FOO=$FOO"; echo "BAR=${BAR-unset}"; echo "LISTEN=${LISTEN_FDS-unset}/${LISTEN_PID-unset}"; pwd"#,
+        &[],
+        &[("FOO", "server")],
+    );
+    let elsewhere = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(srv
+        .client(&[])
+        .env("FOO", "client")
+        .env("BAR", "client")
+        .current_dir(elsewhere.path()));
+    assert_eq!(code, 0, "{err}\n{}", srv.log_text());
+    let expected = format!(
+        "FOO=server\nBAR=unset\nLISTEN=unset/unset\n{}\n",
+        srv.workdir.display()
+    );
+    assert_eq!(out, expected);
+}
+
+/// Opens a fresh pty pair; the slave is nobody's controlling terminal.
+fn open_pty() -> (std::os::fd::OwnedFd, std::fs::File) {
+    let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC).unwrap();
+    grantpt(&master).unwrap();
+    unlockpt(&master).unwrap();
+    let name = ptsname(&master, Vec::new()).unwrap();
+    let slave = rustix::fs::open(
+        name.as_c_str(),
+        OFlags::RDWR | OFlags::NOCTTY,
+        Mode::empty(),
+    )
+    .unwrap();
+    (master, std::fs::File::from(slave))
+}
+
+// /proc/$$/stat fields 6 and 7: session id and controlling tty (0 = none).
+const SESSION_AND_TTY: &str = r#"read -r pid comm state ppid pgrp session tty rest < /proc/$$/stat
+echo "pid=$pid session=$session tty=$tty""#;
+
+fn session_and_tty(out: &str) -> (i64, i64, i64) {
+    let field = |k: &str| -> i64 {
+        out.split_whitespace()
+            .find_map(|w| w.strip_prefix(k))
+            .unwrap_or_else(|| panic!("{k} missing in {out:?}"))
+            .parse()
+            .unwrap()
+    };
+    (field("pid="), field("session="), field("tty="))
+}
+
+#[test]
+fn a_pty_as_stdin_becomes_the_controlling_terminal() {
+    let srv = Server::shell(SESSION_AND_TTY, &[], &[]);
+    let (_master, slave) = open_pty();
+    let out = srv
+        .client(&[])
+        .stdin(slave)
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let (pid, session, tty) = session_and_tty(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(pid, session, "the command leads its own session");
+    assert_ne!(tty, 0, "the pty is the command's controlling terminal");
+
+    // Without a terminal: its own session still, but no controlling tty.
+    let (code, out, _) = run(&mut srv.client(&[]));
+    assert_eq!(code, 0);
+    let (pid, session, tty) = session_and_tty(&out);
+    assert_eq!((pid == session, tty), (true, 0));
+}
+
+#[test]
+fn a_hundred_concurrent_clients_get_their_own_exit_codes() {
+    let srv = Server::shell(r#"sleep 0.3; echo "$1"; exit "$1""#, &[], &[]);
+    let start = Instant::now();
+    let children: Vec<_> = (0..100)
+        .map(|i| {
+            let child = srv
+                .client(&[&(i * 2).to_string()])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            (i * 2, child)
+        })
+        .collect();
+    for (expected, child) in children {
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(expected));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("{expected}\n")
+        );
+    }
+    // They ran at the same time: far less than 100 × 0.3 s.
+    let took = start.elapsed();
+    eprintln!("100 concurrent clients: {:.2} s", took.as_secs_f64());
+    assert!(took < Duration::from_secs(15), "took {took:?}");
+}
+
+fn raw_frame(body: &[u8]) -> Vec<u8> {
+    let mut f = (body.len() as u32).to_be_bytes().to_vec();
+    f.extend_from_slice(body);
+    f
+}
+
+fn send_with_fds(sock: &UnixStream, data: &[u8], nfds: usize) {
+    use rustix::net::{sendmsg, SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+    use std::os::fd::AsFd;
+    let devnull = std::fs::File::open("/dev/null").unwrap();
+    let fds: Vec<_> = (0..nfds).map(|_| devnull.as_fd()).collect();
+    let mut space = vec![std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(8))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    if nfds > 0 {
+        assert!(control.push(SendAncillaryMessage::ScmRights(&fds)));
+    }
+    sendmsg(
+        sock,
+        &[std::io::IoSlice::new(data)],
+        &mut control,
+        SendFlags::empty(),
+    )
+    .unwrap();
+}
+
+/// Reads the server's answer to a broken request: its exit code, if any.
+fn answer(mut sock: UnixStream) -> Option<i32> {
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = Vec::new();
+    let _ = sock.read_to_end(&mut buf);
+    let body = buf.get(4..)?;
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    v["exit_code"].as_i64().map(|c| c as i32)
+}
+
+#[test]
+fn malformed_requests_are_refused_and_the_server_keeps_serving() {
+    let mut srv = Server::shell(r#"exit "$1""#, &[], &[]);
+    let cases: Vec<(&str, Vec<u8>, usize)> = vec![
+        ("no fds", raw_frame(br#"{"argv":["1"]}"#), 0),
+        ("one fd", raw_frame(br#"{"argv":["1"]}"#), 1),
+        ("four fds", raw_frame(br#"{"argv":["1"]}"#), 4),
+        ("not json", raw_frame(b"hello"), 3),
+        ("no argv", raw_frame(br#"{"args":["1"]}"#), 3),
+        ("argv not strings", raw_frame(br#"{"argv":[1]}"#), 3),
+        ("oversize", (64u32 << 20).to_be_bytes().to_vec(), 3),
+        ("zero length", vec![0, 0, 0, 0], 3),
+    ];
+    for (what, data, nfds) in cases {
+        let sock = UnixStream::connect(&srv.socket).unwrap();
+        send_with_fds(&sock, &data, nfds);
+        sock.shutdown(std::net::Shutdown::Write).unwrap();
+        assert_eq!(answer(sock), Some(70), "{what}: refused with exit code 70");
+    }
+    // Truncated: half a frame, then the client hangs up.
+    let sock = UnixStream::connect(&srv.socket).unwrap();
+    send_with_fds(&sock, &raw_frame(br#"{"argv":["1"]}"#)[..8], 3);
+    drop(sock);
+    // Connect and leave without a byte.
+    drop(UnixStream::connect(&srv.socket).unwrap());
+    // Garbage after a valid request must not disturb the command's answer.
+    let mut sock = UnixStream::connect(&srv.socket).unwrap();
+    send_with_fds(&sock, &raw_frame(br#"{"argv":["5"]}"#), 3);
+    sock.write_all(b"\xff\xff\xff\xffgarbage").unwrap();
+    assert_eq!(answer(sock), Some(5));
+
+    assert!(srv.running(), "server died: {}", srv.log_text());
+    assert_eq!(run(&mut srv.client(&["7"])).0, 7);
+    let log = srv.log_text();
+    assert!(log.contains("rejected request"), "{log}");
+}
+
+#[test]
+fn peer_credentials_are_logged() {
+    let srv = Server::shell("true", &[], &[]);
+    let child = srv.client(&[]).stdin(Stdio::null()).spawn().unwrap();
+    let pid = child.id();
+    assert_eq!(child.wait_with_output().unwrap().status.code(), Some(0));
+    let uid = rustix::process::getuid().as_raw();
+    let log = srv.log_text();
+    assert!(log.contains(&format!("pid={pid} uid={uid}")), "{log}");
+}
+
+#[test]
+fn idle_server_exits_and_a_busy_one_does_not() {
+    let mut srv = Server::shell(r#"sleep "$1""#, &["--idle-timeout=1"], &[]);
+    // A request longer than the idle timeout keeps the server up.
+    assert_eq!(run(&mut srv.client(&["1.5"])).0, 0);
+    assert!(srv.running(), "exited while a request was running");
+    let idle_start = Instant::now();
+    wait_for(|| !srv.running(), Duration::from_secs(5), "the idle exit");
+    let idle = idle_start.elapsed();
+    eprintln!("idle exit after {:.2} s (timeout 1 s)", idle.as_secs_f64());
+    assert!(
+        idle >= Duration::from_millis(800),
+        "exited too early: {idle:?}"
+    );
+    assert!(srv.log_text().contains("idle: exiting"));
+    let status = srv.process.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+
+    let mut never = Server::shell("true", &["--idle-timeout=0"], &[]);
+    assert_eq!(run(&mut never.client(&[])).0, 0);
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(never.running(), "--idle-timeout=0 must never exit");
+}
+
+#[test]
+fn client_death_terminates_the_command() {
+    let srv = Server::shell(r#"echo $$ > "$1"; sleep 60 & wait $!"#, &[], &[]);
+    let pidfile = srv.tmp.path().join("pid");
+    let mut client = srv
+        .client(&[pidfile.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(
+        || read_pid(&pidfile).is_some(),
+        Duration::from_secs(10),
+        "the command to start",
+    );
+    let pid = read_pid(&pidfile).unwrap();
+    assert!(alive(pid));
+    client.kill().unwrap();
+    client.wait().unwrap();
+    wait_for(
+        || !alive(pid),
+        Duration::from_secs(5),
+        "the command to be terminated",
+    );
+    let log = srv.log_text();
+    assert!(log.contains("client went away: SIGTERM"), "{log}");
+}
+
+#[test]
+fn a_command_ignoring_sigterm_gets_sigkill() {
+    let srv = Server::shell(
+        r#"trap '' TERM; echo $$ > "$1"; while :; do sleep 0.1; done"#,
+        &["--kill-timeout=0.5"],
+        &[],
+    );
+    let pidfile = srv.tmp.path().join("pid");
+    let mut client = srv
+        .client(&[pidfile.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(
+        || read_pid(&pidfile).is_some(),
+        Duration::from_secs(10),
+        "the command to start",
+    );
+    let pid = read_pid(&pidfile).unwrap();
+    client.kill().unwrap();
+    client.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        alive(pid),
+        "SIGTERM is ignored: still alive before the kill timeout"
+    );
+    wait_for(|| !alive(pid), Duration::from_secs(5), "SIGKILL");
+    assert!(srv.log_text().contains("SIGKILL"));
+}
+
+#[test]
+fn signals_are_forwarded_from_a_client_without_a_tty() {
+    let srv = Server::shell(
+        // Short foreground sleeps: no background job can outlive the
+        // command holding the test's stdout pipe open.
+        r#"trap 'echo "got $1"; exit 42' "$1"; echo ready; while :; do sleep 0.05; done"#,
+        &[],
+        &[],
+    );
+    for (sig, name) in [
+        (libc_sig::INT, "INT"),
+        (libc_sig::TERM, "TERM"),
+        (libc_sig::HUP, "HUP"),
+    ] {
+        let mut client = srv
+            .client(&[name])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = client.stdout.take().unwrap();
+        let mut ready = [0u8; 6];
+        stdout.read_exact(&mut ready).unwrap();
+        assert_eq!(&ready, b"ready\n");
+        let pid = rustix::process::Pid::from_raw(client.id() as i32).unwrap();
+        rustix::process::kill_process(pid, sig).unwrap();
+        let status = client.wait().unwrap();
+        let mut rest = String::new();
+        stdout.read_to_string(&mut rest).unwrap();
+        assert_eq!(
+            status.signal(),
+            None,
+            "the client must not die of SIG{name}"
+        );
+        assert_eq!(status.code(), Some(42), "SIG{name}");
+        assert_eq!(rest, format!("got {name}\n"));
+    }
+}
+
+mod libc_sig {
+    pub use rustix::process::Signal;
+    pub const INT: Signal = Signal::INT;
+    pub const TERM: Signal = Signal::TERM;
+    pub const HUP: Signal = Signal::HUP;
+}
+
+#[test]
+fn missing_server_is_reported_with_exit_69() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("connectors/ghost");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::os::unix::fs::symlink(CLIENT, dir.join("run")).unwrap();
+    let (code, _, err) = run(&mut Command::new(dir.join("run")));
+    assert_eq!(code, 69);
+    let expected = format!(
+        "connector ghost: no server at {}/ghost.sock (is the container running?)",
+        dir.display()
+    );
+    assert!(err.contains(&expected), "{err}");
+    // A socket file nobody listens on is the same situation.
+    drop(std::os::unix::net::UnixListener::bind(dir.join("ghost.sock")).unwrap());
+    assert_eq!(run(&mut Command::new(dir.join("run"))).0, 69);
+}
+
+#[test]
+fn missing_entrypoint_is_127_with_a_message() {
+    let argv = vec!["/nonexistent/entrypoint".to_string()];
+    let srv = Server::start(&argv, &[]);
+    let (code, _, err) = run(&mut srv.client(&["x"]));
+    assert_eq!(code, 127);
+    assert!(
+        err.contains("cannot execute /nonexistent/entrypoint"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bulk_data_flows_through_the_passed_descriptors() {
+    const TOTAL: usize = 200 << 20;
+    let srv = Server::shell("exec cat", &[], &[]);
+    let mut client = srv
+        .client(&[])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = client.stdin.take().unwrap();
+    let mut stdout = client.stdout.take().unwrap();
+    let start = Instant::now();
+    let writer = std::thread::spawn(move || {
+        let chunk = vec![0x5au8; 1 << 20];
+        for _ in 0..TOTAL / chunk.len() {
+            stdin.write_all(&chunk).unwrap();
+        }
+    });
+    let mut buf = vec![0u8; 1 << 20];
+    let mut got = 0usize;
+    loop {
+        let n = stdout.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        assert!(buf[..n].iter().all(|&b| b == 0x5a));
+        got += n;
+    }
+    writer.join().unwrap();
+    let secs = start.elapsed().as_secs_f64();
+    assert_eq!(client.wait().unwrap().code(), Some(0));
+    assert_eq!(got, TOTAL);
+    eprintln!(
+        "bulk: {} MB through the connector in {:.2} s = {:.0} MB/s",
+        TOTAL >> 20,
+        secs,
+        (TOTAL >> 20) as f64 / secs
+    );
+}
