@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 const USAGE: &str = "usage: sdme-import unpack [OPTIONS] SOURCE DEST
        sdme-import pull --name=NAME [OPTIONS] SOURCE
-       sdme-import gc
+       sdme-import gc [--store=DIR]
 See sdme-import(8).";
 
 fn main() -> ExitCode {
@@ -20,6 +20,7 @@ fn main() -> ExitCode {
     let result = match command.to_str() {
         Some("unpack") => unpack::main(rest),
         Some("pull") => pull::main(rest),
+        Some("gc") => pull::gc(rest),
         Some("--help" | "-h") => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

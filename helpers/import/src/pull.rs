@@ -1,7 +1,108 @@
-//! `sdme-import pull`.
+//! `sdme-import pull` and `sdme-import gc`: command lines.
 
+use sdme_import::classify::Mode;
+use sdme_import::importer::{pull, PullPolicy, PullRequest};
+use sdme_import::store::{Store, DEFAULT_STORE};
+use sdme_registry::{Platform, SourceOptions};
 use std::ffi::OsString;
+use std::path::PathBuf;
 
-pub fn main(_args: Vec<OsString>) -> Result<(), String> {
-    Err("pull: not implemented yet".into())
+fn yes_no(name: &str, v: &str) -> Result<bool, String> {
+    match v {
+        "yes" | "true" | "1" | "on" => Ok(true),
+        "no" | "false" | "0" | "off" => Ok(false),
+        _ => Err(format!("invalid {name}={v:?}: expected yes or no")),
+    }
+}
+
+fn string(v: OsString, name: &str) -> Result<String, String> {
+    v.into_string()
+        .map_err(|v| format!("{name}: {v:?} is not UTF-8"))
+}
+
+pub fn main(args: Vec<OsString>) -> Result<(), String> {
+    use lexopt::prelude::*;
+    let mut parser = lexopt::Parser::from_args(args);
+    let mut name = None;
+    let mut base = None;
+    let mut mode_text = "auto".to_string();
+    let mut policy = "missing".to_string();
+    let mut store = PathBuf::from(DEFAULT_STORE);
+    let mut opts = SourceOptions::new();
+    let mut source = None;
+    while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
+        match arg {
+            Long("name") => {
+                name = Some(string(
+                    parser.value().map_err(|e| e.to_string())?,
+                    "--name",
+                )?)
+            }
+            Long("base") => {
+                base = Some(string(
+                    parser.value().map_err(|e| e.to_string())?,
+                    "--base",
+                )?)
+                .filter(|b| !b.is_empty())
+            }
+            Long("mode") => {
+                mode_text = string(parser.value().map_err(|e| e.to_string())?, "--mode")?
+            }
+            Long("pull") => policy = string(parser.value().map_err(|e| e.to_string())?, "--pull")?,
+            Long("platform") => {
+                let p = string(parser.value().map_err(|e| e.to_string())?, "--platform")?;
+                opts.platform = Some(Platform::parse(&p).map_err(|e| e.to_string())?);
+            }
+            Long("tls-verify") => {
+                opts.tls_verify = yes_no(
+                    "--tls-verify",
+                    &string(parser.value().map_err(|e| e.to_string())?, "--tls-verify")?,
+                )?
+            }
+            Long("cert-dir") => {
+                opts.cert_dir = Some(PathBuf::from(parser.value().map_err(|e| e.to_string())?))
+            }
+            Long("authfile") => {
+                opts.authfile = Some(PathBuf::from(parser.value().map_err(|e| e.to_string())?))
+            }
+            Long("store") => store = PathBuf::from(parser.value().map_err(|e| e.to_string())?),
+            Value(v) if source.is_none() => source = Some(string(v, "SOURCE")?),
+            other => return Err(format!("pull: {}", other.unexpected())),
+        }
+    }
+    let name = name.ok_or("pull: --name=NAME is required")?;
+    let source = source.ok_or("pull: SOURCE is required")?;
+    let req = PullRequest {
+        name,
+        base,
+        mode: Mode::parse(&mode_text)?,
+        mode_text,
+        policy: PullPolicy::parse(&policy)?,
+        source,
+        source_options: opts,
+        store: Store::new(store),
+    };
+    pull(&req).map(|_| ())
+}
+
+pub fn gc(args: Vec<OsString>) -> Result<(), String> {
+    use lexopt::prelude::*;
+    let mut parser = lexopt::Parser::from_args(args);
+    let mut store = PathBuf::from(DEFAULT_STORE);
+    while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
+        match arg {
+            Long("store") => store = PathBuf::from(parser.value().map_err(|e| e.to_string())?),
+            other => return Err(format!("gc: {}", other.unexpected())),
+        }
+    }
+    let report = sdme_import::gc::gc(&Store::new(store))?;
+    for r in &report.removed {
+        println!("removed {r}");
+    }
+    println!(
+        "freed {} ({} entries)",
+        sdme_import::notify::human_bytes(report.freed),
+        report.removed.len()
+    );
+    Ok(())
 }

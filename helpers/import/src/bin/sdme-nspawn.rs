@@ -1,6 +1,38 @@
 //! sdme-nspawn: assembles a container's root from the store and execs systemd-nspawn.
 
-fn main() -> std::process::ExitCode {
-    eprintln!("sdme-nspawn: not implemented yet");
-    std::process::ExitCode::FAILURE
+use sdme_import::launcher::{self, options};
+use std::os::unix::process::CommandExt;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let opts = match options::parse(std::env::args_os().skip(1).collect()) {
+        Ok(Some(o)) => o,
+        Ok(None) => {
+            println!("{}", options::USAGE);
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("sdme-nspawn: {e}\n{}", options::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    let args = match launcher::prepare(&opts) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("sdme-nspawn: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let binary = launcher::nspawn_binary();
+    if opts.dry_run {
+        let line: Vec<String> = std::iter::once(binary.as_os_str())
+            .chain(args.iter().map(|a| a.as_os_str()))
+            .map(launcher::shell_quote)
+            .collect();
+        println!("{}", line.join(" "));
+        return ExitCode::SUCCESS;
+    }
+    let e = std::process::Command::new(&binary).args(&args).exec();
+    eprintln!("sdme-nspawn: executing {}: {e}", binary.to_string_lossy());
+    ExitCode::FAILURE
 }

@@ -1,0 +1,504 @@
+//! sdme's own small layers of an image generation:
+//! `glue/` over the container root (the seed's `/oci/*` layout and the units of
+//! the app) and `appglue/` over the app's layers (runtime directories and files
+//! the app root needs but the image may lack).
+
+use crate::classify::Kind;
+use crate::escape;
+use crate::merged::MergedView;
+use crate::passwd::{self, Credentials};
+use crate::record::AppInfo;
+use crate::runconfig::RunConfig;
+use crate::units::{self, AppSpec, HealthSpec};
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+
+fn err(path: &Path, e: impl std::fmt::Display) -> String {
+    format!("{}: {e}", path.display())
+}
+
+/// Creates `rel` (and its parents) below `top`, giving every directory the
+/// mode and owner it has in `view` (an upper layer's directory attributes win
+/// in overlayfs, so a glue `etc/` must look like the image's `/etc`).
+pub fn mkdir_like(top: &Path, rel: &str, view: Option<&MergedView>) -> Result<(), String> {
+    let mut path = top.to_path_buf();
+    let mut seen = String::new();
+    for comp in rel.split('/').filter(|c| !c.is_empty() && *c != ".") {
+        seen.push('/');
+        seen.push_str(comp);
+        path.push(comp);
+        if path.is_dir() {
+            continue;
+        }
+        fs::create_dir(&path).map_err(|e| err(&path, e))?;
+        let (mode, uid, gid) = match view.map(|v| v.dir_metadata(&seen)) {
+            Some(Ok(Some(m))) => (m.mode() & 0o7777, m.uid(), m.gid()),
+            _ => (0o755, 0, 0),
+        };
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).map_err(|e| err(&path, e))?;
+        if rustix::process::geteuid().is_root() {
+            std::os::unix::fs::lchown(&path, Some(uid), Some(gid)).map_err(|e| err(&path, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes a file below `top`, creating parents like [`mkdir_like`].
+pub fn write_file(
+    top: &Path,
+    rel: &str,
+    contents: &[u8],
+    mode: u32,
+    view: Option<&MergedView>,
+) -> Result<(), String> {
+    if let Some((parent, _)) = rel.rsplit_once('/') {
+        mkdir_like(top, parent, view)?;
+    }
+    let path = top.join(rel.trim_start_matches('/'));
+    fs::write(&path, contents).map_err(|e| err(&path, e))?;
+    fs::set_permissions(&path, fs::Permissions::from_mode(mode)).map_err(|e| err(&path, e))
+}
+
+fn symlink(top: &Path, rel: &str, target: &str, view: Option<&MergedView>) -> Result<(), String> {
+    if let Some((parent, _)) = rel.rsplit_once('/') {
+        mkdir_like(top, parent, view)?;
+    }
+    let path = top.join(rel.trim_start_matches('/'));
+    let _ = fs::remove_file(&path);
+    std::os::unix::fs::symlink(target, &path).map_err(|e| err(&path, e))
+}
+
+/// A new, empty layer directory: mode 0755 (it becomes the merged root's
+/// attributes when it is the topmost layer).
+pub fn create_layer_dir(dir: &Path) -> Result<(), String> {
+    fs::create_dir_all(dir).map_err(|e| err(dir, e))?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).map_err(|e| err(dir, e))
+}
+
+/// The glue of a base image: an empty `/etc/machine-id`, so every container
+/// gets a transient id (and nested journals link).
+pub fn write_base_glue(glue: &Path, base_view: &MergedView) -> Result<(), String> {
+    create_layer_dir(glue)?;
+    write_file(glue, "etc/machine-id", b"", 0o444, Some(base_view))
+}
+
+fn image_path_env(config: &RunConfig) -> String {
+    config
+        .env_value("PATH")
+        .unwrap_or(units::DEFAULT_PATH)
+        .to_string()
+}
+
+fn workdir(config: &RunConfig) -> String {
+    if config.working_dir.starts_with('/') {
+        config.working_dir.clone()
+    } else {
+        "/".into()
+    }
+}
+
+/// Entrypoint + cmd with argv[0] made absolute by a `PATH` search in the app's
+/// layers (systemd would search its own `PATH` outside the app root).
+pub fn resolve_argv(
+    view: &MergedView,
+    argv: &[String],
+    path_env: &str,
+    workdir: &str,
+) -> Result<Vec<String>, String> {
+    let Some(program) = argv.first() else {
+        return Err("the image has neither Entrypoint nor Cmd: nothing to run (use Mode=base for an OS image)".into());
+    };
+    let resolved = view
+        .find_program(program, path_env, workdir)
+        .ok_or_else(|| format!("the image's command {program:?} is not an executable in the image (PATH={path_env})"))?;
+    let mut out = vec![resolved];
+    out.extend(argv[1..].iter().cloned());
+    Ok(out)
+}
+
+/// A Docker `USER` value resolved with the app's own passwd and group.
+pub fn resolve_user(view: &MergedView, spec: &str) -> Result<Credentials, String> {
+    let read = |p: &str| {
+        view.read(p)
+            .map(|c| String::from_utf8_lossy(&c.unwrap_or_default()).into_owned())
+            .map_err(|e| format!("reading {p} of the image: {e}"))
+    };
+    passwd::resolve(spec, &read("/etc/passwd")?, &read("/etc/group")?)
+}
+
+/// Docker's health `Test` as an argv.
+pub fn health_argv(
+    view: &MergedView,
+    test: &[String],
+    path_env: &str,
+    workdir: &str,
+) -> Option<Vec<String>> {
+    match test.split_first() {
+        Some((kind, rest)) if kind == "CMD-SHELL" && !rest.is_empty() => {
+            Some(vec!["/bin/sh".into(), "-c".into(), rest.join(" ")])
+        }
+        Some((kind, rest)) if kind == "CMD" && !rest.is_empty() => {
+            Some(resolve_argv(view, rest, path_env, workdir).unwrap_or_else(|_| rest.to_vec()))
+        }
+        _ => None,
+    }
+}
+
+/// Resolves what the app service runs from the image configuration.
+pub fn app_spec(
+    name: &str,
+    kind: Kind,
+    config: &RunConfig,
+    app_view: &MergedView,
+) -> Result<AppSpec, String> {
+    let path_env = image_path_env(config);
+    let workdir = workdir(config);
+    let mut argv: Vec<String> = config.entrypoint().to_vec();
+    argv.extend(config.cmd().iter().cloned());
+    let argv = resolve_argv(app_view, &argv, &path_env, &workdir)?;
+    let credentials = resolve_user(app_view, &config.user)?;
+    let health = config.effective_healthcheck().and_then(|hc| {
+        let argv = health_argv(app_view, &hc.test, &path_env, &workdir)?;
+        Some(HealthSpec::with_defaults(
+            argv,
+            hc.interval,
+            hc.timeout,
+            hc.start_period,
+            hc.retries,
+        ))
+    });
+    Ok(AppSpec {
+        name: name.to_string(),
+        argv,
+        workdir,
+        credentials,
+        kill_signal: units::kill_signal(&config.stop_signal),
+        bind_ro: Vec::new(),
+        connector: kind == Kind::Connector,
+        health,
+    })
+}
+
+/// Writes `appglue/`: what the app root needs at run time and may lack.
+/// Returns the container files to bind into the app root.
+pub fn write_app_root_glue(
+    appglue: &Path,
+    view: &MergedView,
+    spec: &AppSpec,
+) -> Result<Vec<String>, String> {
+    create_layer_dir(appglue)?;
+    for (dir, mode) in [
+        ("/tmp", 0o1777),
+        ("/var/tmp", 0o1777),
+        ("/run", 0o755),
+        ("/dev", 0o755),
+        ("/proc", 0o555),
+        ("/sys", 0o555),
+    ] {
+        if !view.exists(dir) {
+            mkdir_like(appglue, dir, Some(view))?;
+            let p = appglue.join(&dir[1..]);
+            fs::set_permissions(&p, fs::Permissions::from_mode(mode)).map_err(|e| err(&p, e))?;
+        }
+    }
+    if !view.exists(&spec.workdir) {
+        mkdir_like(appglue, &spec.workdir, Some(view))?;
+    }
+    // The container's resolver and hosts files, like Docker provides them.
+    let mut binds = Vec::new();
+    for file in ["/etc/resolv.conf", "/etc/hosts"] {
+        match view
+            .resolve(file, false)
+            .map_err(|e| format!("{file}: {e}"))?
+        {
+            None => {
+                write_file(appglue, file, b"", 0o644, Some(view))?;
+                binds.push(file.to_string());
+            }
+            Some(r) => {
+                if let crate::merged::Node::Other { metadata, .. } = r.node {
+                    if metadata.is_file() {
+                        binds.push(file.to_string());
+                    }
+                }
+            }
+        }
+    }
+    if spec.connector && !view.exists(units::CONNECTOR_SERVER) {
+        write_file(appglue, units::CONNECTOR_SERVER, b"", 0o755, Some(view))?;
+    }
+    Ok(binds)
+}
+
+/// Writes `glue/` of an app or connector image and returns what the launcher
+/// needs to know. `base_view` is the base's root (for directory attributes).
+pub fn write_app_glue(
+    glue: &Path,
+    spec: &AppSpec,
+    config: &RunConfig,
+    base_view: Option<&MergedView>,
+) -> Result<AppInfo, String> {
+    create_layer_dir(glue)?;
+    let v = base_view;
+    mkdir_like(glue, "oci/root", v)?;
+    let (env, rejected) = escape::env_file(&config.env);
+    for r in rejected {
+        eprintln!(
+            "warning: ignoring image environment entry {r:?}: not NAME=VALUE with a valid name"
+        );
+    }
+    write_file(glue, "oci/env", env.as_bytes(), 0o644, v)?;
+    write_file(
+        glue,
+        "oci/ports",
+        lines(&config.exposed_ports).as_bytes(),
+        0o644,
+        v,
+    )?;
+    write_file(
+        glue,
+        "oci/volumes",
+        lines(&config.volumes).as_bytes(),
+        0o644,
+        v,
+    )?;
+    write_file(
+        glue,
+        "oci/health",
+        units::HEALTH_SCRIPT.as_bytes(),
+        0o755,
+        v,
+    )?;
+    let sys = "etc/systemd/system";
+    write_file(
+        glue,
+        &format!("{sys}/{}", units::APP_SERVICE),
+        units::app_service(spec).as_bytes(),
+        0o644,
+        v,
+    )?;
+    if spec.connector {
+        write_file(glue, "oci/proxy-mode", b"", 0o644, v)?;
+        write_file(
+            glue,
+            &format!("{sys}/{}", units::APP_SOCKET),
+            units::connector_socket(&spec.name).as_bytes(),
+            0o644,
+            v,
+        )?;
+        symlink(
+            glue,
+            &format!("{sys}/sockets.target.wants/{}", units::APP_SOCKET),
+            &format!("../{}", units::APP_SOCKET),
+            v,
+        )?;
+    } else {
+        write_file(
+            glue,
+            &format!("{sys}/{}", units::STDOUT_SOCKET),
+            units::stdout_socket(&spec.name).as_bytes(),
+            0o644,
+            v,
+        )?;
+        write_file(
+            glue,
+            &format!("{sys}/{}", units::LOG_SERVICE),
+            units::log_service(&spec.name).as_bytes(),
+            0o644,
+            v,
+        )?;
+        symlink(
+            glue,
+            &format!("{sys}/multi-user.target.wants/{}", units::APP_SERVICE),
+            &format!("../{}", units::APP_SERVICE),
+            v,
+        )?;
+    }
+    // The health units always exist so that the launcher can switch a check
+    // on (--health-cmd); the image's HEALTHCHECK enables them.
+    let default_health = HealthSpec::with_defaults(vec!["/bin/true".into()], 0, 0, 0, 0);
+    let health = spec.health.as_ref().unwrap_or(&default_health);
+    write_file(
+        glue,
+        &format!("{sys}/{}", units::HEALTH_CHECK_SERVICE),
+        units::health_check_service(spec, health).as_bytes(),
+        0o644,
+        v,
+    )?;
+    write_file(
+        glue,
+        &format!("{sys}/{}", units::HEALTH_SERVICE),
+        units::health_service(&spec.name, health, "restart").as_bytes(),
+        0o644,
+        v,
+    )?;
+    write_file(
+        glue,
+        &format!("{sys}/{}", units::HEALTH_TIMER),
+        units::health_timer(&spec.name, health).as_bytes(),
+        0o644,
+        v,
+    )?;
+    if spec.health.is_some() {
+        symlink(
+            glue,
+            &format!("{sys}/{}.wants/{}", units::APP_SERVICE, units::HEALTH_TIMER),
+            &format!("../{}", units::HEALTH_TIMER),
+            v,
+        )?;
+    }
+    let c = &spec.credentials;
+    Ok(AppInfo {
+        argv: spec.argv.clone(),
+        workdir: spec.workdir.clone(),
+        user: if c.uid == 0 && c.gid == 0 {
+            String::new()
+        } else {
+            format!("{}:{}", c.uid, c.gid)
+        },
+        health: spec.health.is_some(),
+    })
+}
+
+fn lines(items: &[String]) -> String {
+    items
+        .iter()
+        .filter(|i| !i.contains('\n'))
+        .map(|i| format!("{i}\n"))
+        .collect()
+}
+
+/// The host side of a connector: `connectors/NAME/<entrypoint basename>` →
+/// `sdme-connector-client`, so `/connectors/NAME/<cmd>` runs the entrypoint.
+pub fn write_connector_dir(dir: &Path, argv0: &str) -> Result<(), String> {
+    fs::create_dir_all(dir).map_err(|e| err(dir, e))?;
+    let base = argv0.rsplit('/').next().unwrap_or(argv0);
+    if base.is_empty() || base.starts_with('.') {
+        return Err(format!("connector entrypoint {argv0:?} has no usable name"));
+    }
+    let link = dir.join(base);
+    let _ = fs::remove_file(&link);
+    std::os::unix::fs::symlink("/usr/libexec/sdme-connector-client", &link)
+        .map_err(|e| err(&link, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(t: &Path) -> MergedView {
+        let l = t.join("layer");
+        fs::create_dir_all(l.join("usr/sbin")).unwrap();
+        fs::create_dir_all(l.join("etc")).unwrap();
+        fs::create_dir_all(l.join("tmp")).unwrap();
+        fs::write(l.join("usr/sbin/nginx"), "").unwrap();
+        fs::set_permissions(l.join("usr/sbin/nginx"), fs::Permissions::from_mode(0o755)).unwrap();
+        fs::write(
+            l.join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\nnginx:x:101:101::/var/cache/nginx:/bin/false\n",
+        )
+        .unwrap();
+        fs::write(l.join("etc/group"), "root:x:0:\nnginx:x:101:\n").unwrap();
+        fs::write(l.join("etc/hosts"), "127.0.0.1 localhost\n").unwrap();
+        MergedView::new(vec![l])
+    }
+
+    fn config() -> RunConfig {
+        RunConfig::from_image_config(
+            br#"{"config":{"User":"nginx","Env":["PATH=/usr/sbin:/usr/bin","X=a$b"],"Cmd":["nginx","-g","daemon off;"],
+                "ExposedPorts":{"80/tcp":{}},"Volumes":{"/data":{}},"WorkingDir":"/srv/app","StopSignal":"SIGQUIT",
+                "Healthcheck":{"Test":["CMD-SHELL","true"],"Interval":10000000000}}}"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn app_glue_has_the_seed_layout() {
+        let t = tempfile::tempdir().unwrap();
+        let view = image(t.path());
+        let mut spec = app_spec("web", Kind::App, &config(), &view).unwrap();
+        assert_eq!(spec.argv[0], "/usr/sbin/nginx");
+        assert_eq!((spec.credentials.uid, spec.credentials.gid), (101, 101));
+        let appglue = t.path().join("appglue");
+        spec.bind_ro = write_app_root_glue(&appglue, &view, &spec).unwrap();
+        assert_eq!(spec.bind_ro, vec!["/etc/resolv.conf", "/etc/hosts"]);
+        assert!(appglue.join("srv/app").is_dir() && appglue.join("etc/resolv.conf").is_file());
+        assert!(appglue.join("var/tmp").is_dir() && !appglue.join("tmp").exists());
+        let glue = t.path().join("glue");
+        let info = write_app_glue(&glue, &spec, &config(), None).unwrap();
+        assert_eq!(info.user, "101:101");
+        assert!(info.health);
+        assert!(glue.join("oci/root").is_dir());
+        assert_eq!(
+            fs::read_to_string(glue.join("oci/env")).unwrap(),
+            "PATH=\"/usr/sbin:/usr/bin\"\nX=\"a\\$b\"\n"
+        );
+        assert_eq!(
+            fs::read_to_string(glue.join("oci/ports")).unwrap(),
+            "80/tcp\n"
+        );
+        assert_eq!(
+            fs::read_to_string(glue.join("oci/volumes")).unwrap(),
+            "/data\n"
+        );
+        let unit =
+            fs::read_to_string(glue.join("etc/systemd/system/sdme-oci-app.service")).unwrap();
+        assert!(unit.contains("WorkingDirectory=/srv/app\n"), "{unit}");
+        let wants = glue.join("etc/systemd/system/multi-user.target.wants/sdme-oci-app.service");
+        assert_eq!(
+            fs::read_link(wants).unwrap().to_str(),
+            Some("../sdme-oci-app.service")
+        );
+        assert!(glue
+            .join("etc/systemd/system/sdme-oci-app.service.wants/sdme-oci-health.timer")
+            .symlink_metadata()
+            .is_ok());
+        assert!(!glue.join("oci/proxy-mode").exists());
+        assert_eq!(fs::metadata(&glue).unwrap().mode() & 0o777, 0o755);
+    }
+
+    #[test]
+    fn connector_glue_has_marker_and_socket() {
+        let t = tempfile::tempdir().unwrap();
+        let view = image(t.path());
+        let spec = app_spec("web", Kind::Connector, &config(), &view).unwrap();
+        let glue = t.path().join("glue");
+        write_app_glue(&glue, &spec, &config(), None).unwrap();
+        assert!(glue.join("oci/proxy-mode").is_file());
+        assert!(glue
+            .join("etc/systemd/system/sockets.target.wants/sdme-oci-app.socket")
+            .symlink_metadata()
+            .is_ok());
+        assert!(!glue
+            .join("etc/systemd/system/multi-user.target.wants")
+            .exists());
+        let dir = t.path().join("connectors/web");
+        write_connector_dir(&dir, &spec.argv[0]).unwrap();
+        assert_eq!(
+            fs::read_link(dir.join("nginx")).unwrap().to_str(),
+            Some("/usr/libexec/sdme-connector-client")
+        );
+    }
+
+    #[test]
+    fn missing_programs_and_users_are_clear_errors() {
+        let t = tempfile::tempdir().unwrap();
+        let view = image(t.path());
+        let mut c = config();
+        c.cmd = Some(vec!["redis-server".into()]);
+        assert!(app_spec("x", Kind::App, &c, &view)
+            .unwrap_err()
+            .contains("redis-server"));
+        let mut c = config();
+        c.user = "mysql".into();
+        assert!(app_spec("x", Kind::App, &c, &view)
+            .unwrap_err()
+            .contains("mysql"));
+        let mut c = config();
+        c.cmd = None;
+        assert!(app_spec("x", Kind::App, &c, &view)
+            .unwrap_err()
+            .contains("neither Entrypoint nor Cmd"));
+    }
+}

@@ -1,0 +1,434 @@
+//! `sdme-import pull`: decides whether anything must be done, fetches the
+//! missing layers, builds the image generation aside and switches to it.
+
+use crate::classify::{decide, Kind, Mode};
+use crate::fetch::{fetch_layers, remove_tree};
+use crate::glue;
+use crate::install::{has_systemd, install_systemd};
+use crate::merged::MergedView;
+use crate::notify::{human_bytes, Progress};
+use crate::record::{ImageRecord, GLUE_VERSION};
+use crate::runconfig::RunConfig;
+use crate::store::{check_name, sync_dir, Store, TMP_PREFIX};
+use sdme_registry::{open_source, SourceOptions};
+use std::path::Path;
+use std::time::Instant;
+
+/// `--pull=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PullPolicy {
+    /// Contact the source only when the image is not imported.
+    Missing,
+    /// Always resolve; re-import when the manifest changed.
+    Always,
+    /// Never contact the source; fail when the image is not imported.
+    Never,
+    /// Resolve and re-import when the manifest changed (same as `always`
+    /// for a store of content-addressed layers: nothing is re-fetched).
+    Newer,
+}
+
+impl PullPolicy {
+    pub fn parse(s: &str) -> Result<PullPolicy, String> {
+        Ok(match s {
+            "missing" => PullPolicy::Missing,
+            "always" => PullPolicy::Always,
+            "never" => PullPolicy::Never,
+            "newer" => PullPolicy::Newer,
+            _ => {
+                return Err(format!(
+                    "invalid --pull={s:?}: expected missing, always, never or newer"
+                ))
+            }
+        })
+    }
+}
+
+pub struct PullRequest {
+    pub name: String,
+    pub base: Option<String>,
+    pub mode: Mode,
+    /// `--mode=` as given, recorded to notice a changed request.
+    pub mode_text: String,
+    pub policy: PullPolicy,
+    pub source: String,
+    pub source_options: SourceOptions,
+    pub store: Store,
+}
+
+/// What a pull did, for the caller's final message and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    UpToDate(String),
+    Switched(String),
+    Built(String),
+}
+
+/// What to do before contacting the source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    /// The current generation serves the request.
+    Done(String),
+    /// The layers are there but the glue must be regenerated (mode or base changed).
+    Reglue(String),
+    /// Resolve the source (and compare manifests).
+    Resolve,
+    /// `--pull=never` and nothing to use.
+    Fail(String),
+}
+
+/// The idempotency decision, from what the store holds.
+pub fn plan(
+    policy: PullPolicy,
+    current: Option<(&str, &ImageRecord)>,
+    mode: &str,
+    base: Option<&str>,
+    name: &str,
+) -> Plan {
+    match (policy, current) {
+        (PullPolicy::Missing | PullPolicy::Never, Some((generation, record))) => {
+            if record.same_request(mode, base) {
+                Plan::Done(generation.to_string())
+            } else {
+                Plan::Reglue(generation.to_string())
+            }
+        }
+        (PullPolicy::Never, None) => Plan::Fail(format!(
+            "image {name} is not imported and --pull=never forbids fetching it"
+        )),
+        _ => Plan::Resolve,
+    }
+}
+
+pub fn pull(req: &PullRequest) -> Result<Outcome, String> {
+    check_name(&req.name)?;
+    if let Some(b) = &req.base {
+        check_name(b)?;
+        if b == &req.name {
+            return Err(format!("image {} cannot be its own base", req.name));
+        }
+    }
+    let started = Instant::now();
+    let store = &req.store;
+    let current_gen = store.current_generation(&req.name);
+    let current = match &current_gen {
+        Some(g) => store.record(g)?.map(|r| (g.clone(), r)),
+        None => None,
+    };
+    let quiet = Progress::from_env().quiet();
+    match plan(
+        req.policy,
+        current.as_ref().map(|(g, r)| (g.as_str(), r)),
+        &req.mode_text,
+        req.base.as_deref(),
+        &req.name,
+    ) {
+        Plan::Done(g) => {
+            quiet.status(&format!("Up to date ({g})"));
+            return Ok(Outcome::UpToDate(g));
+        }
+        Plan::Fail(e) => return Err(e),
+        Plan::Reglue(g) => {
+            let _lock = crate::gc::lock(store, false)?;
+            let progress = Progress::from_env();
+            let (_, old) = current.ok_or("internal: reglue without a record")?;
+            progress.status(&format!("Regenerating {g}: mode or base changed"));
+            let config_raw = serde_json::to_vec(&old.image_config).map_err(|e| e.to_string())?;
+            build(
+                req,
+                &g,
+                &old.source,
+                &old.reference,
+                &old.manifest_digest,
+                &config_raw,
+                &old.layers,
+                &progress,
+            )?;
+            store.switch(&req.name, &g)?;
+            progress.status(&format!(
+                "Done: {} in {:.2} s",
+                g,
+                started.elapsed().as_secs_f64()
+            ));
+            return Ok(Outcome::Built(g));
+        }
+        Plan::Resolve => {}
+    }
+    let _lock = crate::gc::lock(store, false)?;
+    let progress = Progress::from_env();
+    progress.status(&format!("Resolving {}", req.source));
+    let source = open_source(&req.source, &req.source_options)
+        .map_err(|e| format!("{}: {e}", req.source))?;
+    let resolved = source
+        .resolve()
+        .map_err(|e| format!("{}: {e}", req.source))?;
+    let generation = Store::generation_name(&req.name, &resolved.manifest_digest)?;
+    if let Some(record) = store.record(&generation)? {
+        if record.same_request(&req.mode_text, req.base.as_deref()) {
+            if current_gen.as_deref() == Some(generation.as_str()) {
+                progress.status(&format!(
+                    "Up to date ({generation}, {})",
+                    resolved.manifest_digest
+                ));
+                return Ok(Outcome::UpToDate(generation));
+            }
+            store.switch(&req.name, &generation)?;
+            progress.status(&format!("Switched to {generation}"));
+            return Ok(Outcome::Switched(generation));
+        }
+    }
+    let size: u64 = resolved.layers.iter().map(|l| l.size).sum();
+    progress.log(&format!(
+        "{}: manifest {}, {} layers ({})",
+        resolved.reference,
+        resolved.manifest_digest,
+        resolved.layers.len(),
+        human_bytes(size)
+    ));
+    let stats = fetch_layers(store, source.as_ref(), &resolved.layers, &progress)?;
+    progress.log(&format!(
+        "layers: {} fetched ({} of content), {} already present",
+        stats.fetched,
+        human_bytes(stats.bytes),
+        stats.present
+    ));
+    let diff_ids: Vec<String> = resolved.layers.iter().map(|l| l.diff_id.clone()).collect();
+    build(
+        req,
+        &generation,
+        &req.source,
+        &resolved.reference,
+        &resolved.manifest_digest,
+        &resolved.config_raw,
+        &diff_ids,
+        &progress,
+    )?;
+    store.switch(&req.name, &generation)?;
+    progress.status(&format!(
+        "Done: {} in {:.2} s",
+        generation,
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(Outcome::Built(generation))
+}
+
+/// Builds generation `generation` in a temporary directory and moves it into
+/// place (exchanging atomically with an older build of the same name).
+#[allow(clippy::too_many_arguments)]
+fn build(
+    req: &PullRequest,
+    generation: &str,
+    source: &str,
+    reference: &str,
+    manifest_digest: &str,
+    config_raw: &[u8],
+    diff_ids: &[String],
+    progress: &Progress,
+) -> Result<ImageRecord, String> {
+    let store = &req.store;
+    let images = store.images_dir();
+    std::fs::create_dir_all(&images).map_err(|e| format!("{}: {e}", images.display()))?;
+    let tmp = images.join(format!("{TMP_PREFIX}{generation}.{}", std::process::id()));
+    remove_tree(&tmp)?;
+    std::fs::create_dir(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    let result = build_in(
+        req,
+        &tmp,
+        source,
+        reference,
+        manifest_digest,
+        config_raw,
+        diff_ids,
+        progress,
+    );
+    let record = match result {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = remove_tree(&tmp);
+            return Err(e);
+        }
+    };
+    let target = store.generation_dir(generation);
+    if target.exists() {
+        rustix::fs::renameat_with(
+            rustix::fs::CWD,
+            &tmp,
+            rustix::fs::CWD,
+            &target,
+            rustix::fs::RenameFlags::EXCHANGE,
+        )
+        .map_err(|e| format!("replacing {}: {e}", target.display()))?;
+        remove_tree(&tmp)?;
+    } else {
+        std::fs::rename(&tmp, &target).map_err(|e| format!("{}: {e}", target.display()))?;
+    }
+    sync_dir(&images);
+    Ok(record)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_in(
+    req: &PullRequest,
+    dir: &Path,
+    source: &str,
+    reference: &str,
+    manifest_digest: &str,
+    config_raw: &[u8],
+    diff_ids: &[String],
+    progress: &Progress,
+) -> Result<ImageRecord, String> {
+    let store = &req.store;
+    let config = RunConfig::from_image_config(config_raw)?;
+    let image_config: serde_json::Value =
+        serde_json::from_slice(config_raw).map_err(|e| format!("image configuration: {e}"))?;
+    let kind = decide(req.mode, &config);
+    let layers = diff_ids
+        .iter()
+        .map(|d| store.layer_dir(d))
+        .collect::<Result<Vec<_>, _>>()?;
+    let view = MergedView::new(layers.clone());
+    let mut record = ImageRecord {
+        name: req.name.clone(),
+        source: source.to_string(),
+        reference: reference.to_string(),
+        manifest_digest: manifest_digest.to_string(),
+        mode: req.mode_text.clone(),
+        kind,
+        base: req.base.clone(),
+        layers: diff_ids.to_vec(),
+        systemd_layer: false,
+        app_glue: false,
+        app: None,
+        glue_version: GLUE_VERSION,
+        config: config.clone(),
+        image_config,
+    };
+    progress.status(&format!("Laying out {} image {}", kind.as_str(), req.name));
+    match kind {
+        Kind::Base => {
+            let mut root = layers.clone();
+            if !has_systemd(&view) {
+                install_systemd(
+                    &layers,
+                    &view,
+                    &dir.join("systemd"),
+                    &dir.join("scratch"),
+                    progress,
+                )?;
+                remove_tree(&dir.join("scratch"))?;
+                record.systemd_layer = true;
+                root.push(dir.join("systemd"));
+            }
+            glue::write_base_glue(&dir.join("glue"), &MergedView::new(root))?;
+        }
+        Kind::App | Kind::Connector => {
+            let base_view = match &req.base {
+                Some(b) => Some(MergedView::new(
+                    store
+                        .root_lowers(b)
+                        .map_err(|e| format!("base of {}: {e}", req.name))?
+                        .0,
+                )),
+                None => {
+                    progress.log(&format!(
+                        "warning: {} is an application image without Base=; it can be imported but not run",
+                        req.name
+                    ));
+                    None
+                }
+            };
+            let mut spec = glue::app_spec(&req.name, kind, &config, &view)?;
+            spec.bind_ro = glue::write_app_root_glue(&dir.join("appglue"), &view, &spec)?;
+            record.app_glue = true;
+            record.app = Some(glue::write_app_glue(
+                &dir.join("glue"),
+                &spec,
+                &config,
+                base_view.as_ref(),
+            )?);
+            if kind == Kind::Connector {
+                glue::write_connector_dir(&store.connectors_dir().join(&req.name), &spec.argv[0])?;
+            }
+        }
+    }
+    record.save(&dir.join("image.json"))?;
+    Ok(record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::classify::Kind;
+
+    fn record(mode: &str, base: Option<&str>) -> ImageRecord {
+        ImageRecord {
+            name: "n".into(),
+            source: "oci:/x".into(),
+            reference: "oci:/x".into(),
+            manifest_digest: format!("sha256:{}", "0".repeat(64)),
+            mode: mode.into(),
+            kind: Kind::App,
+            base: base.map(String::from),
+            layers: vec![],
+            systemd_layer: false,
+            app_glue: true,
+            app: None,
+            glue_version: GLUE_VERSION,
+            config: RunConfig::default(),
+            image_config: serde_json::Value::Null,
+        }
+    }
+
+    #[test]
+    fn missing_and_never_do_not_contact_the_source_when_imported() {
+        let r = record("auto", Some("debian"));
+        let cur = Some(("n.000000000000", &r));
+        assert_eq!(
+            plan(PullPolicy::Missing, cur, "auto", Some("debian"), "n"),
+            Plan::Done("n.000000000000".into())
+        );
+        assert_eq!(
+            plan(PullPolicy::Never, cur, "auto", Some("debian"), "n"),
+            Plan::Done("n.000000000000".into())
+        );
+        assert_eq!(
+            plan(PullPolicy::Missing, cur, "app", Some("debian"), "n"),
+            Plan::Reglue("n.000000000000".into())
+        );
+        assert_eq!(
+            plan(PullPolicy::Missing, cur, "auto", Some("ubuntu"), "n"),
+            Plan::Reglue("n.000000000000".into())
+        );
+    }
+
+    #[test]
+    fn always_and_newer_resolve_and_never_fails_when_absent() {
+        let r = record("auto", None);
+        let cur = Some(("n.000000000000", &r));
+        assert_eq!(
+            plan(PullPolicy::Always, cur, "auto", None, "n"),
+            Plan::Resolve
+        );
+        assert_eq!(
+            plan(PullPolicy::Newer, cur, "auto", None, "n"),
+            Plan::Resolve
+        );
+        assert_eq!(
+            plan(PullPolicy::Missing, None, "auto", None, "n"),
+            Plan::Resolve
+        );
+        assert!(
+            matches!(plan(PullPolicy::Never, None, "auto", None, "n"), Plan::Fail(e) if e.contains("--pull=never"))
+        );
+    }
+
+    #[test]
+    fn old_glue_versions_are_rebuilt() {
+        let mut r = record("auto", None);
+        r.glue_version = GLUE_VERSION - 1;
+        assert_eq!(
+            plan(PullPolicy::Missing, Some(("g", &r)), "auto", None, "n"),
+            Plan::Reglue("g".into())
+        );
+    }
+}

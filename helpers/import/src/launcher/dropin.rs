@@ -1,0 +1,309 @@
+//! Drop-ins that carry the container's overrides (entrypoint, cmd, user,
+//! workdir, restart, health) into the container, bound at
+//! `/run/systemd/system/UNIT.d/50-launcher.conf`.
+
+use super::options::Options;
+use crate::classify::Kind;
+use crate::escape::{exec_line, setting_value};
+use crate::glue::{resolve_argv, resolve_user};
+use crate::merged::MergedView;
+use crate::record::ImageRecord;
+use crate::units::{self, env_setting};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitDropin {
+    pub unit: String,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Dropins {
+    pub units: Vec<UnitDropin>,
+    /// Units masked (bound to /dev/null), e.g. the health timer for `--health-cmd=none`.
+    pub masked: Vec<String>,
+    /// A working directory to create in the app's upper layer.
+    pub create_workdir: Option<String>,
+}
+
+fn any_override(o: &Options) -> bool {
+    o.entrypoint.is_some()
+        || o.cmd.is_some()
+        || o.user.is_some()
+        || o.workdir.is_some()
+        || o.restart.is_some()
+        || o.health.any()
+}
+
+pub fn build(
+    o: &Options,
+    record: &ImageRecord,
+    app_view: Option<&MergedView>,
+) -> Result<Dropins, String> {
+    let mut out = Dropins::default();
+    if !any_override(o) {
+        return Ok(out);
+    }
+    let (Some(view), Some(info), true) = (app_view, &record.app, record.kind != Kind::Base) else {
+        return Err(format!(
+            "image {} is a base OS image: entrypoint, cmd, user, workdir, restart and health settings apply to application images only",
+            o.image
+        ));
+    };
+    let config = &record.config;
+    let path_env = config
+        .env_value("PATH")
+        .unwrap_or(units::DEFAULT_PATH)
+        .to_string();
+    let workdir = o.workdir.clone().unwrap_or_else(|| info.workdir.clone());
+    // Identity and directory, shared by the app and its health check.
+    let mut identity = String::new();
+    if let Some(u) = &o.user {
+        let c = resolve_user(view, u)?;
+        if c.uid == 0 && c.gid == 0 {
+            identity.push_str("User=\nGroup=\n");
+        } else {
+            identity.push_str(&format!("User={}\nGroup={}\n", c.uid, c.gid));
+        }
+        identity.push_str("SupplementaryGroups=\n");
+        if !c.groups.is_empty() {
+            let gs: Vec<String> = c.groups.iter().map(u32::to_string).collect();
+            identity.push_str(&format!("SupplementaryGroups={}\n", gs.join(" ")));
+        }
+        identity.push_str(&format!("Environment={}\n", env_setting("HOME", &c.home)));
+    }
+    if o.workdir.is_some() {
+        identity.push_str(&format!("WorkingDirectory={}\n", setting_value(&workdir)));
+        if !view.exists(&workdir) {
+            out.create_workdir = Some(workdir.clone());
+        }
+    }
+
+    let mut app_unit = String::new();
+    let mut app_service = identity.clone();
+    if o.entrypoint.is_some() || o.cmd.is_some() {
+        // Docker: a new entrypoint drops the image's cmd unless one is given.
+        let mut argv = o
+            .entrypoint
+            .clone()
+            .unwrap_or_else(|| config.entrypoint().to_vec());
+        match &o.cmd {
+            Some(c) => argv.extend(c.iter().cloned()),
+            None if o.entrypoint.is_none() => argv.extend(config.cmd().iter().cloned()),
+            None => {}
+        }
+        let mut argv = resolve_argv(view, &argv, &path_env, &workdir)?;
+        if record.kind == Kind::Connector {
+            argv.splice(
+                0..0,
+                [units::CONNECTOR_SERVER.to_string(), "--".to_string()],
+            );
+        }
+        app_service.push_str(&format!("ExecStart=\nExecStart={}\n", exec_line(&argv)));
+    }
+    if let Some(r) = &o.restart {
+        app_service.push_str(&format!("Restart={r}\n"));
+    }
+
+    let h = &o.health;
+    if matches!(h.cmd.as_deref(), Some("none" | "NONE")) {
+        out.masked.push(units::HEALTH_TIMER.to_string());
+    } else if h.any() || (!identity.is_empty() && info.health) {
+        let mut check = identity.clone();
+        if let Some(cmd) = &h.cmd {
+            let argv = vec!["/bin/sh".to_string(), "-c".to_string(), cmd.clone()];
+            check.push_str(&format!("ExecStart=\nExecStart={}\n", exec_line(&argv)));
+            app_unit.push_str(&format!("Wants={}\n", units::HEALTH_TIMER));
+        }
+        if let Some(t) = h.timeout {
+            check.push_str(&format!("TimeoutStartSec={t}\n"));
+        }
+        if !check.is_empty() {
+            out.units
+                .push(dropin(units::HEALTH_CHECK_SERVICE, "", &check));
+        }
+        let mut env = Vec::new();
+        if let Some(r) = h.retries {
+            env.push(format!("SDME_HEALTH_RETRIES={r}"));
+        }
+        if let Some(s) = h.start_period {
+            env.push(format!("SDME_HEALTH_START_PERIOD={s}"));
+        }
+        if let Some(a) = &h.on_failure {
+            env.push(format!("SDME_HEALTH_ON_FAILURE={a}"));
+        }
+        if !env.is_empty() {
+            out.units.push(dropin(
+                units::HEALTH_SERVICE,
+                "",
+                &format!("Environment={}\n", env.join(" ")),
+            ));
+        }
+        if let Some(i) = h.interval {
+            out.units.push(UnitDropin {
+                unit: units::HEALTH_TIMER.to_string(),
+                text: format!("# Generated by sdme-nspawn.\n[Timer]\nOnActiveSec=\nOnActiveSec={i}\nOnUnitActiveSec=\nOnUnitActiveSec={i}\n"),
+            });
+        }
+    }
+    if !app_unit.is_empty() || !app_service.is_empty() {
+        out.units
+            .insert(0, dropin(units::APP_SERVICE, &app_unit, &app_service));
+    }
+    Ok(out)
+}
+
+fn dropin(unit: &str, unit_section: &str, service_section: &str) -> UnitDropin {
+    let mut text = String::from("# Generated by sdme-nspawn from the container's settings.\n");
+    if !unit_section.is_empty() {
+        text.push_str("[Unit]\n");
+        text.push_str(unit_section);
+    }
+    if !service_section.is_empty() {
+        text.push_str("[Service]\n");
+        text.push_str(service_section);
+    }
+    UnitDropin {
+        unit: unit.to_string(),
+        text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{AppInfo, GLUE_VERSION};
+    use crate::runconfig::RunConfig;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn fixture(t: &std::path::Path) -> (MergedView, ImageRecord) {
+        let l = t.join("l");
+        for (p, body) in [("usr/bin/app", ""), ("usr/bin/other", "")] {
+            std::fs::create_dir_all(l.join(p).parent().unwrap()).unwrap();
+            std::fs::write(l.join(p), body).unwrap();
+            std::fs::set_permissions(l.join(p), std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        std::fs::create_dir_all(l.join("etc")).unwrap();
+        std::fs::write(
+            l.join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\nsvc:x:7:8::/home/svc:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(l.join("etc/group"), "root:x:0:\nsvc:x:8:\n").unwrap();
+        let config =
+            RunConfig::from_image_config(br#"{"config":{"Entrypoint":["app"],"Cmd":["--serve"]}}"#)
+                .unwrap();
+        let record = ImageRecord {
+            name: "a".into(),
+            source: "s".into(),
+            reference: "s".into(),
+            manifest_digest: "sha256:0".into(),
+            mode: "auto".into(),
+            kind: Kind::App,
+            base: Some("b".into()),
+            layers: vec![],
+            systemd_layer: false,
+            app_glue: true,
+            app: Some(AppInfo {
+                argv: vec!["/usr/bin/app".into(), "--serve".into()],
+                workdir: "/".into(),
+                user: String::new(),
+                health: false,
+            }),
+            glue_version: GLUE_VERSION,
+            config,
+            image_config: serde_json::Value::Null,
+        };
+        (MergedView::new(vec![l]), record)
+    }
+
+    fn opts() -> Options {
+        Options {
+            machine: "m".into(),
+            image: "a".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn no_overrides_no_dropins() {
+        let t = tempfile::tempdir().unwrap();
+        let (v, r) = fixture(t.path());
+        assert_eq!(build(&opts(), &r, Some(&v)).unwrap(), Dropins::default());
+    }
+
+    #[test]
+    fn cmd_override_keeps_entrypoint_and_entrypoint_override_drops_cmd() {
+        let t = tempfile::tempdir().unwrap();
+        let (v, r) = fixture(t.path());
+        let mut o = opts();
+        o.cmd = Some(vec!["--other".into()]);
+        let d = build(&o, &r, Some(&v)).unwrap();
+        assert!(
+            d.units[0]
+                .text
+                .contains("ExecStart=\nExecStart=\"/usr/bin/app\" \"--other\"\n"),
+            "{}",
+            d.units[0].text
+        );
+        let mut o = opts();
+        o.entrypoint = Some(vec!["other".into()]);
+        let d = build(&o, &r, Some(&v)).unwrap();
+        assert!(d.units[0].text.contains("ExecStart=\"/usr/bin/other\"\n"));
+    }
+
+    #[test]
+    fn user_workdir_restart_and_health() {
+        let t = tempfile::tempdir().unwrap();
+        let (v, r) = fixture(t.path());
+        let mut o = opts();
+        o.user = Some("svc".into());
+        o.workdir = Some("/work".into());
+        o.restart = Some("always".into());
+        o.health.cmd = Some("test -e /ok".into());
+        o.health.interval = Some(7);
+        let d = build(&o, &r, Some(&v)).unwrap();
+        let app = &d.units[0];
+        assert_eq!(app.unit, "sdme-oci-app.service");
+        assert!(
+            app.text.contains("[Unit]\nWants=sdme-oci-health.timer\n"),
+            "{}",
+            app.text
+        );
+        assert!(app.text.contains("User=7\nGroup=8\n") && app.text.contains("Restart=always\n"));
+        assert!(app.text.contains("WorkingDirectory=/work\n"));
+        assert_eq!(d.create_workdir.as_deref(), Some("/work"));
+        let check = d
+            .units
+            .iter()
+            .find(|u| u.unit == "sdme-oci-health-check.service")
+            .unwrap();
+        assert!(
+            check
+                .text
+                .contains("ExecStart=\"/bin/sh\" \"-c\" \"test -e /ok\"")
+                && check.text.contains("User=7")
+        );
+        let timer = d
+            .units
+            .iter()
+            .find(|u| u.unit == "sdme-oci-health.timer")
+            .unwrap();
+        assert!(timer.text.contains("OnUnitActiveSec=7\n"));
+        let mut o = opts();
+        o.health.cmd = Some("none".into());
+        assert_eq!(
+            build(&o, &r, Some(&v)).unwrap().masked,
+            vec!["sdme-oci-health.timer"]
+        );
+    }
+
+    #[test]
+    fn overrides_on_a_base_image_are_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let (_, mut r) = fixture(t.path());
+        r.kind = Kind::Base;
+        let mut o = opts();
+        o.user = Some("svc".into());
+        assert!(build(&o, &r, None).unwrap_err().contains("base OS image"));
+    }
+}

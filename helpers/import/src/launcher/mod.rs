@@ -1,0 +1,264 @@
+//! `sdme-nspawn`: assembles a container's root from the store and execs
+//! `systemd-nspawn` (same PID, so the stock unit's `Type=notify` holds).
+
+pub mod dropin;
+pub mod options;
+
+use crate::classify::Kind;
+use crate::merged::MergedView;
+use crate::store::Store;
+use options::{Options, Volume};
+use std::ffi::OsString;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+pub const RUNTIME_ROOT: &str = "/run/sdme/containers";
+
+fn err(path: &Path, e: impl std::fmt::Display) -> String {
+    format!("{}: {e}", path.display())
+}
+
+/// The layer whose tree nspawn checks for an OS (`--directory`); the root
+/// itself is the overlay on top.
+fn os_tree(lowers: &[PathBuf]) -> PathBuf {
+    lowers
+        .iter()
+        .find(|l| {
+            l.join("etc/os-release").symlink_metadata().is_ok()
+                || l.join("usr/lib/os-release").symlink_metadata().is_ok()
+        })
+        .or(lowers.first())
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn overlay_arg(lowers: &[PathBuf], upper: &Path, target: &str) -> Result<OsString, String> {
+    let mut parts = Vec::new();
+    for p in lowers.iter().map(|p| p.as_path()).chain([upper]) {
+        let s = p
+            .to_str()
+            .ok_or_else(|| format!("{}: not UTF-8", p.display()))?;
+        if s.contains(':') {
+            return Err(format!("{s}: store paths cannot contain ':'"));
+        }
+        parts.push(s.to_string());
+    }
+    Ok(format!("--overlay={}:{target}", parts.join(":")).into())
+}
+
+fn mkdir(path: &Path, mode: u32) -> Result<(), String> {
+    std::fs::create_dir_all(path).map_err(|e| err(path, e))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|e| err(path, e))
+}
+
+/// `a/b/c` → `a-b-c` (systemd-escape style, good enough for volume dir names).
+fn volume_dir_name(container: &str) -> String {
+    let t = container.trim_matches('/');
+    if t.is_empty() {
+        return "-".into();
+    }
+    t.chars()
+        .map(|c| {
+            if c == '/' {
+                '-'
+            } else if c.is_ascii_alphanumeric() || "._".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// The launcher's work: the nspawn argument list, after writing the runtime
+/// files (environment, drop-ins) it binds into the container.
+pub fn prepare(o: &Options) -> Result<Vec<OsString>, String> {
+    let store = Store::new(
+        o.store
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(crate::store::DEFAULT_STORE)),
+    );
+    let (generation, record) = store.image(&o.image)?;
+    let (lowers, mut generations) = store.root_lowers(&o.image)?;
+    if !generations.contains(&generation) {
+        generations.push(generation.clone());
+    }
+    let container = store.containers_dir().join(&o.machine);
+    let upper = container.join("root");
+    mkdir(&upper, 0o755)?;
+    let runtime = o
+        .runtime_dir
+        .clone()
+        .unwrap_or_else(|| Path::new(RUNTIME_ROOT).join(&o.machine));
+    crate::fetch::remove_tree(&runtime)?;
+    mkdir(&runtime, 0o700)?;
+
+    let mut args: Vec<OsString> =
+        vec![format!("--directory={}", os_tree(&lowers).display()).into()];
+    args.push(overlay_arg(&lowers, &upper, "/")?);
+    let is_app = record.kind != Kind::Base;
+    let app_view = if is_app {
+        let app_lowers = store.app_lowers(&generation, &record)?;
+        let app_upper = container.join("app");
+        mkdir(&app_upper, 0o755)?;
+        args.push(overlay_arg(&app_lowers, &app_upper, "/oci/root")?);
+        Some((MergedView::new(app_lowers), app_upper))
+    } else {
+        None
+    };
+    let app_root = if is_app { "/oci/root" } else { "" };
+
+    for v in &o.volumes {
+        let (host, target, ro) = match v {
+            Volume::Bind {
+                host,
+                container,
+                read_only,
+            } => (PathBuf::from(host), container.clone(), *read_only),
+            Volume::Anonymous { container: c } => {
+                let dir = store
+                    .volumes_dir()
+                    .join(&o.machine)
+                    .join(volume_dir_name(c));
+                if !dir.exists() {
+                    mkdir(&dir, 0o755)?;
+                    // Like Docker: a new volume takes the owner and mode of the image's directory.
+                    if let Some((view, _)) = &app_view {
+                        if let Ok(Some(m)) = view.dir_metadata(c) {
+                            let _ = std::os::unix::fs::lchown(&dir, Some(m.uid()), Some(m.gid()));
+                            let _ = std::fs::set_permissions(
+                                &dir,
+                                std::fs::Permissions::from_mode(m.mode() & 0o7777),
+                            );
+                        }
+                    }
+                }
+                (dir, c.clone(), false)
+            }
+        };
+        let host = host
+            .to_str()
+            .ok_or("volume path is not UTF-8")?
+            .replace(':', "\\:");
+        let flag = if ro { "--bind-ro" } else { "--bind" };
+        args.push(format!("{flag}={host}:{app_root}{}", target.replace(':', "\\:")).into());
+    }
+
+    // The environment: the env files' contents (systemd EnvironmentFile
+    // syntax) then --env, in a root-only file bound read-only.
+    let env = environment_file(&o.env_files, &o.env)?;
+    if !env.is_empty() {
+        let path = runtime.join("environment");
+        write_private(&path, env.as_bytes())?;
+        args.push(format!("--bind-ro={}:/run/sdme/environment", path.display()).into());
+    }
+
+    let dropins = dropin::build(o, &record, app_view.as_ref().map(|(v, _)| v))?;
+    for d in &dropins.units {
+        let dir = runtime.join("units").join(format!("{}.d", d.unit));
+        mkdir(&dir, 0o755)?;
+        std::fs::write(dir.join("50-launcher.conf"), &d.text).map_err(|e| err(&dir, e))?;
+        args.push(
+            format!(
+                "--bind-ro={}:/run/systemd/system/{}.d",
+                dir.display(),
+                d.unit
+            )
+            .into(),
+        );
+    }
+    for unit in &dropins.masked {
+        args.push(format!("--bind-ro=/dev/null:/run/systemd/system/{unit}").into());
+    }
+    if let (Some(dir), Some((_, app_upper))) = (&dropins.create_workdir, &app_view) {
+        mkdir(&app_upper.join(dir.trim_start_matches('/')), 0o755)?;
+    }
+
+    let gens = container.join("generations");
+    std::fs::write(&gens, generations.join("\n") + "\n").map_err(|e| err(&gens, e))?;
+    args.extend(o.nspawn_args.iter().cloned());
+    Ok(args)
+}
+
+fn write_private(path: &Path, contents: &[u8]) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(path);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| err(path, e))?;
+    f.write_all(contents).map_err(|e| err(path, e))
+}
+
+pub fn environment_file(files: &[PathBuf], env: &[String]) -> Result<String, String> {
+    let mut out = String::new();
+    for f in files {
+        let text =
+            std::fs::read_to_string(f).map_err(|e| format!("--env-file={}: {e}", f.display()))?;
+        out.push_str(&text);
+        if !text.is_empty() && !text.ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    for e in env {
+        let (k, v) = e
+            .split_once('=')
+            .ok_or_else(|| format!("invalid --env={e:?}"))?;
+        out.push_str(
+            &crate::escape::env_file_line(k, v)
+                .ok_or_else(|| format!("invalid variable name in --env={e:?}"))?,
+        );
+    }
+    Ok(out)
+}
+
+/// `systemd-nspawn`, or `$SDME_NSPAWN` (tests).
+pub fn nspawn_binary() -> OsString {
+    std::env::var_os("SDME_NSPAWN").unwrap_or_else(|| "systemd-nspawn".into())
+}
+
+/// Shell-quoted, for `--dry-run` and logs.
+pub fn shell_quote(arg: &std::ffi::OsStr) -> String {
+    let s = arg.to_string_lossy();
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_=/.:,@+%".contains(&b))
+    {
+        s.into_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_files_come_first_and_env_is_escaped() {
+        let t = tempfile::tempdir().unwrap();
+        let f = t.path().join("e");
+        std::fs::write(&f, "SECRET=s3cret").unwrap();
+        let text = environment_file(&[f], &["A=x $y".into()]).unwrap();
+        assert_eq!(text, "SECRET=s3cret\nA=\"x \\$y\"\n");
+        assert!(environment_file(&[t.path().join("missing")], &[])
+            .unwrap_err()
+            .contains("--env-file="));
+    }
+
+    #[test]
+    fn overlay_lists_lowest_first_then_upper() {
+        let a = overlay_arg(
+            &[PathBuf::from("/l/0"), PathBuf::from("/l/1")],
+            Path::new("/c/root"),
+            "/",
+        )
+        .unwrap();
+        assert_eq!(a, OsString::from("--overlay=/l/0:/l/1:/c/root:/"));
+        assert_eq!(volume_dir_name("/var/lib/mysql"), "var-lib-mysql");
+        assert_eq!(shell_quote("a b".as_ref()), "'a b'");
+    }
+}
