@@ -2,6 +2,7 @@
 
 mod pull;
 mod unpack;
+mod unpack_pipeline;
 
 use std::process::ExitCode;
 
