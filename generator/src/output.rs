@@ -1,15 +1,27 @@
 //! Writes the output tree into the generator directory, or prints it.
 
 use sdme_generator::emit::{Entry, Tree};
+use std::collections::BTreeSet;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Writes every entry under `dir`, creating subdirectories. Returns one
 /// message per entry that could not be written.
 pub fn write_tree(dir: &Path, tree: &Tree) -> Vec<String> {
     let mut errors = Vec::new();
+    // Each subdirectory is created once, not once per file in it.
+    let mut made: BTreeSet<PathBuf> = BTreeSet::new();
     for (relative, entry) in tree {
         let path = dir.join(relative);
+        if let Some(parent) = path.parent().filter(|p| *p != dir) {
+            if !made.contains(parent) {
+                if let Err(e) = std::fs::create_dir_all(parent) {
+                    errors.push(format!("cannot create {}: {e}", parent.display()));
+                    continue;
+                }
+                made.insert(parent.to_path_buf());
+            }
+        }
         if let Err(e) = write_entry(&path, entry) {
             errors.push(format!("cannot write {}: {e}", path.display()));
         }
@@ -18,16 +30,25 @@ pub fn write_tree(dir: &Path, tree: &Tree) -> Vec<String> {
 }
 
 fn write_entry(path: &Path, entry: &Entry) -> std::io::Result<()> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
+    match create(path, entry) {
+        // The directory is normally fresh; replace leftovers from a rerun.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            std::fs::remove_file(path)?;
+            create(path, entry)
+        }
+        result => result,
     }
-    // The directory is normally fresh; replace leftovers from a rerun.
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-        _ => {}
-    }
+}
+
+fn create(path: &Path, entry: &Entry) -> std::io::Result<()> {
     match entry {
-        Entry::File(contents) => std::fs::write(path, contents),
+        Entry::File(contents) => {
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)?;
+            file.write_all(contents.as_bytes())
+        }
         Entry::Symlink(target) => std::os::unix::fs::symlink(target, path),
     }
 }

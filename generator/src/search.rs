@@ -182,14 +182,19 @@ fn read_dropins(
 
 /// Reads `shown` (an absolute path on the target system) under `root`,
 /// resolving symlinks with absolute targets inside `root`. `Ok(None)` means
-/// masked: a symlink to `/dev/null`.
+/// masked: a symlink to `/dev/null`. Regular files take one `open()`
+/// (`O_NOFOLLOW`); only symlinks pay for `readlink()`.
 fn read_in_root(root: &Path, shown: &str) -> Result<Option<Vec<u8>>, String> {
     let mut path: PathBuf = root.join(shown.trim_start_matches('/'));
     for _ in 0..32 {
-        let target = match std::fs::read_link(&path) {
-            Ok(target) => target,
-            Err(_) => return read_limited(&path).map(Some),
+        let error = match open_no_follow(&path) {
+            Ok(file) => return read_limited(file).map(Some),
+            Err(e) => e,
         };
+        if error.raw_os_error() != Some(rustix::io::Errno::LOOP.raw_os_error()) {
+            return Err(format!("cannot open: {error}"));
+        }
+        let target = std::fs::read_link(&path).map_err(|e| format!("cannot read symlink: {e}"))?;
         if target == Path::new("/dev/null") {
             return Ok(None);
         }
@@ -201,8 +206,15 @@ fn read_in_root(root: &Path, shown: &str) -> Result<Option<Vec<u8>>, String> {
     Err("too many levels of symbolic links".to_string())
 }
 
-fn read_limited(path: &Path) -> Result<Vec<u8>, String> {
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+fn open_no_follow(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC).bits() as i32)
+        .open(path)
+}
+
+fn read_limited(file: std::fs::File) -> Result<Vec<u8>, String> {
     let meta = file.metadata().map_err(|e| format!("cannot stat: {e}"))?;
     if !meta.is_file() {
         return Err("not a regular file".to_string());
