@@ -31,7 +31,7 @@ install: build
 	install -Dm755 $(RELEASE)/sdme-connector-client $(DESTDIR)$(LIBEXECDIR)/sdme-connector-client
 	for u in units/*.service units/*.socket units/*.timer units/*.target; do \
 		[ -e "$$u" ] && install -Dm644 "$$u" $(DESTDIR)$(SYSTEMDSYSTEMUNITDIR)/$$(basename "$$u"); done; true
-	for m in man/*.[0-9]; do s=$${m##*.}; install -Dm644 "$$m" $(DESTDIR)$(MANDIR)/man$$s/$$(basename "$$m"); done
+	for m in man/*.[0-9]; do [ -e "$$m" ] || continue; s=$${m##*.}; install -Dm644 "$$m" $(DESTDIR)$(MANDIR)/man$$s/$$(basename "$$m"); done
 	install -d $(DESTDIR)/etc/sdme
 
 uninstall:
