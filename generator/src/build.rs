@@ -211,8 +211,13 @@ fn machine(v: &str) -> Result<String, String> {
     check_machine_name(v).map(|()| v.to_string())
 }
 
+/// Health check spans: the launcher takes whole seconds.
 fn span(v: &str) -> Result<u64, String> {
-    parse_timespan(v)?.ok_or_else(|| "must be finite".to_string())
+    let usec = parse_timespan(v)?.ok_or_else(|| "must be finite".to_string())?;
+    if usec % 1_000_000 != 0 {
+        return Err(format!("{v:?} must be a whole number of seconds"));
+    }
+    Ok(usec)
 }
 
 fn assign_image(
@@ -364,14 +369,22 @@ fn assign_container(
     }
 }
 
-/// `Entrypoint=`/`Command=`: words appended; empty assignment: the image's own.
+/// `Entrypoint=`/`Command=`: words appended; empty assignment: the image's
+/// own. A single empty word (`Entrypoint=""`) replaces it with nothing; any
+/// other empty word is refused, because the launcher reads an empty
+/// `--entrypoint=`/`--cmd=` as "empty list", not as an empty argument.
 fn word_list(slot: &mut Option<Vec<String>>, value: &str) -> Result<(), String> {
     if value.is_empty() {
         *slot = None;
-    } else {
-        slot.get_or_insert_with(Vec::new)
-            .extend(words::split(value)?);
+        return Ok(());
     }
+    let new = words::split(value)?;
+    let list = slot.get_or_insert_with(Vec::new);
+    let lone_empty = new.len() == 1 && new[0].is_empty() && list.is_empty();
+    if !lone_empty && (new.iter().any(String::is_empty) || list.iter().any(String::is_empty)) {
+        return Err("empty words are not allowed (only a lone \"\" clears the list)".to_string());
+    }
+    list.extend(new);
     Ok(())
 }
 
