@@ -9,6 +9,10 @@ use std::path::{Path, PathBuf};
 /// message per entry that could not be written.
 pub fn write_tree(dir: &Path, tree: &Tree) -> Vec<String> {
     let mut errors = Vec::new();
+    // systemd always passes an existing directory; by hand it may not exist.
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        return vec![format!("cannot create {}: {e}", dir.display())];
+    }
     // Each subdirectory is created once, not once per file in it.
     let mut made: BTreeSet<PathBuf> = BTreeSet::new();
     for (relative, entry) in tree {

@@ -284,7 +284,7 @@ fn mutated_descriptors_never_break_the_output() {
     let iterations = std::env::var("SDME_FUZZ_ITERATIONS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(4000);
+        .unwrap_or(3000);
     let mut rng = Rng(0x05d3_e0c1_u64 * 2_654_435_761);
     let mut generated_files = 0usize;
     for i in 0..iterations {

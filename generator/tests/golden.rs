@@ -257,3 +257,60 @@ fn three_directories_write_only_the_first() {
     assert!(read_tree(dirs[1].path()).is_empty());
     assert!(read_tree(dirs[2].path()).is_empty());
 }
+
+#[test]
+fn a_missing_output_directory_is_created() {
+    let case = cases_dir().join("app-on-base");
+    let top = tempfile::tempdir().unwrap();
+    let out = top.path().join("not/yet");
+    let root = format!("--root={}", case.join("input").display());
+    let run = generator(&[&root, out.to_str().unwrap()]).output().unwrap();
+    assert!(run.status.success());
+    assert_eq!(read_tree(&out), read_tree(&case.join("expected")));
+}
+
+/// Where errors go (sdme-generator(8), LOGGING): stderr by hand and with
+/// --dry-run; the kernel log when run as a generator (three directories or
+/// $SYSTEMD_SCOPE), unless SYSTEMD_LOG_TARGET=console says otherwise.
+#[test]
+fn errors_go_to_the_kernel_log_only_under_systemd() {
+    let case = cases_dir().join("base-missing");
+    let root = format!("--root={}", case.join("input").display());
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let paths: Vec<&str> = dirs.iter().map(|d| d.path().to_str().unwrap()).collect();
+
+    let by_hand = generator(&[&root, paths[0]]).output().unwrap();
+    assert_eq!(by_hand.status.code(), Some(1));
+    assert!(String::from_utf8(by_hand.stderr)
+        .unwrap()
+        .contains("no descriptor named nowhere"));
+
+    let dry = generator(&["--dry-run", &root])
+        .env("SYSTEMD_SCOPE", "system")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8(dry.stderr)
+        .unwrap()
+        .contains("no descriptor named nowhere"));
+
+    let console = generator(&[&root, paths[0], paths[1], paths[2]])
+        .env("SYSTEMD_LOG_TARGET", "console")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8(console.stderr)
+        .unwrap()
+        .contains("no descriptor named nowhere"));
+
+    // Only where /dev/kmsg is writable (root) can the kernel log be used;
+    // elsewhere the generator falls back to stderr, which is checked too.
+    let kmsg_writable = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/kmsg")
+        .is_ok();
+    let as_generator = generator(&[&root, paths[0], paths[1], paths[2]])
+        .output()
+        .unwrap();
+    assert_eq!(as_generator.status.code(), Some(1));
+    let stderr = String::from_utf8(as_generator.stderr).unwrap();
+    assert_eq!(stderr.is_empty(), kmsg_writable, "stderr: {stderr:?}");
+}
