@@ -1,0 +1,492 @@
+//! Integration tests of `sdme-import pull`, `gc` and `sdme-nspawn --dry-run`
+//! against local OCI layouts built with umoci in temporary directories.
+//! They need root (ownership, whiteouts) and umoci; under CI=true a missing
+//! prerequisite fails the test instead of skipping it.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+const IMPORT: &str = env!("CARGO_BIN_EXE_sdme-import");
+const NSPAWN: &str = env!("CARGO_BIN_EXE_sdme-nspawn");
+
+fn prerequisites() -> bool {
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let mut missing = Vec::new();
+    if !rustix::process::geteuid().is_root() {
+        missing.push("root");
+    }
+    if Command::new("umoci").arg("--version").output().is_err() {
+        missing.push("umoci");
+    }
+    if !Path::new("/bin/busybox").exists() {
+        missing.push("/bin/busybox (busybox-static)");
+    }
+    if missing.is_empty() {
+        return true;
+    }
+    if ci {
+        panic!(
+            "CI=true and prerequisites are missing: {}",
+            missing.join(", ")
+        );
+    }
+    eprintln!(
+        "SKIPPED (not counted as a pass in CI): missing {}",
+        missing.join(", ")
+    );
+    false
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A layer tarball from a directory prepared by `fill`.
+fn layer_tar(work: &Path, name: &str, fill: impl FnOnce(&Path)) -> PathBuf {
+    let dir = work.join(format!("{name}.d"));
+    fs::create_dir_all(&dir).unwrap();
+    fill(&dir);
+    let tar = work.join(format!("{name}.tar"));
+    run(Command::new("tar")
+        .args(["--numeric-owner", "--sort=name", "--mtime=@0", "-C"])
+        .arg(&dir)
+        .arg("-cf")
+        .arg(&tar)
+        .arg("."));
+    tar
+}
+
+fn write(root: &Path, rel: &str, body: &str, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    let p = root.join(rel);
+    fs::create_dir_all(p.parent().unwrap()).unwrap();
+    fs::write(&p, body).unwrap();
+    fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// `umoci` image `layout:tag` from layer tarballs and config arguments.
+fn image(layout: &Path, tag: &str, layers: &[&Path], config: &[&str]) -> String {
+    if !layout.exists() {
+        run(Command::new("umoci").args(["init", "--layout"]).arg(layout));
+    }
+    let img = format!("{}:{tag}", layout.display());
+    run(Command::new("umoci").args(["new", "--image", &img]));
+    for l in layers {
+        run(Command::new("umoci")
+            .args(["raw", "add-layer", "--image", &img])
+            .arg(l));
+    }
+    if !config.is_empty() {
+        run(Command::new("umoci")
+            .args(["config", "--image", &img])
+            .args(config));
+    }
+    format!("oci:{img}")
+}
+
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    work: PathBuf,
+    store: PathBuf,
+    base: String,
+    app1: String,
+    app2: String,
+}
+
+fn fixture() -> Fixture {
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path().to_path_buf();
+    let os = layer_tar(&work, "os", |d| {
+        write(d, "etc/os-release", "ID=debian\n", 0o644);
+        write(d, "usr/lib/systemd/systemd", "not really systemd\n", 0o755);
+        write(d, "etc/passwd", "root:x:0:0:root:/root:/bin/sh\n", 0o644);
+        write(
+            d,
+            "etc/machine-id",
+            "0123456789abcdef0123456789abcdef\n",
+            0o444,
+        );
+    });
+    // Shared by both apps: a busybox userland with an app user.
+    let shared = layer_tar(&work, "shared", |d| {
+        fs::create_dir_all(d.join("bin")).unwrap();
+        fs::copy("/bin/busybox", d.join("bin/busybox")).unwrap();
+        std::os::unix::fs::symlink("busybox", d.join("bin/sh")).unwrap();
+        std::os::unix::fs::symlink("busybox", d.join("bin/httpd")).unwrap();
+        write(
+            d,
+            "etc/passwd",
+            "root:x:0:0:root:/root:/bin/sh\nweb:x:1000:1001:web:/www:/bin/sh\n",
+            0o644,
+        );
+        write(d, "etc/group", "root:x:0:\nweb:x:1001:\n", 0o644);
+    });
+    let one = layer_tar(&work, "one", |d| write(d, "www/index.html", "one\n", 0o644));
+    let two = layer_tar(&work, "two", |d| write(d, "www/index.html", "two\n", 0o644));
+    let layout = work.join("layout");
+    let base = image(&layout, "base", &[&os], &["--config.cmd=/bin/sh"]);
+    let app_config = [
+        "--config.entrypoint=httpd",
+        "--config.cmd=-f",
+        "--config.cmd=-h",
+        "--config.cmd=/www",
+        "--config.user=web",
+        "--config.exposedports=8080/tcp",
+        "--config.env=PATH=/bin",
+        "--config.env=MSG=100% $real \"quoted\"",
+        "--config.workingdir=/www",
+        "--config.stopsignal=SIGQUIT",
+    ];
+    let app1 = image(&layout, "app1", &[&shared, &one], &app_config);
+    let app2 = image(&layout, "app2", &[&shared, &two], &app_config);
+    Fixture {
+        work: work.clone(),
+        store: work.join("store"),
+        base,
+        app1,
+        app2,
+        _tmp: tmp,
+    }
+}
+
+fn pull(store: &Path, name: &str, extra: &[&str], source: &str) -> std::process::Output {
+    Command::new(IMPORT)
+        .arg("pull")
+        .arg(format!("--name={name}"))
+        .args(extra)
+        .arg(format!("--store={}", store.display()))
+        .arg(source)
+        .env_remove("NOTIFY_SOCKET")
+        .output()
+        .unwrap()
+}
+
+fn pull_ok(store: &Path, name: &str, extra: &[&str], source: &str) {
+    let out = pull(store, name, extra, source);
+    assert!(
+        out.status.success(),
+        "pull {name} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn record(store: &Path, name: &str) -> serde_json::Value {
+    serde_json::from_slice(&fs::read(store.join("images").join(name).join("image.json")).unwrap())
+        .unwrap()
+}
+
+fn layer_count(store: &Path) -> usize {
+    fs::read_dir(store.join("layers/sha256"))
+        .unwrap()
+        .filter(|e| {
+            !e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with('.')
+        })
+        .count()
+}
+
+#[test]
+fn pull_builds_the_store_shares_layers_and_is_idempotent() {
+    if !prerequisites() {
+        return;
+    }
+    let f = fixture();
+    let s = &f.store;
+    pull_ok(s, "base", &["--mode=auto", "--pull=missing"], &f.base);
+    pull_ok(
+        s,
+        "app1",
+        &["--base=base", "--mode=auto", "--pull=missing"],
+        &f.app1,
+    );
+    pull_ok(
+        s,
+        "app2",
+        &["--base=base", "--mode=auto", "--pull=missing"],
+        &f.app2,
+    );
+
+    // Structure: symlinks to NAME.HEX12 generations with a record.
+    let link = fs::read_link(s.join("images/app1")).unwrap();
+    let link = link.to_str().unwrap();
+    assert!(
+        link.starts_with("app1.") && link.len() == "app1.".len() + 12,
+        "{link}"
+    );
+    let r1 = record(s, "app1");
+    assert_eq!(r1["kind"], "app");
+    assert_eq!(r1["base"], "base");
+    assert_eq!(record(s, "base")["kind"], "base");
+    assert_eq!(record(s, "base")["systemd_layer"], false);
+    assert_eq!(r1["app"]["user"], "1000:1001");
+    assert_eq!(r1["app"]["argv"][0], "/bin/httpd");
+    // Four distinct layers: os, shared (once for both apps), one, two.
+    assert_eq!(layer_count(s), 4);
+    let r2 = record(s, "app2");
+    assert_eq!(r1["layers"][0], r2["layers"][0]);
+    assert_ne!(r1["layers"][1], r2["layers"][1]);
+
+    // Glue of the base: an empty machine-id over the image's.
+    assert_eq!(
+        fs::read(s.join("images/base/glue/etc/machine-id"))
+            .unwrap()
+            .len(),
+        0
+    );
+    // Glue of the app: the seed's layout.
+    let glue = s.join("images/app1/glue");
+    assert!(glue.join("oci/root").is_dir());
+    assert_eq!(
+        fs::read_to_string(glue.join("oci/ports")).unwrap(),
+        "8080/tcp\n"
+    );
+    assert!(fs::read_to_string(glue.join("oci/env"))
+        .unwrap()
+        .contains("MSG=\"100% \\$real \\\"quoted\\\"\"\n"));
+    let unit = fs::read_to_string(glue.join("etc/systemd/system/sdme-oci-app.service")).unwrap();
+    assert!(
+        unit.contains("ExecStart=\"/bin/httpd\" \"-f\" \"-h\" \"/www\"\n"),
+        "{unit}"
+    );
+    assert!(unit.contains("User=1000\nGroup=1001\n") && unit.contains("WorkingDirectory=/www\n"));
+    assert!(s.join("images/app1/appglue/tmp").is_dir());
+
+    // Re-import of an unchanged image: nothing to do, no registry, fast.
+    let before = fs::metadata(s.join("images/app1/image.json"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let t0 = Instant::now();
+    pull_ok(
+        s,
+        "app1",
+        &["--base=base", "--mode=auto", "--pull=missing"],
+        &f.app1,
+    );
+    let missing_time = t0.elapsed();
+    let t0 = Instant::now();
+    pull_ok(
+        s,
+        "app1",
+        &["--base=base", "--mode=auto", "--pull=always"],
+        &f.app1,
+    );
+    let always_time = t0.elapsed();
+    println!("re-import of an unchanged image: --pull=missing {missing_time:?}, --pull=always {always_time:?}");
+    assert_eq!(
+        fs::metadata(s.join("images/app1/image.json"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        before
+    );
+    assert!(missing_time.as_millis() < 500, "{missing_time:?}");
+    // --pull=missing never opens the source: a vanished source is fine.
+    pull_ok(
+        s,
+        "app1",
+        &["--base=base", "--mode=auto", "--pull=missing"],
+        "oci:/nonexistent:tag",
+    );
+    assert!(!pull(
+        s,
+        "app1",
+        &["--base=base", "--pull=always"],
+        "oci:/nonexistent:tag"
+    )
+    .status
+    .success());
+    let out = pull(s, "nothere", &["--pull=never"], &f.app1);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--pull=never"));
+}
+
+#[test]
+fn a_changed_image_switches_atomically_and_gc_frees_the_old_one() {
+    if !prerequisites() {
+        return;
+    }
+    let f = fixture();
+    let s = &f.store;
+    pull_ok(s, "base", &["--pull=missing"], &f.base);
+    pull_ok(s, "app", &["--base=base", "--pull=missing"], &f.app1);
+    let old = fs::read_link(s.join("images/app")).unwrap();
+    // The same tag now points at app2's manifest.
+    let layout = f
+        .app1
+        .trim_start_matches("oci:")
+        .rsplit_once(':')
+        .unwrap()
+        .0
+        .to_string();
+    let app2_tag = format!("{layout}:app2");
+    run(Command::new("umoci").args(["tag", "--image", &app2_tag, "app1"]));
+    pull_ok(s, "app", &["--base=base", "--pull=missing"], &f.app1);
+    assert_eq!(
+        fs::read_link(s.join("images/app")).unwrap(),
+        old,
+        "--pull=missing must not look for updates"
+    );
+    pull_ok(s, "app", &["--base=base", "--pull=newer"], &f.app1);
+    let new = fs::read_link(s.join("images/app")).unwrap();
+    assert_ne!(new, old);
+    assert!(
+        s.join("images").join(&old).join("image.json").is_file(),
+        "the old generation stays until gc"
+    );
+    assert_eq!(layer_count(s), 4);
+
+    let out = run(Command::new(IMPORT)
+        .arg("gc")
+        .arg(format!("--store={}", s.display())));
+    println!("{out}");
+    assert!(
+        out.contains(&format!("removed images/{}", old.display())),
+        "{out}"
+    );
+    assert!(out.contains("freed "));
+    assert!(!s.join("images").join(&old).exists());
+    assert_eq!(
+        layer_count(s),
+        3,
+        "the layer only the old generation used is gone"
+    );
+    assert!(s.join("images/app/image.json").is_file());
+}
+
+#[test]
+fn mode_and_connector_and_reglue_without_the_source() {
+    if !prerequisites() {
+        return;
+    }
+    let f = fixture();
+    let s = &f.store;
+    pull_ok(s, "base", &["--pull=missing"], &f.base);
+    pull_ok(
+        s,
+        "tool",
+        &["--base=base", "--mode=connector", "--pull=missing"],
+        &f.app1,
+    );
+    assert_eq!(record(s, "tool")["kind"], "connector");
+    assert!(s.join("images/tool/glue/oci/proxy-mode").is_file());
+    let link = fs::read_link(s.join("connectors/tool/httpd")).unwrap();
+    assert_eq!(link, Path::new("/usr/libexec/sdme-connector-client"));
+    // A changed --mode regenerates the glue from the store, without the source.
+    pull_ok(
+        s,
+        "tool",
+        &["--base=base", "--mode=app", "--pull=missing"],
+        "oci:/nonexistent:x",
+    );
+    assert_eq!(record(s, "tool")["kind"], "app");
+    assert!(!s.join("images/tool/glue/oci/proxy-mode").exists());
+    // An app forced to base: its layers are the root; no systemd → install
+    // fails clearly for an unknown distribution.
+    let out = pull(s, "weird", &["--mode=base", "--pull=missing"], &f.app1);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unsupported distribution"), "{err}");
+    assert!(
+        !s.join("images/weird").exists(),
+        "a failed import leaves nothing behind"
+    );
+}
+
+#[test]
+fn launcher_assembles_overlays_lowest_first_with_binds() {
+    if !prerequisites() {
+        return;
+    }
+    let f = fixture();
+    let s = &f.store;
+    let runtime = f.work.join("run");
+    let out = Command::new(NSPAWN)
+        .args(["--machine=web", "--image=app1", "--dry-run"])
+        .arg(format!("--store={}", s.display()))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("image app1 is not imported; run systemctl start sdme-import@app1"));
+    pull_ok(s, "base", &["--pull=missing"], &f.base);
+    pull_ok(s, "app1", &["--base=base", "--pull=missing"], &f.app1);
+    let envfile = f.work.join("secret.env");
+    fs::write(&envfile, "TOKEN=abc\n").unwrap();
+    let line = run(Command::new(NSPAWN)
+        .args([
+            "--machine=web",
+            "--image=app1",
+            "--dry-run",
+            "--env=A=1",
+            "--volume=/srv/www:/www:ro",
+            "--volume=/data",
+            "--user=root",
+        ])
+        .arg(format!("--env-file={}", envfile.display()))
+        .arg(format!("--store={}", s.display()))
+        .arg(format!("--runtime-dir={}", runtime.display()))
+        .args(["--", "--boot", "--machine=web"]));
+    let rb = record(s, "base");
+    let ra = record(s, "app1");
+    let hex = |v: &serde_json::Value| {
+        v.as_str()
+            .unwrap()
+            .trim_start_matches("sha256:")
+            .to_string()
+    };
+    let layers = s.join("layers/sha256");
+    let base_gen = fs::read_link(s.join("images/base")).unwrap();
+    let app_gen = fs::read_link(s.join("images/app1")).unwrap();
+    let root = format!(
+        "--overlay={}:{}:{}:{}:/",
+        layers.join(hex(&rb["layers"][0])).display(),
+        s.join("images").join(&base_gen).join("glue").display(),
+        s.join("images").join(&app_gen).join("glue").display(),
+        s.join("containers/web/root").display()
+    );
+    assert!(line.contains(&root), "{line}\nexpected {root}");
+    let app = format!(
+        "--overlay={}:{}:{}:{}:/oci/root",
+        layers.join(hex(&ra["layers"][0])).display(),
+        layers.join(hex(&ra["layers"][1])).display(),
+        s.join("images").join(&app_gen).join("appglue").display(),
+        s.join("containers/web/app").display()
+    );
+    assert!(line.contains(&app), "{line}\nexpected {app}");
+    assert!(line.contains("--bind-ro=/srv/www:/oci/root/www"));
+    assert!(line.contains(&format!(
+        "--bind={}:/oci/root/data",
+        s.join("volumes/web/data").display()
+    )));
+    assert!(line.contains("--bind-ro=") && line.contains(":/run/sdme/environment"));
+    assert!(line.trim_end().ends_with("--boot --machine=web"));
+    let env = runtime.join("environment");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        fs::metadata(&env).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(fs::read_to_string(&env).unwrap(), "TOKEN=abc\nA=\"1\"\n");
+    let dropin =
+        fs::read_to_string(runtime.join("units/sdme-oci-app.service.d/50-launcher.conf")).unwrap();
+    assert!(dropin.contains("User=\nGroup=\n"), "{dropin}");
+    assert!(line.contains(&format!(
+        "{}:/run/systemd/system/sdme-oci-app.service.d",
+        runtime.join("units/sdme-oci-app.service.d").display()
+    )));
+    let gens = fs::read_to_string(s.join("containers/web/generations")).unwrap();
+    assert!(gens.contains(base_gen.to_str().unwrap()) && gens.contains(app_gen.to_str().unwrap()));
+}
