@@ -20,6 +20,18 @@ check() {
 	return 0
 }
 
+# require DESCRIPTION command...: like check, but a failure ends the
+# scenario at once (with diagnostics of the units in $E2E_UNITS): what follows
+# depends on it and would only wait for timeouts.
+require() {
+	check "$@"
+	[ "$E2E_FAILED" = 0 ] && return 0
+	echo "FAIL: stopping here: the remaining checks depend on \"$1\""
+	# shellcheck disable=SC2086
+	diag ${E2E_UNITS:-}
+	exit 1
+}
+
 # wait_for SECONDS command...: true once command succeeds within the time.
 wait_for() {
 	local end=$(($(date +%s%N) + $1 * 1000000000)); shift
@@ -52,6 +64,13 @@ diag() {
 			echo "--- journal of $u"; journalctl -b --no-pager -o short-monotonic -u "$u" 2>&1 | tail -40
 		done
 		echo "--- failed units"; systemctl --failed --no-legend --plain 2>&1
+		local m
+		for m in $(machinectl list --no-legend 2>/dev/null | awk '{print $1}'); do
+			echo "--- container $m: state $(in_machine "$m" systemctl is-system-running 2>&1)"
+			in_machine "$m" systemctl --failed --no-legend --plain 2>&1
+			in_machine "$m" systemctl status --no-pager -l sdme-oci-app 2>&1 | head -20
+			in_machine "$m" journalctl -b --no-pager -u sdme-oci-app 2>&1 | tail -20
+		done
 		echo "--- generator output"; ls -R /run/systemd/generator 2>&1 | head -40
 		echo "--- kernel log (generator messages)"; journalctl -b -k --no-pager 2>&1 | grep -i sdme | tail -20
 	} >>"$E2E_OUT/diag.log"

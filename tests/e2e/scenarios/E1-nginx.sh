@@ -4,6 +4,7 @@
 # e2e-push: debian-systemd e2e/debian-systemd:12
 # e2e-push: nginx e2e/nginx:1
 . /usr/local/lib/sdme-e2e/check.sh
+E2E_UNITS="sdme-import@debian sdme-import@nginx systemd-nspawn@nginx"
 debian_base
 descriptor nginx <<EOD
 [Image]
@@ -18,7 +19,7 @@ step "daemon-reload" systemctl daemon-reload
 check "generator emitted sdme-import@debian.service" systemctl cat sdme-import@debian.service
 check "generator emitted sdme-import@nginx.service" systemctl cat sdme-import@nginx.service
 check "nspawn@nginx runs the sdme launcher" sh -c 'systemctl cat systemd-nspawn@nginx.service | grep -q /usr/libexec/sdme/sdme-nspawn'
-check "systemctl start systemd-nspawn@nginx (pulls in the imports)" timeout 200 systemctl start systemd-nspawn@nginx
+require "systemctl start systemd-nspawn@nginx (pulls in the imports)" timeout 200 systemctl start systemd-nspawn@nginx
 check "sdme-import@debian is active" systemctl is-active sdme-import@debian
 check "sdme-import@nginx is active" systemctl is-active sdme-import@nginx
 t0=$(now)

@@ -3,6 +3,7 @@
 # e2e-push: debian-systemd e2e/debian-systemd:12
 # e2e-push: nginx e2e/nginx:1
 . /usr/local/lib/sdme-e2e/check.sh
+E2E_UNITS="sdme-import@debian sdme-import@nginx systemd-nspawn@nginx"
 # The host's networkd serves the veth (DHCP), as on a systemd host set up for
 # containers; the outer's networkd.conf keeps it away from everything else.
 check "systemd-networkd started on the host" systemctl start systemd-networkd
@@ -20,7 +21,7 @@ EOD
 check "port 8080 is free on this machine" sh -c '! ss -Htln "sport = :8080" | grep -q .'
 systemctl daemon-reload
 check "nspawn@nginx gets a veth and the port" sh -c 'systemctl cat systemd-nspawn@nginx.service | grep -E -- "--network-veth|-n( |$)|--network-bridge" | grep -q -- "--port=\(tcp:\)\?8080:80"'
-check "systemctl start systemd-nspawn@nginx" timeout 200 systemctl start systemd-nspawn@nginx
+require "systemctl start systemd-nspawn@nginx" timeout 200 systemctl start systemd-nspawn@nginx
 check "the container has its own network namespace" sh -c '[ "$(readlink /proc/$(machinectl show -P Leader nginx)/ns/net)" != "$(readlink /proc/1/ns/net)" ]'
 # nspawn forwards the port for the host's own non-loopback addresses.
 addr=$(ip -4 -o addr show scope global | awk '$2 !~ /^ve-/ {sub("/.*", "", $4); print $4; exit}')

@@ -3,6 +3,7 @@
 # e2e-push: debian-systemd e2e/debian-systemd:12
 # e2e-push: mariadb e2e/mariadb:10
 . /usr/local/lib/sdme-e2e/check.sh
+E2E_UNITS="sdme-import@debian sdme-import@db systemd-nspawn@db"
 pw="e2e-Secret-$RANDOM$RANDOM"
 debian_base
 install -m 600 /dev/null /etc/sdme/db.env
@@ -19,7 +20,7 @@ EOD
 check "port 3306 is free on this machine" sh -c '! ss -Htln "sport = :3306" | grep -q .'
 systemctl daemon-reload
 check "the password is not in the generated units" sh -c "! systemctl cat systemd-nspawn@db sdme-import@db 2>&1 | grep -q -- '$pw'"
-check "systemctl start systemd-nspawn@db" timeout 200 systemctl start systemd-nspawn@db
+require "systemctl start systemd-nspawn@db" timeout 200 systemctl start systemd-nspawn@db
 sql() { in_app db mariadb --protocol=tcp -h127.0.0.1 -uroot "-p$1" -B -N -e "$2"; }
 t0=$(now)
 if wait_for 90 sql "$pw" 'SELECT 1'; then

@@ -4,6 +4,7 @@
 # e2e-push: nginx e2e/nginx:1
 # e2e-timeout: 420
 . /usr/local/lib/sdme-e2e/check.sh
+E2E_UNITS="sdme-import@debian sdme-import@web systemd-nspawn@web"
 descriptor debian <<EOD
 [Image]
 Image=$E2E_REGISTRY/e2e/debian:12
@@ -19,8 +20,8 @@ Base=debian
 Network=private
 EOD
 systemctl daemon-reload
-check "sdme-import@debian (installs systemd)" timeout 300 systemctl start sdme-import@debian
-check "systemctl start systemd-nspawn@web" timeout 120 systemctl start systemd-nspawn@web
+require "sdme-import@debian (installs systemd)" timeout 300 systemctl start sdme-import@debian
+require "systemctl start systemd-nspawn@web" timeout 120 systemctl start systemd-nspawn@web
 check "the container's PID 1 is systemd" sh -c '[ "$(cat /proc/$(machinectl show -P Leader web)/comm)" = systemd ]'
 booted() { st=$(in_machine web systemctl is-system-running 2>/dev/null); [ "$st" = running ] || [ "$st" = degraded ]; }
 if wait_for 60 booted; then pass "the container booted ($(in_machine web systemctl is-system-running))"; else fail "the container booted (state: $(in_machine web systemctl is-system-running 2>&1))"; fi

@@ -3,6 +3,7 @@
 # e2e-push: debian-systemd e2e/debian-systemd:12
 # e2e-push: nginx e2e/nginx:1
 . /usr/local/lib/sdme-e2e/check.sh
+E2E_UNITS="sdme-import@debian sdme-import@nginx systemd-nspawn@nginx"
 page_ok() { curl -s --max-time 2 http://127.0.0.1/ | grep -q "hello from sdme nginx v1"; }
 if [ "$E2E_BOOT" = 1 ]; then
 	debian_base
@@ -20,7 +21,7 @@ EOD
 	check "port 80 is free on this machine" sh -c '! ss -Htln "sport = :80" | grep -q .'
 	systemctl daemon-reload
 	check "generator linked nspawn@nginx into machines.target.wants" sh -c 'systemctl show -P Wants machines.target | grep -qw systemd-nspawn@nginx.service'
-	check "systemctl start systemd-nspawn@nginx" timeout 200 systemctl start systemd-nspawn@nginx
+	require "systemctl start systemd-nspawn@nginx" timeout 200 systemctl start systemd-nspawn@nginx
 	if wait_for 60 page_ok; then pass "page served before the reboot"; else fail "page served before the reboot"; fi
 	[ "$E2E_FAILED" = 0 ] || { diag sdme-import@nginx systemd-nspawn@nginx; exit 1; }
 	exit 100 # reboot the host

@@ -5,6 +5,7 @@
 # e2e-push: nginx e7/nginx:current
 # e2e-push: nginx-v2 e7/nginx:next
 . /usr/local/lib/sdme-e2e/check.sh
+E2E_UNITS="sdme-import@debian sdme-import@nginx systemd-nspawn@nginx"
 debian_base
 descriptor nginx <<EOD
 [Image]
@@ -19,7 +20,7 @@ page() { curl -s --max-time 2 http://127.0.0.1/; }
 page_is() { page | grep -q "hello from sdme nginx $1"; }
 check "port 80 is free on this machine" sh -c '! ss -Htln "sport = :80" | grep -q .'
 systemctl daemon-reload
-check "systemctl start systemd-nspawn@nginx" timeout 200 systemctl start systemd-nspawn@nginx
+require "systemctl start systemd-nspawn@nginx" timeout 200 systemctl start systemd-nspawn@nginx
 if wait_for 60 page_is v1; then pass "version 1 is served"; else fail "version 1 is served (got: $(page | head -c 200))"; fi
 img1=$(readlink /var/lib/sdme/images/nginx)
 layers1=$(ls /var/lib/sdme/layers/sha256 2>/dev/null | wc -l)

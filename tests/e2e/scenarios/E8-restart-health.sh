@@ -3,6 +3,7 @@
 # e2e-push: debian-systemd e2e/debian-systemd:12
 # e2e-push: nginx e2e/nginx:1
 . /usr/local/lib/sdme-e2e/check.sh
+E2E_UNITS="sdme-import@debian sdme-import@nginx systemd-nspawn@nginx"
 debian_base
 descriptor nginx <<EOD
 [Image]
@@ -19,7 +20,7 @@ HealthRetries=2
 HealthOnFailure=restart
 EOD
 systemctl daemon-reload
-check "systemctl start systemd-nspawn@nginx" timeout 200 systemctl start systemd-nspawn@nginx
+require "systemctl start systemd-nspawn@nginx" timeout 200 systemctl start systemd-nspawn@nginx
 app_pid() { in_machine nginx systemctl show -P MainPID sdme-oci-app 2>/dev/null; }
 app_up() { p=$(app_pid); [ -n "$p" ] && [ "$p" != 0 ] && nsenter -t "$(leader nginx)" -n curl -sf -o /dev/null --max-time 2 http://127.0.0.1/; }
 if wait_for 60 app_up; then pass "the app is up (MainPID $(app_pid))"; else fail "the app is up within 60 s"; fi
