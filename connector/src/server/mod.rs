@@ -3,6 +3,7 @@
 
 pub mod activation;
 pub mod options;
+mod peer;
 mod session;
 pub mod spawn;
 

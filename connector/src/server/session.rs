@@ -15,15 +15,7 @@ use std::time::{Duration, Instant};
 /// Serves one accepted connection. Never panics on client input; every
 /// problem is logged to stderr (the journal) with the connection's id.
 pub fn serve_connection(id: u64, conn: OwnedFd, opts: &Options) {
-    let peer = match rustix::net::sockopt::socket_peercred(&conn) {
-        Ok(c) => format!(
-            "pid={} uid={} gid={}",
-            c.pid,
-            c.uid.as_raw(),
-            c.gid.as_raw()
-        ),
-        Err(e) => format!("unknown peer ({e})"),
-    };
+    let peer = super::peer::describe(&conn);
     // A client that connects and never sends must not hold a slot forever.
     let _ = rustix::net::sockopt::set_socket_timeout(
         &conn,
