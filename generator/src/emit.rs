@@ -25,15 +25,15 @@ pub fn nspawn_unit_name(name: &str) -> String {
     format!("systemd-nspawn@{name}.service")
 }
 
-/// Adds everything for `d` to `tree`; `all` holds every valid descriptor.
-pub fn emit(d: &Descriptor, all: &BTreeMap<String, Descriptor>, tree: &mut Tree) {
+/// Adds everything for the valid descriptor `d` to `tree`.
+pub fn emit(d: &Descriptor, tree: &mut Tree) {
     if d.image.is_some() {
         tree.insert(import_unit_name(&d.name), Entry::File(import_unit(d)));
     }
     let (installed, target) = match &d.container {
         Some(container) => {
             let path = format!("{}.d/{}", nspawn_unit_name(&d.name), paths::DROPIN_NAME);
-            tree.insert(path, Entry::File(container_dropin(d, container, all)));
+            tree.insert(path, Entry::File(container_dropin(d, container)));
             (
                 nspawn_unit_name(&d.name),
                 paths::NSPAWN_TEMPLATE.to_string(),
@@ -113,16 +113,10 @@ fn import_unit(d: &Descriptor) -> String {
     out
 }
 
-fn container_dropin(
-    d: &Descriptor,
-    c: &ContainerSection,
-    all: &BTreeMap<String, Descriptor>,
-) -> String {
+fn container_dropin(d: &Descriptor, c: &ContainerSection) -> String {
     let provider = d.image_provider();
-    let is_connector = all
-        .get(provider)
-        .and_then(|p| p.image.as_ref())
-        .is_some_and(|i| i.mode() == "connector");
+    // A connector runs only in its own descriptor's container (graph.rs).
+    let is_connector = d.image.as_ref().is_some_and(|i| i.mode() == "connector");
     let mut connectors: Vec<&str> = Vec::new();
     for connector in &c.connectors {
         if !connectors.contains(&connector.value.as_str()) {

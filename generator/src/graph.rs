@@ -73,17 +73,24 @@ fn check_reference(
         ));
     }
     match key {
+        // A connector's socket directory is named after its image's
+        // descriptor (that is where sdme-import creates it), so a connector
+        // runs in its own descriptor's container and clients name that.
         "Connector=" => {
-            let provider = descriptors.get(d.image_provider());
-            let mode = provider.and_then(|p| p.image.as_ref()).map(|i| i.mode());
+            let mode = d.image.as_ref().map(|i| i.mode());
             if d.container.is_none() || mode != Some("connector") {
                 return Some(format!(
-                    "descriptor {target} is not a connector (needs Mode=connector and [Container])"
+                    "descriptor {target} is not a connector (needs [Image] Mode=connector and [Container])"
                 ));
             }
         }
         _ if d.image.is_none() => {
             return Some(format!("descriptor {target} has no [Image] section"))
+        }
+        "Image=" if d.image.as_ref().is_some_and(|i| i.mode() == "connector") => {
+            return Some(format!(
+                "descriptor {target} is a connector image: run it in {target}'s own [Container] section"
+            ))
         }
         _ => {}
     }

@@ -67,7 +67,7 @@ pub fn generate(root: &Path) -> Generation {
     }
     let mut tree = Tree::new();
     for d in descriptors.values() {
-        emit::emit(d, &descriptors, &mut tree);
+        emit::emit(d, &mut tree);
     }
     Generation { tree, diagnostics }
 }
