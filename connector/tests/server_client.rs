@@ -67,14 +67,29 @@ fn busybox_symlink_and_path_lookup() {
         .args(["-c", "cmd via-path"])
         .env("PATH", path));
     assert_eq!((code, out.as_str()), (0, "hello via-path\n"));
-    // The connector root (SDME_CONNECTOR_DIR) when PATH does not have it.
-    let root = srv.dir.parent().unwrap();
+    // $SDME_CONNECTOR_DIR (the client container's connector) when PATH
+    // does not have the command.
     let (code, out, err) = run(Command::new(srv.symlink_path())
         .arg0("cmd")
-        .arg("via-root")
+        .arg("via-env")
         .env("PATH", "/usr/bin:/bin")
-        .env("SDME_CONNECTOR_DIR", root));
-    assert_eq!((code, out.as_str()), (0, "hello via-root\n"), "{err}");
+        .env("SDME_CONNECTOR_DIR", &srv.dir));
+    assert_eq!((code, out.as_str()), (0, "hello via-env\n"), "{err}");
+}
+
+#[test]
+fn explicit_client_defaults_to_sdme_connector_dir() {
+    let srv = Server::shell(r#"echo "explicit $*""#, &[], &[]);
+    let (code, out, _) = run(Command::new(CLIENT)
+        .args(["--", "a"])
+        .env("SDME_CONNECTOR_DIR", &srv.dir));
+    assert_eq!((code, out.as_str()), (0, "explicit a\n"));
+    let (code, out, _) = run(Command::new(CLIENT)
+        .arg(format!("--connector-dir={}", srv.dir.display()))
+        .arg("b"));
+    assert_eq!((code, out.as_str()), (0, "explicit b\n"));
+    let (code, _, err) = run(Command::new(CLIENT).env_remove("SDME_CONNECTOR_DIR"));
+    assert_eq!(code, 64, "{err}");
 }
 
 #[test]
@@ -459,4 +474,33 @@ fn bulk_data_flows_through_the_passed_descriptors() {
         secs,
         (TOTAL >> 20) as f64 / secs
     );
+}
+
+#[test]
+fn a_terminal_that_is_the_clients_own_is_not_stolen() {
+    let srv = Server::shell(
+        &format!("{SESSION_AND_TTY}\n[ -t 0 ] && echo stdin-is-a-tty"),
+        &[],
+        &[],
+    );
+    let (_master, slave) = open_pty();
+    let mut client = srv.client(&[]);
+    client.stdin(slave).stdout(Stdio::piped());
+    // SAFETY: only raw system calls between fork and exec.
+    unsafe {
+        client.pre_exec(|| {
+            rustix::process::setsid()?;
+            rustix::process::ioctl_tiocsctty(rustix::stdio::stdin())?;
+            Ok(())
+        });
+    }
+    let out = client.output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (_, _, tty) = session_and_tty(&text);
+    assert_eq!(
+        tty, 0,
+        "the client's controlling terminal stays the client's"
+    );
+    assert!(text.contains("stdin-is-a-tty"), "{text}");
 }

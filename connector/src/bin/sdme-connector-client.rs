@@ -8,11 +8,11 @@ use std::process::exit as process_exit;
 
 fn main() {
     let path_var = std::env::var_os("PATH");
-    let root = std::env::var_os(client::locate::CONNECTOR_ROOT_ENV);
+    let root = std::env::var_os(client::locate::CONNECTOR_DIR_ENV);
     let cwd = std::env::current_dir().ok();
     let lookup = Lookup {
         path_var: path_var.as_deref(),
-        connector_root: root.as_deref(),
+        connector_dir: root.as_deref(),
         cwd: cwd.as_deref(),
     };
     let invocation = match client::parse(std::env::args_os().collect(), &lookup) {

@@ -5,16 +5,17 @@
 //! directory, its name is the connector name and the socket is
 //! `<dir>/<name>.sock`. When the shell found the symlink through `PATH`,
 //! `argv[0]` has no directory: the client then looks it up in `PATH` the same
-//! way, and failing that in the connector directories under
-//! `$SDME_CONNECTOR_DIR` (default `/connectors`).
+//! way, and failing that uses `$SDME_CONNECTOR_DIR`, the connector directory
+//! the generator sets for a client container (`/connectors/X` for its first
+//! `Connector=X`).
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
-/// Default parent of the connector directories inside a client container.
-pub const DEFAULT_CONNECTOR_ROOT: &str = "/connectors";
-/// Environment variable naming that parent directory.
-pub const CONNECTOR_ROOT_ENV: &str = "SDME_CONNECTOR_DIR";
+/// Where connector directories are inside a client container.
+pub const CONNECTORS_ROOT: &str = "/connectors";
+/// Environment variable naming the default connector directory.
+pub const CONNECTOR_DIR_ENV: &str = "SDME_CONNECTOR_DIR";
 
 /// A resolved connector: its name and socket.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,17 +45,25 @@ impl Target {
 /// What the process environment tells about where to look.
 pub struct Lookup<'a> {
     pub path_var: Option<&'a OsStr>,
-    pub connector_root: Option<&'a OsStr>,
+    /// `$SDME_CONNECTOR_DIR`.
+    pub connector_dir: Option<&'a OsStr>,
     pub cwd: Option<&'a Path>,
 }
 
 impl Lookup<'_> {
-    fn root(&self) -> PathBuf {
-        match self.connector_root {
-            Some(r) if !r.is_empty() => PathBuf::from(r),
-            _ => PathBuf::from(DEFAULT_CONNECTOR_ROOT),
-        }
+    fn default_dir(&self) -> Option<PathBuf> {
+        self.connector_dir
+            .filter(|d| !d.is_empty())
+            .map(|d| absolute_dir(Path::new(d), self.cwd))
     }
+}
+
+/// The connector `$SDME_CONNECTOR_DIR` names.
+pub fn default_connector(env: &Lookup<'_>) -> Result<Target, String> {
+    let dir = env
+        .default_dir()
+        .ok_or_else(|| format!("no connector given and {CONNECTOR_DIR_ENV} is not set"))?;
+    Target::in_dir(&dir, None)
 }
 
 /// Finds the connector for a busybox-style invocation named `argv0`.
@@ -73,27 +82,25 @@ pub fn from_argv0(argv0: &OsStr, env: &Lookup<'_>) -> Result<Target, String> {
         absolute_dir(parent, env.cwd)
     } else {
         search_path(command, env)
-            .or_else(|| search_connector_root(command, &env.root()))
+            .or_else(|| env.default_dir())
             .ok_or_else(|| {
                 format!(
-                    "cannot tell which connector runs '{}': not found in PATH nor in {}/*/; \
-                     invoke it by its path (e.g. {}/NAME/{0}) or as \
-                     sdme-connector-client --name=NAME -- ARGS",
-                    command.to_string_lossy(),
-                    env.root().display(),
-                    env.root().display(),
-                )
+                "cannot tell which connector runs '{}': not found in PATH and {CONNECTOR_DIR_ENV} \
+                 is not set; invoke it by its path ({CONNECTORS_ROOT}/NAME/{0}) or as \
+                 sdme-connector-client --name=NAME -- ARGS",
+                command.to_string_lossy(),
+            )
             })?
     };
     Target::in_dir(&dir, None)
 }
 
-/// The connector named `name` under `$SDME_CONNECTOR_DIR`.
-pub fn by_name(name: &str, env: &Lookup<'_>) -> Result<Target, String> {
+/// The connector named `name`: `/connectors/NAME`.
+pub fn by_name(name: &str) -> Result<Target, String> {
     if name.is_empty() || name.contains('/') || name == "." || name == ".." {
         return Err(format!("invalid connector name {name:?}"));
     }
-    Target::in_dir(&env.root().join(name), Some(name))
+    Target::in_dir(&Path::new(CONNECTORS_ROOT).join(name), Some(name))
 }
 
 fn has_directory(argv0: &OsStr) -> bool {
@@ -126,21 +133,6 @@ fn search_path(command: &OsStr, env: &Lookup<'_>) -> Option<PathBuf> {
             .is_ok()
             .then(|| absolute_dir(&entry, env.cwd))
     })
-}
-
-/// The single connector directory under `root` that offers `command`.
-fn search_connector_root(command: &OsStr, root: &Path) -> Option<PathBuf> {
-    let mut found: Vec<PathBuf> = std::fs::read_dir(root)
-        .ok()?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|dir| dir.join(command).symlink_metadata().is_ok())
-        .collect();
-    if found.len() == 1 {
-        found.pop()
-    } else {
-        None
-    }
 }
 
 /// Converts the client's arguments for the JSON request (strings only).

@@ -16,7 +16,7 @@ fn setup() -> (tempfile::TempDir, PathBuf) {
 fn env<'a>(path: Option<&'a OsStr>, root: Option<&'a OsStr>, cwd: Option<&'a Path>) -> Lookup<'a> {
     Lookup {
         path_var: path,
-        connector_root: root,
+        connector_dir: root,
         cwd,
     }
 }
@@ -62,13 +62,12 @@ fn bare_name_is_found_through_path_first() {
 }
 
 #[test]
-fn bare_name_falls_back_to_the_connector_root() {
+fn bare_name_falls_back_to_sdme_connector_dir() {
     let (_t, dir) = setup();
-    let root = dir.parent().unwrap().as_os_str().to_owned();
     let path = OsString::from("/nonexistent");
     let t = from_argv0(
         OsStr::new("docker-entrypoint.sh"),
-        &env(Some(&path), Some(&root), None),
+        &env(Some(&path), Some(dir.as_os_str()), None),
     )
     .unwrap();
     assert_eq!(t.name, "nginx");
@@ -76,30 +75,35 @@ fn bare_name_falls_back_to_the_connector_root() {
 }
 
 #[test]
-fn ambiguous_or_unknown_bare_name_is_an_error() {
-    let (_t, dir) = setup();
-    let root = dir.parent().unwrap();
-    let other = root.join("other");
-    std::fs::create_dir(&other).unwrap();
-    symlink("x", other.join("docker-entrypoint.sh")).unwrap();
+fn unknown_bare_name_without_sdme_connector_dir_is_an_error() {
+    let path = OsString::from("/nonexistent");
     let e = from_argv0(
         OsStr::new("docker-entrypoint.sh"),
-        &env(None, Some(root.as_os_str()), None),
+        &env(Some(&path), None, None),
     )
     .unwrap_err();
     assert!(e.contains("cannot tell which connector"), "{e}");
-    assert!(from_argv0(OsStr::new("nope"), &env(None, Some(root.as_os_str()), None)).is_err());
+    assert!(e.contains("SDME_CONNECTOR_DIR"), "{e}");
 }
 
 #[test]
-fn by_name_uses_the_root_and_refuses_paths() {
-    let root = OsString::from("/srv/c");
-    let t = by_name("redis", &env(None, Some(&root), None)).unwrap();
-    assert_eq!(t.socket, PathBuf::from("/srv/c/redis/redis.sock"));
-    let t = by_name("redis", &env(None, None, None)).unwrap();
+fn default_connector_is_sdme_connector_dir() {
+    let d = OsString::from("/connectors/redis");
+    assert_eq!(
+        default_connector(&env(None, Some(&d), None))
+            .unwrap()
+            .socket,
+        PathBuf::from("/connectors/redis/redis.sock")
+    );
+    assert!(default_connector(&env(None, None, None)).is_err());
+}
+
+#[test]
+fn by_name_uses_slash_connectors_and_refuses_paths() {
+    let t = by_name("redis").unwrap();
     assert_eq!(t.socket, PathBuf::from("/connectors/redis/redis.sock"));
     for bad in ["", "a/b", "..", "."] {
-        assert!(by_name(bad, &env(None, None, None)).is_err(), "{bad}");
+        assert!(by_name(bad).is_err(), "{bad}");
     }
 }
 

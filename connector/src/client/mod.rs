@@ -84,10 +84,8 @@ fn parse_explicit(args: Vec<OsString>, env: &Lookup<'_>) -> Result<Parsed, Strin
             socket,
         },
         (None, Some(dir), name) => Target::in_dir(&dir, name.as_deref())?,
-        (None, None, Some(name)) => locate::by_name(&name, env)?,
-        (None, None, None) => {
-            return Err("one of --name, --connector-dir or --socket is required".into())
-        }
+        (None, None, Some(name)) => locate::by_name(&name)?,
+        (None, None, None) => locate::default_connector(env)?,
     };
     Ok(Parsed::Run(Invocation { target, args: rest }))
 }
