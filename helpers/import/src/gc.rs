@@ -172,7 +172,7 @@ mod tests {
         std::fs::create_dir_all(s.generation_dir("a.222222222222")).unwrap();
         let json = format!(
             r#"{{"name":"a","source":"s","reference":"s","manifest_digest":"sha256:{hex_keep}","mode":"auto","kind":"base",
-            "base":null,"layers":["sha256:{hex_keep}"],"systemd_layer":false,"app_glue":false,"app":null,"glue_version":1,
+            "base":null,"layers":["sha256:{hex_keep}"],"systemd_layer":false,"app_glue":false,"app":null,"glue_version":2,
             "config":{{}},"image_config":{{}}}}"#
         );
         std::fs::write(s.generation_dir(gen).join("image.json"), json).unwrap();

@@ -117,14 +117,28 @@ pub fn resolve_argv(
     Ok(out)
 }
 
+fn read_text(view: &MergedView, p: &str) -> Result<String, String> {
+    view.read(p)
+        .map(|c| String::from_utf8_lossy(&c.unwrap_or_default()).into_owned())
+        .map_err(|e| format!("reading {p} of the image: {e}"))
+}
+
 /// A Docker `USER` value resolved with the app's own passwd and group.
 pub fn resolve_user(view: &MergedView, spec: &str) -> Result<Credentials, String> {
-    let read = |p: &str| {
-        view.read(p)
-            .map(|c| String::from_utf8_lossy(&c.unwrap_or_default()).into_owned())
-            .map_err(|e| format!("reading {p} of the image: {e}"))
-    };
-    passwd::resolve(spec, &read("/etc/passwd")?, &read("/etc/group")?)
+    passwd::resolve(
+        spec,
+        &read_text(view, "/etc/passwd")?,
+        &read_text(view, "/etc/group")?,
+    )
+}
+
+/// The passwd and group lines the container needs for these credentials.
+pub fn account_lines(view: &MergedView, c: &Credentials) -> Result<(String, String), String> {
+    Ok(passwd::account_lines(
+        c,
+        &read_text(view, "/etc/passwd")?,
+        &read_text(view, "/etc/group")?,
+    ))
 }
 
 /// Docker's health `Test` as an argv.
@@ -237,10 +251,21 @@ pub fn write_app_glue(
     glue: &Path,
     spec: &AppSpec,
     config: &RunConfig,
+    accounts: &(String, String),
     base_view: Option<&MergedView>,
 ) -> Result<AppInfo, String> {
     create_layer_dir(glue)?;
     let v = base_view;
+    let put = |rel: &str, text: &str, mode: u32| write_file(glue, rel, text.as_bytes(), mode, v);
+    let unit = |name: &str, text: &str| put(&format!("etc/systemd/system/{name}"), text, 0o644);
+    let enable = |wants: &str, name: &str| {
+        symlink(
+            glue,
+            &format!("etc/systemd/system/{wants}/{name}"),
+            &format!("../{name}"),
+            v,
+        )
+    };
     mkdir_like(glue, "oci/root", v)?;
     let (env, rejected) = escape::env_file(&config.env);
     for r in rejected {
@@ -248,104 +273,44 @@ pub fn write_app_glue(
             "warning: ignoring image environment entry {r:?}: not NAME=VALUE with a valid name"
         );
     }
-    write_file(glue, "oci/env", env.as_bytes(), 0o644, v)?;
-    write_file(
-        glue,
-        "oci/ports",
-        lines(&config.exposed_ports).as_bytes(),
-        0o644,
-        v,
-    )?;
-    write_file(
-        glue,
-        "oci/volumes",
-        lines(&config.volumes).as_bytes(),
-        0o644,
-        v,
-    )?;
-    write_file(
-        glue,
-        "oci/health",
-        units::HEALTH_SCRIPT.as_bytes(),
-        0o755,
-        v,
-    )?;
-    let sys = "etc/systemd/system";
-    write_file(
-        glue,
-        &format!("{sys}/{}", units::APP_SERVICE),
-        units::app_service(spec).as_bytes(),
-        0o644,
-        v,
-    )?;
+    put("oci/env", &env, 0o644)?;
+    put("oci/ports", &lines(&config.exposed_ports), 0o644)?;
+    put("oci/volumes", &lines(&config.volumes), 0o644)?;
+    put("oci/health", units::HEALTH_SCRIPT, 0o755)?;
+    put("oci/users", units::USERS_SCRIPT, 0o755)?;
+    put("oci/passwd", &accounts.0, 0o644)?;
+    put("oci/group", &accounts.1, 0o644)?;
+    unit(units::APP_SERVICE, &units::app_service(spec))?;
+    unit(units::USERS_SERVICE, &units::users_service(&spec.name))?;
     if spec.connector {
-        write_file(glue, "oci/proxy-mode", b"", 0o644, v)?;
-        write_file(
-            glue,
-            &format!("{sys}/{}", units::APP_SOCKET),
-            units::connector_socket(&spec.name).as_bytes(),
-            0o644,
-            v,
-        )?;
-        symlink(
-            glue,
-            &format!("{sys}/sockets.target.wants/{}", units::APP_SOCKET),
-            &format!("../{}", units::APP_SOCKET),
-            v,
-        )?;
+        put("oci/proxy-mode", "", 0o644)?;
+        unit(units::APP_SOCKET, &units::connector_socket(&spec.name))?;
+        enable("sockets.target.wants", units::APP_SOCKET)?;
     } else {
-        write_file(
-            glue,
-            &format!("{sys}/{}", units::STDOUT_SOCKET),
-            units::stdout_socket(&spec.name).as_bytes(),
-            0o644,
-            v,
-        )?;
-        write_file(
-            glue,
-            &format!("{sys}/{}", units::LOG_SERVICE),
-            units::log_service(&spec.name).as_bytes(),
-            0o644,
-            v,
-        )?;
-        symlink(
-            glue,
-            &format!("{sys}/multi-user.target.wants/{}", units::APP_SERVICE),
-            &format!("../{}", units::APP_SERVICE),
-            v,
-        )?;
+        unit(units::STDOUT_SOCKET, &units::stdout_socket(&spec.name))?;
+        unit(units::LOG_SERVICE, &units::log_service(&spec.name))?;
+        enable("multi-user.target.wants", units::APP_SERVICE)?;
     }
     // The health units always exist so that the launcher can switch a check
     // on (--health-cmd); the image's HEALTHCHECK enables them.
     let default_health = HealthSpec::with_defaults(vec!["/bin/true".into()], 0, 0, 0, 0);
     let health = spec.health.as_ref().unwrap_or(&default_health);
-    write_file(
-        glue,
-        &format!("{sys}/{}", units::HEALTH_CHECK_SERVICE),
-        units::health_check_service(spec, health).as_bytes(),
-        0o644,
-        v,
+    unit(
+        units::HEALTH_CHECK_SERVICE,
+        &units::health_check_service(spec, health),
     )?;
-    write_file(
-        glue,
-        &format!("{sys}/{}", units::HEALTH_SERVICE),
-        units::health_service(&spec.name, health, "restart").as_bytes(),
-        0o644,
-        v,
+    unit(
+        units::HEALTH_SERVICE,
+        &units::health_service(&spec.name, health, "restart"),
     )?;
-    write_file(
-        glue,
-        &format!("{sys}/{}", units::HEALTH_TIMER),
-        units::health_timer(&spec.name, health).as_bytes(),
-        0o644,
-        v,
+    unit(
+        units::HEALTH_TIMER,
+        &units::health_timer(&spec.name, health),
     )?;
     if spec.health.is_some() {
-        symlink(
-            glue,
-            &format!("{sys}/{}.wants/{}", units::APP_SERVICE, units::HEALTH_TIMER),
-            &format!("../{}", units::HEALTH_TIMER),
-            v,
+        enable(
+            &format!("{}.wants", units::APP_SERVICE),
+            units::HEALTH_TIMER,
         )?;
     }
     let c = &spec.credentials;
@@ -426,7 +391,19 @@ mod tests {
         assert!(appglue.join("srv/app").is_dir() && appglue.join("etc/resolv.conf").is_file());
         assert!(appglue.join("var/tmp").is_dir() && !appglue.join("tmp").exists());
         let glue = t.path().join("glue");
-        let info = write_app_glue(&glue, &spec, &config(), None).unwrap();
+        let accounts = account_lines(&view, &spec.credentials).unwrap();
+        let info = write_app_glue(&glue, &spec, &config(), &accounts, None).unwrap();
+        assert_eq!(
+            fs::read_to_string(glue.join("oci/passwd")).unwrap(),
+            "nginx:x:101:101::/var/cache/nginx:/usr/sbin/nologin\n"
+        );
+        assert_eq!(
+            fs::read_to_string(glue.join("oci/group")).unwrap(),
+            "nginx:x:101:\n"
+        );
+        assert!(glue
+            .join("etc/systemd/system/sdme-oci-users.service")
+            .is_file());
         assert_eq!(info.user, "101:101");
         assert!(info.health);
         assert!(glue.join("oci/root").is_dir());
@@ -464,7 +441,14 @@ mod tests {
         let view = image(t.path());
         let spec = app_spec("web", Kind::Connector, &config(), &view).unwrap();
         let glue = t.path().join("glue");
-        write_app_glue(&glue, &spec, &config(), None).unwrap();
+        write_app_glue(
+            &glue,
+            &spec,
+            &config(),
+            &(String::new(), String::new()),
+            None,
+        )
+        .unwrap();
         assert!(glue.join("oci/proxy-mode").is_file());
         assert!(glue
             .join("etc/systemd/system/sockets.target.wants/sdme-oci-app.socket")

@@ -340,10 +340,12 @@ fn build_in(
             let mut spec = glue::app_spec(&req.name, kind, &config, &view)?;
             spec.bind_ro = glue::write_app_root_glue(&dir.join("appglue"), &view, &spec)?;
             record.app_glue = true;
+            let accounts = glue::account_lines(&view, &spec.credentials)?;
             record.app = Some(glue::write_app_glue(
                 &dir.join("glue"),
                 &spec,
                 &config,
+                &accounts,
                 base_view.as_ref(),
             )?);
             if kind == Kind::Connector {

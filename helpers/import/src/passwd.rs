@@ -111,6 +111,41 @@ pub fn resolve(spec: &str, passwd: &str, group: &str) -> Result<Credentials, Str
     })
 }
 
+/// The lines of the container's `/etc/passwd` and `/etc/group` that must
+/// exist for `User=`/`Group=`/`SupplementaryGroups=` (systemd fails with
+/// 217/USER on a numeric id the container does not know): the image's own
+/// entries, or `oci-ID` placeholders for ids the image does not name. Empty
+/// for root.
+pub fn account_lines(c: &Credentials, passwd: &str, group: &str) -> (String, String) {
+    let mut users = String::new();
+    let mut groups = String::new();
+    if c.uid == 0 && c.gid == 0 && c.groups.is_empty() {
+        return (users, groups);
+    }
+    for gid in std::iter::once(c.gid).chain(c.groups.iter().copied()) {
+        if gid == 0 {
+            continue;
+        }
+        match group_entries(group).find(|(_, g, _)| *g == gid) {
+            Some((name, _, _)) => groups.push_str(&format!("{name}:x:{gid}:\n")),
+            None => groups.push_str(&format!("oci-{gid}:x:{gid}:\n")),
+        }
+    }
+    if c.uid != 0 {
+        match passwd_entries(passwd).find(|e| e.uid == c.uid) {
+            Some(e) => users.push_str(&format!(
+                "{}:x:{}:{}::{}:/usr/sbin/nologin\n",
+                e.name, c.uid, c.gid, c.home
+            )),
+            None => users.push_str(&format!(
+                "oci-{}:x:{}:{}::{}:/usr/sbin/nologin\n",
+                c.uid, c.uid, c.gid, c.home
+            )),
+        }
+    }
+    (users, groups)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,6 +175,23 @@ mod tests {
         assert_eq!((c.uid, c.gid), (101, 101));
         let c = resolve("4242", PASSWD, GROUP).unwrap();
         assert_eq!((c.uid, c.gid), (4242, 0));
+    }
+
+    #[test]
+    fn account_lines_for_the_container() {
+        let c = resolve("redis", PASSWD, GROUP).unwrap();
+        let (u, g) = account_lines(&c, PASSWD, GROUP);
+        assert_eq!(u, "redis:x:999:999::/data:/usr/sbin/nologin\n");
+        assert_eq!(g, "redis:x:999:\nextra:x:50:\n");
+        let c = resolve("4242:4343", PASSWD, GROUP).unwrap();
+        let (u, g) = account_lines(&c, PASSWD, GROUP);
+        assert_eq!(u, "oci-4242:x:4242:4343::/:/usr/sbin/nologin\n");
+        assert_eq!(g, "oci-4343:x:4343:\n");
+        let root = resolve("", PASSWD, GROUP).unwrap();
+        assert_eq!(
+            account_lines(&root, PASSWD, GROUP),
+            (String::new(), String::new())
+        );
     }
 
     #[test]

@@ -170,6 +170,13 @@ pub fn prepare(o: &Options) -> Result<Vec<OsString>, String> {
     for unit in &dropins.masked {
         args.push(format!("--bind-ro=/dev/null:/run/systemd/system/{unit}").into());
     }
+    if let Some((passwd, group)) = &dropins.accounts {
+        for (file, text) in [("passwd", passwd), ("group", group)] {
+            let path = runtime.join(file);
+            std::fs::write(&path, text).map_err(|e| err(&path, e))?;
+            args.push(format!("--bind-ro={}:/run/sdme/{file}", path.display()).into());
+        }
+    }
     if let (Some(dir), Some((_, app_upper))) = (&dropins.create_workdir, &app_view) {
         mkdir(&app_upper.join(dir.trim_start_matches('/')), 0o755)?;
     }
