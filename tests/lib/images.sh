@@ -212,8 +212,10 @@ images_spec() {
 	esac
 }
 
+# Layer tars as Docker's writer makes them: xattrs (ACLs included) as binary
+# SCHILY.xattr.* records, no GNU SCHILY.acl.* text records.
 images_tar_tree() { # TREE OUT.tar
-	tar --numeric-owner --xattrs --xattrs-include='*' --acls -C "$1" \
+	tar --numeric-owner --xattrs --xattrs-include='*' -C "$1" \
 		--exclude=./proc/* --exclude=./sys/* --exclude=./dev/* --exclude=./run/* --exclude=./tmp/* \
 		--exclude=./var/cache/apt/* --exclude=./var/lib/apt/lists/* -cf "$2" .
 }
