@@ -611,3 +611,37 @@ fn tls_verify_refuses_plain_http_even_on_localhost() {
         "{e}"
     );
 }
+
+#[test]
+fn a_stalled_server_times_out() {
+    let server = Server::start(
+        "127.0.0.1",
+        Arc::new(|req| {
+            if req.path() != "/v2/" {
+                std::thread::sleep(Duration::from_secs(3));
+            }
+            Reply::new(200, "{}")
+        }),
+    );
+    let opts = SourceOptions {
+        timeout_read: Some(Duration::from_millis(300)),
+        retries: Some(0),
+        ..http_opts()
+    };
+    let t0 = Instant::now();
+    let e = open_source(&format!("{}/{REPO}", server.host()), &opts)
+        .unwrap()
+        .resolve()
+        .unwrap_err();
+    assert!(
+        t0.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        t0.elapsed()
+    );
+    assert_eq!(e.kind(), ErrorKind::Io);
+    assert!(
+        e.to_string().contains("/manifests/latest")
+            && e.to_string().to_lowercase().contains("timeout"),
+        "{e}"
+    );
+}
