@@ -2,7 +2,6 @@
 
 mod pull;
 mod unpack;
-mod unpack_pipeline;
 
 use std::process::ExitCode;
 

@@ -117,7 +117,7 @@ pub fn build(
             check.push_str(&format!("ExecStart=\nExecStart={}\n", exec_line(&argv)));
             app_unit.push_str(&format!("Wants={}\n", units::HEALTH_TIMER));
         }
-        if let Some(t) = h.timeout {
+        if let Some(t) = &h.timeout {
             check.push_str(&format!("TimeoutStartSec={t}\n"));
         }
         if !check.is_empty() {
@@ -128,8 +128,10 @@ pub fn build(
         if let Some(r) = h.retries {
             env.push(format!("SDME_HEALTH_RETRIES={r}"));
         }
-        if let Some(s) = h.start_period {
-            env.push(format!("SDME_HEALTH_START_PERIOD={s}"));
+        if let Some(s) = &h.start_period {
+            // /oci/health compares whole seconds.
+            let whole = s.parse::<f64>().map(|x| x.ceil() as u64).unwrap_or(0);
+            env.push(format!("SDME_HEALTH_START_PERIOD={whole}"));
         }
         if let Some(a) = &h.on_failure {
             env.push(format!("SDME_HEALTH_ON_FAILURE={a}"));
@@ -141,7 +143,7 @@ pub fn build(
                 &format!("Environment={}\n", env.join(" ")),
             ));
         }
-        if let Some(i) = h.interval {
+        if let Some(i) = &h.interval {
             out.units.push(UnitDropin {
                 unit: units::HEALTH_TIMER.to_string(),
                 text: format!(
@@ -266,7 +268,7 @@ mod tests {
         o.workdir = Some("/work".into());
         o.restart = Some("always".into());
         o.health.cmd = Some("test -e /ok".into());
-        o.health.interval = Some(7);
+        o.health.interval = Some("7".into());
         let d = build(&o, &r, Some(&v)).unwrap();
         let app = &d.units[0];
         assert_eq!(app.unit, "sdme-oci-app.service");

@@ -18,10 +18,11 @@ pub enum Volume {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Health {
     pub cmd: Option<String>,
-    pub interval: Option<u64>,
-    pub timeout: Option<u64>,
+    /// Seconds as given (`30`, `1.5`), valid for systemd time settings.
+    pub interval: Option<String>,
+    pub timeout: Option<String>,
     pub retries: Option<u32>,
-    pub start_period: Option<u64>,
+    pub start_period: Option<String>,
     pub on_failure: Option<String>,
 }
 
@@ -89,10 +90,19 @@ pub fn parse_volume(v: &str) -> Result<Volume, String> {
     }
 }
 
-fn seconds(v: &str, name: &str) -> Result<u64, String> {
-    let t = v.trim_end_matches('s');
-    t.parse()
-        .map_err(|_| format!("invalid {name}={v:?}: expected a number of seconds"))
+/// A number of seconds, possibly fractional (`30`, `1.5`, `2s`), returned without unit.
+fn seconds(v: &str, name: &str) -> Result<String, String> {
+    let t = v.strip_suffix('s').unwrap_or(v);
+    match t.parse::<f64>() {
+        Ok(x)
+            if x.is_finite() && x >= 0.0 && t.bytes().all(|b| b.is_ascii_digit() || b == b'.') =>
+        {
+            Ok(t.to_string())
+        }
+        _ => Err(format!(
+            "invalid {name}={v:?}: expected a number of seconds"
+        )),
+    }
 }
 
 pub fn parse(args: Vec<OsString>) -> Result<Option<Options>, String> {
@@ -255,7 +265,19 @@ mod tests {
         );
         assert_eq!(o.entrypoint, Some(vec![]));
         assert_eq!(o.cmd, Some(vec!["nginx".to_string(), "-g".into()]));
-        assert_eq!(o.health.interval, Some(5));
+        assert_eq!(o.health.interval.as_deref(), Some("5"));
+        let o2 = parse(args(&[
+            "--machine=a",
+            "--image=x",
+            "--health-timeout=1.5",
+            "--health-start-period=2s",
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(o2.health.timeout.as_deref(), Some("1.5"));
+        assert_eq!(o2.health.start_period.as_deref(), Some("2"));
+        assert!(parse(args(&["--machine=a", "--image=x", "--health-interval=-1"])).is_err());
+        assert!(parse(args(&["--machine=a", "--image=x", "--health-interval=1e3"])).is_err());
         assert_eq!(
             o.nspawn_args,
             args(&["--quiet", "--boot", "--machine=web", "--port=8080:80"])
