@@ -10,8 +10,14 @@ MANDIR      ?= $(PREFIX)/share/man
 SYSTEMDSYSTEMUNITDIR ?= $(shell $(PKG_CONFIG) --variable=systemdsystemunitdir systemd 2>/dev/null || echo $(PREFIX)/lib/systemd/system)
 SYSTEMGENERATORDIR   ?= $(shell $(PKG_CONFIG) --variable=systemdsystemgeneratordir systemd 2>/dev/null || echo $(PREFIX)/lib/systemd/system-generators)
 RELEASE := target/release
+# Connector binaries run inside arbitrary application roots (the server is
+# chrooted into the app's /oci/root, which may lack glibc or have another one),
+# so they are linked statically (glibc static-pie). The explicit --target keeps
+# RUSTFLAGS away from proc macros. See HACKING.md, "Connectors".
+HOST_TRIPLE      := $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
+CONNECTOR_STATIC ?= target/static/$(HOST_TRIPLE)/release
 
-.PHONY: all build check install uninstall test demo bench clean
+.PHONY: all build connector-static check install uninstall test demo bench clean
 
 all: build
 
@@ -22,13 +28,17 @@ check:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
-install: build
+connector-static:
+	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --release --locked -p sdme-connector \
+		--target $(HOST_TRIPLE) --target-dir target/static
+
+install: build connector-static
 	install -Dm755 $(RELEASE)/sdme-generator $(DESTDIR)$(SYSTEMGENERATORDIR)/sdme-generator
 	install -Dm755 $(RELEASE)/sdme-import $(DESTDIR)$(BINDIR)/sdme-import
 	install -Dm755 $(RELEASE)/sdme $(DESTDIR)$(BINDIR)/sdme
 	install -Dm755 $(RELEASE)/sdme-nspawn $(DESTDIR)$(LIBEXECDIR)/sdme-nspawn
-	install -Dm755 $(RELEASE)/sdme-connector-server $(DESTDIR)$(LIBEXECDIR)/sdme-connector-server
-	install -Dm755 $(RELEASE)/sdme-connector-client $(DESTDIR)$(LIBEXECDIR)/sdme-connector-client
+	install -Dm755 $(CONNECTOR_STATIC)/sdme-connector-server $(DESTDIR)$(LIBEXECDIR)/sdme-connector-server
+	install -Dm755 $(CONNECTOR_STATIC)/sdme-connector-client $(DESTDIR)$(LIBEXECDIR)/sdme-connector-client
 	for u in units/*.service units/*.socket units/*.timer units/*.target; do \
 		[ -e "$$u" ] && install -Dm644 "$$u" $(DESTDIR)$(SYSTEMDSYSTEMUNITDIR)/$$(basename "$$u"); done; true
 	for m in man/*.[0-9]; do [ -e "$$m" ] || continue; s=$${m##*.}; install -Dm644 "$$m" $(DESTDIR)$(MANDIR)/man$$s/$$(basename "$$m"); done
