@@ -129,3 +129,81 @@ impl LayerReader {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::sha256_of;
+    use std::io::Write;
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    fn layer_for(blob: &[u8], tar: &[u8], compression: Compression) -> Layer {
+        Layer {
+            digest: sha256_of(blob),
+            size: blob.len() as u64,
+            media_type: "test".into(),
+            diff_id: sha256_of(tar),
+            compression,
+        }
+    }
+
+    fn read(blob: Vec<u8>, layer: &Layer) -> io::Result<Vec<u8>> {
+        let mut r = open(Box::new(io::Cursor::new(blob)), layer, "test", true).unwrap();
+        let mut out = Vec::new();
+        r.read_to_end(&mut out)?;
+        Ok(out)
+    }
+
+    #[test]
+    fn multi_member_gzip_is_read_whole() {
+        let tar: Vec<u8> = (0..400_000u32).map(|i| (i * 7 % 256) as u8).collect();
+        let mut blob = gzip(&tar[..100_000]);
+        blob.extend(gzip(&tar[100_000..]));
+        let layer = layer_for(&blob, &tar, Compression::Gzip);
+        assert_eq!(read(blob, &layer).unwrap(), tar);
+    }
+
+    #[test]
+    fn zstd_and_plain() {
+        let tar = vec![5u8; 300_000];
+        let z = zstd::encode_all(&tar[..], 1).unwrap();
+        assert_eq!(
+            read(z.clone(), &layer_for(&z, &tar, Compression::Zstd)).unwrap(),
+            tar
+        );
+        assert_eq!(
+            read(tar.clone(), &layer_for(&tar, &tar, Compression::None)).unwrap(),
+            tar
+        );
+    }
+
+    #[test]
+    fn trailing_garbage_after_gzip_is_refused() {
+        let tar = vec![1u8; 10_000];
+        let mut blob = gzip(&tar);
+        blob.extend_from_slice(b"garbage!");
+        let layer = layer_for(&blob, &tar, Compression::Gzip);
+        assert_eq!(
+            read(blob, &layer).unwrap_err().kind(),
+            io::ErrorKind::InvalidData
+        );
+    }
+
+    #[test]
+    fn compressed_digest_is_checked_before_end_of_stream() {
+        // The decompressed data is right, but the blob digest is not: the
+        // reader must still fail, at the end of the stream at the latest.
+        let tar = vec![2u8; 10_000];
+        let blob = gzip(&tar);
+        let mut layer = layer_for(&blob, &tar, Compression::Gzip);
+        layer.digest = sha256_of(b"another blob");
+        let e = read(blob, &layer).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        assert!(e.to_string().contains("digest mismatch"), "{e}");
+    }
+}

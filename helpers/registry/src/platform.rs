@@ -74,3 +74,37 @@ impl fmt::Display for Platform {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> String {
+        Platform::parse(s).unwrap().to_string()
+    }
+
+    #[test]
+    fn normalization() {
+        assert_eq!(p("linux/x86_64"), "linux/amd64");
+        assert_eq!(p("linux/amd64/v1"), "linux/amd64");
+        assert_eq!(p("linux/amd64/v3"), "linux/amd64/v3");
+        assert_eq!(p("linux/aarch64"), "linux/arm64");
+        assert_eq!(p("linux/arm64/v8"), "linux/arm64");
+        assert_eq!(p("linux/arm64/8"), "linux/arm64");
+        assert_eq!(p("linux/arm"), "linux/arm/v7");
+        assert_eq!(p("linux/armhf"), "linux/arm/v7");
+        assert_eq!(p("linux/armel"), "linux/arm/v6");
+        assert_eq!(p("linux/arm/6"), "linux/arm/v6");
+        assert_eq!(p("linux/i686"), "linux/386");
+        assert_eq!(p("Linux/AMD64"), "linux/amd64");
+        assert_eq!(p("arm64"), "linux/arm64");
+        assert_eq!(p("linux/s390x"), "linux/s390x");
+        for bad in ["", "linux/", "/amd64", "a/b/c/d", "linux//v7"] {
+            assert!(Platform::parse(bad).is_err(), "{bad:?}");
+        }
+        let host = Platform::host();
+        assert_eq!(host.os, std::env::consts::OS);
+        assert_ne!(host.architecture, "x86_64");
+        assert_ne!(host.architecture, "aarch64");
+    }
+}
