@@ -81,54 +81,16 @@ e2e_build() {
 
 # ---- registry -------------------------------------------------------------
 
-e2e_free_port() {
-	local p
-	for _ in $(seq 50); do
-		p=$((20000 + RANDOM % 20000))
-		ss -Htln "sport = :$p" 2>/dev/null | grep -q . || { echo "$p"; return 0; }
-	done
-	return 1
-}
-
-# Plain-http registry on 127.0.0.1 (tests/lib/registry.sh when present).
+# Plain-http registry on 127.0.0.1 (tests/lib/registry.sh).
 e2e_registry_start() {
-	if [ -r "$E2E_TOP/tests/lib/registry.sh" ] && [ -z "${E2E_OWN_REGISTRY:-}" ]; then
-		. "$E2E_TOP/tests/lib/registry.sh"
-		if declare -F registry_start >/dev/null; then
-			E2E_REGISTRY=$(registry_start "$E2E_RUN/registry" http) || return 1
-			E2E_REGISTRY_LIB=1
-			return 0
-		fi
-	fi
-	local port dir=$E2E_RUN/registry
-	port=$(e2e_free_port) || return 1
-	mkdir -p "$dir/data"
-	cat >"$dir/config.yml" <<EOR
-version: 0.1
-log: { level: warn }
-storage:
-  filesystem: { rootdirectory: $dir/data }
-  delete: { enabled: true }
-http:
-  addr: 127.0.0.1:$port
-EOR
-	docker-registry serve "$dir/config.yml" >"$dir/log" 2>&1 &
-	echo $! >"$dir/pid"
-	for _ in $(seq 100); do
-		curl -sf -o /dev/null "http://127.0.0.1:$port/v2/" && { E2E_REGISTRY=127.0.0.1:$port; return 0; }
-		sleep 0.05
-	done
-	cat "$dir/log" >&2
-	e2e_log "FAIL: registry did not start"
-	return 1
+	. "$E2E_TOP/tests/lib/registry.sh" || return 1
+	E2E_REGISTRY=$(registry_start "$E2E_RUN/registry") || { e2e_log "FAIL: registry did not start"; return 1; }
 }
 
 e2e_registry_stop() {
-	if [ -n "${E2E_REGISTRY_LIB:-}" ]; then registry_stop "$E2E_RUN/registry" 2>/dev/null; E2E_REGISTRY_LIB=; return 0; fi
-	local pid
-	pid=$(cat "$E2E_RUN/registry/pid" 2>/dev/null) || return 0
-	[ "$(cat "/proc/$pid/comm" 2>/dev/null)" = docker-registry ] && kill "$pid" && wait "$pid" 2>/dev/null
-	rm -f "$E2E_RUN/registry/pid"
+	[ -n "${E2E_REGISTRY:-}" ] || return 0
+	registry_stop "$E2E_RUN/registry"
+	E2E_REGISTRY=
 }
 
 # ---- outer hosts ----------------------------------------------------------
