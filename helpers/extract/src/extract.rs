@@ -8,6 +8,8 @@ use rustix::fs::{self, AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 use tar::EntryType;
 
+use crate::reader::{Entry, TarReader};
+
 use crate::meta::{self, Meta, Target, Warnings};
 use crate::path::CleanPath;
 use crate::remove;
@@ -43,6 +45,8 @@ pub(crate) struct Extractor<'r> {
     warnings: Warnings,
     buf: Vec<u8>,
     stats: Stats,
+    /// Path of the last entry read, for errors in the archive after it.
+    last: Option<String>,
 }
 
 fn err(path: &CleanPath, message: impl Into<String>) -> Error {
@@ -60,60 +64,64 @@ impl<'r> Extractor<'r> {
             warnings: Warnings::default(),
             buf: vec![0; BUF_SIZE],
             stats: Stats::default(),
+            last: None,
         }
     }
 
     pub(crate) fn run(mut self, tar: &mut dyn Read) -> Result<Stats, Error> {
-        let mut archive = tar::Archive::new(BufReader::with_capacity(BUF_SIZE, tar));
-        let entries = archive
-            .entries()
-            .map_err(|e| Error::new(None, format!("reading the tar: {e}")))?;
-        for entry in entries {
-            let mut entry = entry.map_err(|e| Error::new(None, format!("reading the tar: {e}")))?;
-            self.entry(&mut entry)?;
+        let mut reader = TarReader::new(BufReader::with_capacity(BUF_SIZE, tar));
+        loop {
+            let entry = match reader.next_entry() {
+                Ok(Some(e)) => e,
+                Ok(None) => break,
+                Err(m) => return Err(Error::new(self.last.clone(), m)),
+            };
+            self.last = Some(String::from_utf8_lossy(&entry.path).into_owned());
+            self.entry(&entry, &mut reader)?;
         }
         // Read the source to its end: a verifying reader (digest, diff_id)
         // reports a mismatch only there.
-        let mut rest = archive.into_inner();
+        let mut rest = reader.into_inner();
         std::io::copy(&mut rest, &mut std::io::sink())
             .map_err(|e| Error::new(None, format!("reading past the end of the tar: {e}")))?;
         self.finish_dirs()?;
         Ok(self.stats)
     }
 
-    fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(), Error> {
-        let kind = entry.header().entry_type();
-        if kind.is_pax_global_extensions() {
-            return Ok(());
-        }
-        let path = CleanPath::parse(&entry.path_bytes());
+    fn entry<R: Read>(&mut self, entry: &Entry, data: &mut TarReader<R>) -> Result<(), Error> {
+        let kind = entry.kind;
+        let path = CleanPath::parse(&entry.path);
         self.stats.entries += 1;
-        let meta = read_meta(entry).map_err(|m| err(&path, m))?;
+        let meta = &entry.meta;
         let Some((parent, base)) = path.split_last() else {
-            return self.root_entry(kind, &meta, &path);
+            return self.root_entry(kind, meta, &path);
         };
         let base = base.to_vec();
         if base.starts_with(WHITEOUT_PREFIX) {
             return self.whiteout(&parent, &base, &path);
         }
         match kind {
-            EntryType::Directory => self.directory(&parent, &base, &path, &meta),
+            EntryType::Directory => self.directory(&parent, &base, &path, meta),
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
-                self.regular(&parent, &base, &path, &meta, entry)
+                self.regular(&parent, &base, &path, entry, data)
             }
             EntryType::Symlink => {
-                let target = entry.link_name_bytes().map(|t| t.into_owned());
-                let target = target.ok_or_else(|| err(&path, "symlink without a target"))?;
-                self.symlink(&parent, &base, &path, &meta, &target)
+                let target = entry
+                    .link
+                    .as_deref()
+                    .ok_or_else(|| err(&path, "symlink without a target"))?;
+                self.symlink(&parent, &base, &path, meta, target)
             }
             EntryType::Link => {
-                let target = entry.link_name_bytes().map(|t| t.into_owned());
-                let target = target.ok_or_else(|| err(&path, "hardlink without a target"))?;
-                self.hardlink(&parent, &base, &path, &target)
+                let target = entry
+                    .link
+                    .as_deref()
+                    .ok_or_else(|| err(&path, "hardlink without a target"))?;
+                self.hardlink(&parent, &base, &path, target)
             }
             EntryType::Char | EntryType::Block | EntryType::Fifo => {
-                let dev = device(entry, kind).map_err(|m| err(&path, m))?;
-                self.node(&parent, &base, &path, &meta, kind, dev)
+                let dev = fs::makedev(entry.dev.0, entry.dev.1);
+                self.node(&parent, &base, &path, meta, kind, dev)
             }
             other => Err(err(
                 &path,
@@ -150,7 +158,7 @@ impl<'r> Extractor<'r> {
             })
             .map_err(|e| match e {
                 ParentError::Missing => err(parent, "missing"),
-                ParentError::Other(m) => err(parent, m),
+                ParentError::NotDir(m) | ParentError::Other(m) => err(parent, m),
             })?;
         fd.try_clone_to_owned()
             .map_err(|e| err(parent, format!("dup: {e}")))
@@ -205,8 +213,9 @@ impl<'r> Extractor<'r> {
         let pfd = self.parent_fd(parent)?;
         let existing = fs::statat(&pfd, base, AtFlags::SYMLINK_NOFOLLOW).ok();
         let mut replaced_whiteout = false;
+        let mut merged = false;
         match existing.map(|st| (FileType::from_raw_mode(st.st_mode), st.st_rdev)) {
-            Some((FileType::Directory, _)) => {} // merge
+            Some((FileType::Directory, _)) => merged = true,
             Some(_) => {
                 if let Some((FileType::CharacterDevice, 0)) = self.clear(pfd.as_fd(), base, path)? {
                     replaced_whiteout = self.opts.whiteouts == Whiteouts::Overlay;
@@ -217,6 +226,9 @@ impl<'r> Extractor<'r> {
         }
         let fd = resolve::open_child_dir(pfd.as_fd(), base, false)
             .map_err(|e| err(path, format!("cannot open the directory: {e}")))?;
+        if merged {
+            meta::drop_unlisted_xattrs(fd.as_fd(), meta).map_err(|m| err(path, m))?;
+        }
         if replaced_whiteout {
             // A directory over a whiteout of the same layer replaces the
             // lower one: in overlayfs terms it is opaque.
@@ -260,9 +272,10 @@ impl<'r> Extractor<'r> {
         parent: &CleanPath,
         base: &[u8],
         path: &CleanPath,
-        meta: &Meta,
-        data: &mut tar::Entry<'_, R>,
+        entry: &Entry,
+        data: &mut TarReader<R>,
     ) -> Result<(), Error> {
+        let meta = &entry.meta;
         let pfd = self.parent_fd(parent)?;
         self.clear(pfd.as_fd(), base, path)?;
         let fd = fs::openat(
@@ -272,25 +285,19 @@ impl<'r> Extractor<'r> {
             Mode::from_raw_mode(0o600),
         )
         .map_err(|e| err(path, format!("cannot create the file: {e}")))?;
-        let want = data.size();
-        let mut written: u64 = 0;
-        loop {
-            let n = match data.read(&mut self.buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(err(path, format!("reading the content: {e}"))),
-            };
-            write_all(&fd, &self.buf[..n]).map_err(|e| err(path, format!("writing: {e}")))?;
-            written += n as u64;
+        // Content: contiguous, or the chunks of a sparse file at their offsets.
+        let plain = [(0, entry.size)];
+        let chunks: &[(u64, u64)] = match &entry.sparse {
+            Some((chunks, _)) => chunks,
+            None => &plain,
+        };
+        for &(offset, len) in chunks {
+            self.copy_chunk(&fd, offset, len, data, path)?;
         }
-        if written != want {
-            return Err(err(
-                path,
-                format!("truncated: the tar declares {want} bytes, only {written} present"),
-            ));
+        if let Some((_, real_size)) = entry.sparse {
+            fs::ftruncate(&fd, real_size).map_err(|e| err(path, format!("truncate: {e}")))?;
         }
-        self.stats.bytes += written;
+        self.stats.bytes += entry.size;
         self.mark_upper(path);
         let target = Target::Fd(fd.as_fd());
         let display = path.display();
@@ -304,6 +311,37 @@ impl<'r> Extractor<'r> {
         .map_err(|m| err(path, m))?;
         meta::apply_mode(&target, meta.mode).map_err(|m| err(path, m))?;
         meta::apply_times(&target, meta).map_err(|m| err(path, m))
+    }
+
+    fn copy_chunk<R: Read>(
+        &mut self,
+        fd: &OwnedFd,
+        mut offset: u64,
+        len: u64,
+        data: &mut TarReader<R>,
+        path: &CleanPath,
+    ) -> Result<(), Error> {
+        let mut left = len;
+        while left > 0 {
+            let want = self
+                .buf
+                .len()
+                .min(usize::try_from(left).unwrap_or(usize::MAX));
+            let n = data
+                .read_data(&mut self.buf[..want])
+                .map_err(|e| err(path, format!("reading the content: {e}")))?;
+            if n == 0 {
+                return Err(err(
+                    path,
+                    format!("truncated: the tar declares {len} bytes, the stream ends before"),
+                ));
+            }
+            write_all_at(fd, &self.buf[..n], offset)
+                .map_err(|e| err(path, format!("writing: {e}")))?;
+            offset += n as u64;
+            left -= n as u64;
+        }
+        Ok(())
     }
 
     fn symlink(
@@ -438,8 +476,9 @@ impl<'r> Extractor<'r> {
             Ok(fd) => fd
                 .try_clone_to_owned()
                 .map_err(|e| err(path, format!("dup: {e}")))?,
-            // Nothing below to hide.
-            Err(ParentError::Missing) => return Ok(()),
+            // Nothing below to hide (a non-directory of this layer may
+            // already have replaced the directory: umoci repack writes that).
+            Err(ParentError::Missing) | Err(ParentError::NotDir(_)) => return Ok(()),
             Err(ParentError::Other(m)) => return Err(err(path, m)),
         };
         let target = parent.join(name);
@@ -582,81 +621,17 @@ fn set_opaque(dir: BorrowedFd<'_>) -> Result<(), String> {
         .map_err(|e| format!("cannot set {OVERLAY_OPAQUE}: {e}"))
 }
 
-fn write_all(fd: &OwnedFd, mut data: &[u8]) -> Result<(), Errno> {
+fn write_all_at(fd: &OwnedFd, mut data: &[u8], mut offset: u64) -> Result<(), Errno> {
     while !data.is_empty() {
-        match rustix::io::write(fd, data) {
+        match rustix::io::pwrite(fd, data, offset) {
             Ok(0) => return Err(Errno::IO),
-            Ok(n) => data = &data[n..],
+            Ok(n) => {
+                data = &data[n..];
+                offset += n as u64;
+            }
             Err(Errno::INTR) => {}
             Err(e) => return Err(e),
         }
     }
     Ok(())
-}
-
-fn device<R: Read>(entry: &tar::Entry<'_, R>, kind: EntryType) -> Result<u64, String> {
-    if kind == EntryType::Fifo {
-        return Ok(0);
-    }
-    let h = entry.header();
-    let major = h
-        .device_major()
-        .map_err(|e| format!("bad device major: {e}"))?
-        .unwrap_or(0);
-    let minor = h
-        .device_minor()
-        .map_err(|e| format!("bad device minor: {e}"))?
-        .unwrap_or(0);
-    Ok(fs::makedev(major, minor))
-}
-
-/// Header fields overridden by PAX records (`uid`, `gid`, `mtime`, `atime`,
-/// `SCHILY.xattr.*`).
-fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Meta, String> {
-    let h = entry.header();
-    let mut meta = Meta {
-        mode: h.mode().map_err(|e| format!("bad mode field: {e}"))? & 0o7777,
-        uid: to_id(h.uid().map_err(|e| format!("bad uid field: {e}"))?)?,
-        gid: to_id(h.gid().map_err(|e| format!("bad gid field: {e}"))?)?,
-        mtime: fs::Timespec {
-            tv_sec: i64::try_from(h.mtime().map_err(|e| format!("bad mtime field: {e}"))?)
-                .map_err(|_| "mtime out of range".to_string())?,
-            tv_nsec: 0,
-        },
-        atime: None,
-        xattrs: Vec::new(),
-    };
-    let Some(pax) = entry
-        .pax_extensions()
-        .map_err(|e| format!("bad PAX header: {e}"))?
-    else {
-        return Ok(meta);
-    };
-    for ext in pax {
-        let ext = ext.map_err(|e| format!("bad PAX record: {e}"))?;
-        let (key, value) = (ext.key_bytes(), ext.value_bytes());
-        match key {
-            b"uid" => meta.uid = parse_id(value)?,
-            b"gid" => meta.gid = parse_id(value)?,
-            b"mtime" => meta.mtime = meta::parse_pax_time(value).ok_or("bad PAX mtime")?,
-            b"atime" => meta.atime = meta::parse_pax_time(value),
-            _ => {
-                if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
-                    meta.xattrs.push((name.to_vec(), value.to_vec()));
-                }
-            }
-        }
-    }
-    Ok(meta)
-}
-
-fn to_id(v: u64) -> Result<u32, String> {
-    u32::try_from(v).map_err(|_| format!("owner id {v} out of range"))
-}
-
-fn parse_id(value: &[u8]) -> Result<u32, String> {
-    std::str::from_utf8(value)
-        .ok()
-        .and_then(|s| s.trim().parse::<u32>().ok())
-        .ok_or_else(|| format!("bad PAX owner id {:?}", String::from_utf8_lossy(value)))
 }

@@ -8,6 +8,7 @@
 mod extract;
 mod meta;
 mod path;
+mod reader;
 mod remove;
 mod resolve;
 

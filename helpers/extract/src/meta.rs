@@ -151,6 +151,37 @@ pub(crate) fn apply_owner_xattrs(
     Ok(())
 }
 
+/// Removes the xattrs of an existing directory that its new entry does not
+/// list: a directory entry states the directory's whole metadata (umoci does
+/// the same). xattrs the image never controls (SELinux label, overlayfs
+/// metadata written by sdme itself) stay.
+pub(crate) fn drop_unlisted_xattrs(fd: BorrowedFd<'_>, meta: &Meta) -> Result<(), String> {
+    let mut buf = vec![0u8; 4096];
+    let n = loop {
+        match fs::flistxattr(fd, &mut buf) {
+            Ok(n) => break n,
+            Err(Errno::RANGE) if buf.len() < (1 << 20) => buf.resize(buf.len() * 4, 0),
+            Err(Errno::NOTSUP) => return Ok(()),
+            Err(e) => return Err(format!("cannot list xattrs: {e}")),
+        }
+    };
+    for name in buf[..n].split(|&b| b == 0).filter(|n| !n.is_empty()) {
+        if xattr_policy(name) != XattrPolicy::Apply || meta.xattrs.iter().any(|(k, _)| k == name) {
+            continue;
+        }
+        match fs::fremovexattr(fd, name) {
+            Ok(()) | Err(Errno::NODATA) => {}
+            Err(e) => {
+                return Err(format!(
+                    "cannot remove xattr {}: {e}",
+                    String::from_utf8_lossy(name)
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn apply_mode(target: &Target<'_>, mode: u32) -> Result<(), String> {
     let m = Mode::from_raw_mode(mode & 0o7777);
     match target {

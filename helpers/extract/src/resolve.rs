@@ -67,6 +67,8 @@ pub(crate) struct Parents {
 pub(crate) enum ParentError {
     /// Does not exist (only when not creating).
     Missing,
+    /// A component is not a directory.
+    NotDir(String),
     Other(String),
 }
 
@@ -97,7 +99,7 @@ impl Parents {
                 Err(Errno::NOENT) if create => make_dirs(root, path, created)?,
                 Err(Errno::NOENT) => return Err(ParentError::Missing),
                 Err(Errno::NOTDIR) => {
-                    return Err(ParentError::Other(format!(
+                    return Err(ParentError::NotDir(format!(
                         "parent {} is not a directory",
                         path.display()
                     )))
@@ -158,7 +160,7 @@ fn make_dirs(
                 fd
             }
             Err(Errno::NOTDIR) => {
-                return Err(ParentError::Other(format!(
+                return Err(ParentError::NotDir(format!(
                     "parent {} is not a directory",
                     prefix.display()
                 )))

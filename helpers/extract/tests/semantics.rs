@@ -563,3 +563,167 @@ fn source_errors_fail_the_extraction() {
     .unwrap_err();
     assert!(e.to_string().contains("digest mismatch"), "{e}");
 }
+
+#[test]
+fn binary_xattr_values_may_hold_newlines() {
+    let d = tmp();
+    let value: &[u8] = b"a\nb=c\n\x00\x0a";
+    let t = Tar::new()
+        .raw(E {
+            data: b"x",
+            pax: vec![("SCHILY.xattr.user.bin", value), ("mtime", b"77")],
+            ..E::new(EntryType::Regular, "f")
+        })
+        .finish();
+    apply(d.path(), &t).unwrap();
+    assert_eq!(
+        xattr(&d.path().join("f"), "user.bin").as_deref(),
+        Some(value)
+    );
+    assert_eq!(
+        md(d.path().join("f")).mtime(),
+        77,
+        "records after the binary one are read too"
+    );
+}
+
+#[test]
+fn gnu_long_names_and_links() {
+    let d = tmp();
+    let name = format!("{}/file", "g".repeat(200));
+    let target = format!("/{}", "t".repeat(300));
+    let mut t = Tar::new();
+    for (kind, data) in [
+        (EntryType::GNULongName, &name),
+        (EntryType::GNULongLink, &target),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.as_gnu_mut().unwrap().name[..13].copy_from_slice(b"././@LongLink");
+        h.set_entry_type(kind);
+        let mut bytes = data.as_bytes().to_vec();
+        bytes.push(0);
+        h.set_size(bytes.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        t.push(&h, &bytes);
+    }
+    t.raw(E {
+        link: b"short",
+        ..E::new(EntryType::Symlink, "short-name")
+    });
+    apply(d.path(), &t.finish()).unwrap();
+    assert_eq!(
+        fs::read_link(d.path().join(&name))
+            .unwrap()
+            .to_str()
+            .unwrap(),
+        target
+    );
+}
+
+#[test]
+fn pax_size_overrides_the_header_size() {
+    let d = tmp();
+    // As Go writes files over 8 GiB: header size 0, the real size in PAX.
+    let t = Tar::new()
+        .raw(E {
+            data: b"hello",
+            size: Some(0),
+            pax: vec![("size", b"5")],
+            ..E::new(EntryType::Regular, "f")
+        })
+        .file("after", b"still in step")
+        .finish();
+    apply(d.path(), &t).unwrap();
+    assert_eq!(fs::read(d.path().join("f")).unwrap(), b"hello");
+    assert_eq!(fs::read(d.path().join("after")).unwrap(), b"still in step");
+}
+
+#[test]
+fn gnu_sparse_files() {
+    let d = tmp();
+    let mut h = tar::Header::new_gnu();
+    h.as_gnu_mut().unwrap().name[..6].copy_from_slice(b"sparse");
+    h.set_entry_type(EntryType::GNUSparse);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(1);
+    h.set_mode(0o644);
+    h.set_size(5);
+    {
+        let g = h.as_gnu_mut().unwrap();
+        let oct = |v: u64, f: &mut [u8; 12]| f.copy_from_slice(format!("{v:011o}\0").as_bytes());
+        oct(0, &mut g.sparse[0].offset);
+        oct(3, &mut g.sparse[0].numbytes);
+        oct(10_000, &mut g.sparse[1].offset);
+        oct(2, &mut g.sparse[1].numbytes);
+        oct(10_002, &mut g.realsize);
+    }
+    h.set_cksum();
+    let mut t = Tar::new();
+    t.push(&h, b"abcde");
+    t.file("after", b"ok");
+    apply(d.path(), &t.finish()).unwrap();
+    let c = fs::read(d.path().join("sparse")).unwrap();
+    assert_eq!(c.len(), 10_002);
+    assert_eq!(&c[..3], b"abc");
+    assert!(c[3..10_000].iter().all(|&b| b == 0));
+    assert_eq!(&c[10_000..], b"de");
+    assert_eq!(fs::read(d.path().join("after")).unwrap(), b"ok");
+}
+
+#[test]
+fn dir_entry_over_dir_drops_xattrs_it_does_not_list() {
+    let d = tmp();
+    let t1 = Tar::new()
+        .raw(E {
+            pax: vec![("SCHILY.xattr.user.a", b"1"), ("SCHILY.xattr.user.b", b"2")],
+            ..E::new(EntryType::Directory, "x")
+        })
+        .finish();
+    let t2 = Tar::new()
+        .raw(E {
+            pax: vec![("SCHILY.xattr.user.b", b"3")],
+            ..E::new(EntryType::Directory, "x")
+        })
+        .finish();
+    apply(d.path(), &t1).unwrap();
+    apply(d.path(), &t2).unwrap();
+    assert_eq!(xattr(&d.path().join("x"), "user.a"), None);
+    assert_eq!(
+        xattr(&d.path().join("x"), "user.b").as_deref(),
+        Some(&b"3"[..])
+    );
+}
+
+#[test]
+fn whiteout_below_a_file_of_the_same_layer_is_a_no_op() {
+    // umoci repack writes `d` (now a file) and then `d/.wh.child`.
+    let d = tmp();
+    apply(d.path(), &Tar::new().file("d/child", b"c").finish()).unwrap();
+    let layer = Tar::new()
+        .file("d", b"now a file")
+        .file("d/.wh.child", b"")
+        .finish();
+    run(d.path(), &layer, Whiteouts::Apply).unwrap();
+    if is_root() {
+        let o = tmp();
+        run(o.path(), &layer, Whiteouts::Overlay).unwrap();
+        assert_eq!(fs::read(o.path().join("d")).unwrap(), b"now a file");
+    }
+    assert_eq!(fs::read(d.path().join("d")).unwrap(), b"now a file");
+}
+
+#[test]
+fn stream_ending_after_content_without_padding_is_accepted() {
+    // `umoci insert` writes layers like this: no padding, no end blocks.
+    let d = tmp();
+    let mut t = Tar::new().file("a", b"first").file("b", b"last").finish();
+    let cut = t.len() - 1024 - (512 - 4);
+    t.truncate(cut);
+    apply(d.path(), &t).unwrap();
+    assert_eq!(fs::read(d.path().join("b")).unwrap(), b"last");
+    // Content itself cut short stays an error.
+    let t = Tar::new().file("c", b"0123456789").finish();
+    assert!(apply(d.path(), &t[..512 + 5]).is_err());
+}

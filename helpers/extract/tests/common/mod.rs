@@ -111,7 +111,7 @@ impl Tar {
         self
     }
 
-    fn push(&mut self, h: &Header, data: &[u8]) {
+    pub fn push(&mut self, h: &Header, data: &[u8]) {
         self.out.extend_from_slice(h.as_bytes());
         self.out.extend_from_slice(data);
         let pad = (512 - data.len() % 512) % 512;
