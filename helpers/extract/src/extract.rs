@@ -551,6 +551,11 @@ impl<'r> Extractor<'r> {
         name: &[u8],
         path: &CleanPath,
     ) -> Result<(), Error> {
+        // Below a non-directory of this layer: that already hides everything.
+        if let Err(ParentError::NotDir(_)) = self.parents.get(self.root, parent, false, &mut |_| {})
+        {
+            return Ok(());
+        }
         let pfd = self.parent_fd(parent)?;
         match fs::statat(&pfd, name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => {
