@@ -7,13 +7,16 @@
 //! log; otherwise the kernel log is used when run by systemd, which is
 //! recognised by `$SYSTEMD_SCOPE` being set or by three output directories
 //! on the command line, and never with `--dry-run`. If `/dev/kmsg` cannot
-//! be opened, stderr is used.
+//! be opened (a container has none), `/dev/console` is used, as systemd's
+//! own generators do: PID 1 points a generator's stderr at /dev/null, so
+//! stderr would lose the message. Failing that, stderr.
 
 use std::fs::File;
 use std::io::Write;
 
 pub enum Log {
     Kmsg(File),
+    Console(File),
     Stderr,
 }
 
@@ -26,8 +29,12 @@ impl Log {
             _ => !dry_run && (three_dirs || std::env::var_os("SYSTEMD_SCOPE").is_some()),
         };
         if kmsg {
-            if let Ok(file) = std::fs::OpenOptions::new().write(true).open("/dev/kmsg") {
+            let open = |path| std::fs::OpenOptions::new().write(true).open(path);
+            if let Ok(file) = open("/dev/kmsg") {
                 return Log::Kmsg(file);
+            }
+            if let Ok(file) = open("/dev/console") {
+                return Log::Console(file);
             }
         }
         Log::Stderr
@@ -41,6 +48,12 @@ impl Log {
             Log::Kmsg(file) => {
                 let record = format!("<3>sdme-generator[{}]: {message}\n", std::process::id());
                 if file.write_all(record.as_bytes()).is_err() {
+                    eprintln!("sdme-generator: {message}");
+                }
+            }
+            Log::Console(file) => {
+                let line = format!("sdme-generator: {message}\n");
+                if file.write_all(line.as_bytes()).is_err() {
                     eprintln!("sdme-generator: {message}");
                 }
             }

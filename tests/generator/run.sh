@@ -17,6 +17,10 @@
 #
 # Before the cases, a canary: a deliberately broken unit must fail, so this
 # tier can never pass by checking nothing.
+#
+# Then tests/generator/under-systemd.sh boots a real systemd (nested nspawn)
+# with the generator installed and checks that systemd loads the units and
+# passes the helpers exactly the argv the expected files spell out.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 cases=tests/generator/cases
@@ -102,4 +106,7 @@ for case in "$cases"/*/; do
 done
 echo "generator: verified $checked cases, $failed failed"
 [ "$checked" -ge 30 ] || { echo "generator: expected at least 30 cases"; exit 1; }
-[ $failed -eq 0 ]
+[ $failed -eq 0 ] || exit 1
+
+cargo build --release --locked -q -p sdme-generator || { echo "generator: build failed"; exit 1; }
+tests/generator/under-systemd.sh "${CARGO_TARGET_DIR:-target}/release/sdme-generator"
