@@ -263,6 +263,13 @@ fn check_link(path: &str, target: &str) {
     );
 }
 
+/// Writes a fresh file: truncating an existing one on ext4 forces a flush
+/// on close (auto_da_alloc), which made this test wait on the disk.
+fn replace(path: &Path, contents: &[u8]) {
+    let _ = std::fs::remove_file(path);
+    std::fs::write(path, contents).unwrap();
+}
+
 #[test]
 fn mutated_descriptors_never_break_the_output() {
     let seeds = seeds();
@@ -284,7 +291,7 @@ fn mutated_descriptors_never_break_the_output() {
     let iterations = std::env::var("SDME_FUZZ_ITERATIONS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(3000);
+        .unwrap_or(4000);
     let mut rng = Rng(0x05d3_e0c1_u64 * 2_654_435_761);
     let mut generated_files = 0usize;
     for i in 0..iterations {
@@ -292,8 +299,8 @@ fn mutated_descriptors_never_break_the_output() {
         let main = mutate(&mut rng, &seeds, main_seed);
         let dropin_seed = seeds[rng.below(seeds.len())].clone();
         let dropin = mutate(&mut rng, &seeds, dropin_seed);
-        std::fs::write(etc.join("fuzz.oci"), &main).unwrap();
-        std::fs::write(etc.join("fuzz.oci.d/10-fuzz.conf"), &dropin).unwrap();
+        replace(&etc.join("fuzz.oci"), &main);
+        replace(&etc.join("fuzz.oci.d/10-fuzz.conf"), &dropin);
 
         let generation = generate(root.path());
         for diagnostic in &generation.diagnostics {
