@@ -9,6 +9,7 @@ pub mod diagnostic;
 pub mod emit;
 pub mod escape;
 pub mod graph;
+pub mod keys;
 pub mod names;
 pub mod paths;
 pub mod search;

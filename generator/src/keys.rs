@@ -1,0 +1,277 @@
+//! The keys of `[Image]`, `[Container]` and `[Install]`, and the
+//! pass-through of `[Unit]`/`[Service]`: each assignment checked and applied.
+//! Scalar keys: the last assignment wins, an empty one restores the default.
+//! List keys: each assignment appends, an empty one clears.
+
+use crate::descriptor::*;
+use crate::names::{check_interface_name, check_machine_name, check_unit_name};
+use crate::source::check_source;
+use crate::values::*;
+use crate::words;
+
+const MODES: &[&str] = &["auto", "base", "app", "connector"];
+const PULL_POLICIES: &[&str] = &["missing", "always", "never", "newer"];
+const RESTART_POLICIES: &[&str] = &[
+    "no",
+    "on-success",
+    "on-failure",
+    "on-abnormal",
+    "on-watchdog",
+    "on-abort",
+    "always",
+];
+const HEALTH_ACTIONS: &[&str] = &["restart", "stop", "none"];
+
+/// Applies a scalar: empty restores the default, otherwise `parse` decides.
+fn scalar<T>(
+    slot: &mut Option<T>,
+    value: &str,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<(), String> {
+    *slot = if value.is_empty() {
+        None
+    } else {
+        Some(parse(value)?)
+    };
+    Ok(())
+}
+
+/// Applies one list assignment: empty clears, otherwise `items` are appended.
+fn list<T>(
+    slot: &mut Vec<T>,
+    value: &str,
+    items: impl FnOnce(&str) -> Result<Vec<T>, String>,
+) -> Result<(), String> {
+    if value.is_empty() {
+        slot.clear();
+    } else {
+        slot.extend(items(value)?);
+    }
+    Ok(())
+}
+
+fn one<T>(
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> impl FnOnce(&str) -> Result<Vec<T>, String> {
+    move |v| parse(v).map(|x| vec![x])
+}
+
+fn path(v: &str) -> Result<String, String> {
+    check_absolute_path(v).map(|()| v.to_string())
+}
+
+fn machine(v: &str) -> Result<String, String> {
+    check_machine_name(v).map(|()| v.to_string())
+}
+
+/// Health check spans: the launcher takes whole seconds.
+fn span(v: &str) -> Result<u64, String> {
+    let usec = parse_timespan(v)?.ok_or_else(|| "must be finite".to_string())?;
+    if usec % 1_000_000 != 0 {
+        return Err(format!("{v:?} must be a whole number of seconds"));
+    }
+    Ok(usec)
+}
+
+pub fn assign_image(
+    image: &mut ImageSection,
+    key: &str,
+    value: &str,
+    origin: &Origin,
+) -> Result<(), String> {
+    match key {
+        "Image" => scalar(&mut image.source, value, |v| {
+            check_source(v).map(|()| v.to_string())
+        }),
+        "Mode" => scalar(&mut image.mode, value, |v| parse_choice(v, MODES)),
+        "Base" => scalar(&mut image.base, value, |v| {
+            Ok(Located {
+                value: machine(v)?,
+                origin: origin.clone(),
+            })
+        }),
+        "Platform" => scalar(&mut image.platform, value, |v| {
+            check_platform(v).map(|()| v.to_string())
+        }),
+        "Pull" => scalar(&mut image.pull, value, |v| parse_choice(v, PULL_POLICIES)),
+        "TLSVerify" => scalar(&mut image.tls_verify, value, parse_bool),
+        "AuthFile" => scalar(&mut image.auth_file, value, path),
+        "CertDir" => scalar(&mut image.cert_dir, value, path),
+        "ImportTimeoutSec" => scalar(&mut image.timeout, value, parse_timespan),
+        _ => Err(unknown_key("Image", IMAGE_KEYS)),
+    }
+}
+
+const IMAGE_KEYS: &[&str] = &[
+    "Image",
+    "Mode",
+    "Base",
+    "Platform",
+    "Pull",
+    "TLSVerify",
+    "AuthFile",
+    "CertDir",
+    "ImportTimeoutSec",
+];
+
+const CONTAINER_KEYS: &[&str] = &[
+    "Image",
+    "Network",
+    "Port",
+    "Volume",
+    "Environment",
+    "EnvironmentFile",
+    "Entrypoint",
+    "Command",
+    "User",
+    "WorkingDirectory",
+    "Restart",
+    "HealthCmd",
+    "HealthIntervalSec",
+    "HealthTimeoutSec",
+    "HealthRetries",
+    "HealthStartPeriodSec",
+    "HealthOnFailure",
+    "MemoryMax",
+    "CPUQuota",
+    "TasksMax",
+    "Connector",
+    "NspawnArgument",
+];
+
+fn unknown_key(section: &str, known: &[&str]) -> String {
+    format!("unknown key in [{section}] (known: {})", known.join(", "))
+}
+
+pub fn assign_container(
+    c: &mut ContainerSection,
+    key: &str,
+    value: &str,
+    origin: &Origin,
+) -> Result<(), String> {
+    let located = |v: String| Located {
+        value: v,
+        origin: origin.clone(),
+    };
+    match key {
+        "Image" => scalar(&mut c.image, value, |v| machine(v).map(located)),
+        "Network" => {
+            c.network = match value {
+                "" | "host" => Network::Host,
+                "private" => Network::Private,
+                "veth" => Network::Veth,
+                _ => match value.strip_prefix("bridge:") {
+                    Some(bridge) => check_interface_name(bridge)
+                        .map(|()| Network::Bridge(bridge.to_string()))?,
+                    None => {
+                        return Err(format!(
+                            "{value:?} is not one of host, private, veth, bridge:NAME"
+                        ))
+                    }
+                },
+            };
+            Ok(())
+        }
+        "Port" => list(
+            &mut c.ports,
+            value,
+            one(|v| {
+                parse_port(v).map(|p| Located {
+                    value: p,
+                    origin: origin.clone(),
+                })
+            }),
+        ),
+        "Volume" => list(&mut c.volumes, value, one(parse_volume)),
+        "Environment" => list(&mut c.environment, value, |v| {
+            let words = words::split(v)?;
+            words.iter().try_for_each(|w| check_env_assignment(w))?;
+            Ok(words)
+        }),
+        "EnvironmentFile" => list(&mut c.environment_files, value, one(path)),
+        "Entrypoint" => word_list(&mut c.entrypoint, value),
+        "Command" => word_list(&mut c.command, value),
+        "User" => scalar(&mut c.user, value, |v| {
+            check_user(v).map(|()| v.to_string())
+        }),
+        "WorkingDirectory" => scalar(&mut c.working_directory, value, path),
+        "Restart" => scalar(&mut c.restart, value, |v| parse_choice(v, RESTART_POLICIES)),
+        "HealthCmd" => scalar(&mut c.health.command, value, |v| Ok(v.to_string())),
+        "HealthIntervalSec" => scalar(&mut c.health.interval, value, span),
+        "HealthTimeoutSec" => scalar(&mut c.health.timeout, value, span),
+        "HealthStartPeriodSec" => scalar(&mut c.health.start_period, value, span),
+        "HealthRetries" => scalar(&mut c.health.retries, value, |v| match v.parse::<u32>() {
+            Ok(n) if (1..=1000).contains(&n) && v.chars().all(|c| c.is_ascii_digit()) => Ok(n),
+            _ => Err(format!("{v:?} is not a number from 1 to 1000")),
+        }),
+        "HealthOnFailure" => scalar(&mut c.health.on_failure, value, |v| {
+            parse_choice(v, HEALTH_ACTIONS)
+        }),
+        "MemoryMax" => scalar(&mut c.memory_max, value, |v| {
+            check_memory(v).map(|()| v.to_string())
+        }),
+        "CPUQuota" => scalar(&mut c.cpu_quota, value, |v| {
+            check_cpu_quota(v).map(|()| v.to_string())
+        }),
+        "TasksMax" => scalar(&mut c.tasks_max, value, |v| {
+            check_tasks(v).map(|()| v.to_string())
+        }),
+        "Connector" => list(&mut c.connectors, value, one(|v| machine(v).map(located))),
+        "NspawnArgument" => list(&mut c.nspawn_arguments, value, words::split),
+        _ => Err(unknown_key("Container", CONTAINER_KEYS)),
+    }
+}
+
+/// `Entrypoint=`/`Command=`: words appended; empty assignment: the image's
+/// own. A single empty word (`Entrypoint=""`) replaces it with nothing; any
+/// other empty word is refused, because the launcher reads an empty
+/// `--entrypoint=`/`--cmd=` as "empty list", not as an empty argument.
+fn word_list(slot: &mut Option<Vec<String>>, value: &str) -> Result<(), String> {
+    if value.is_empty() {
+        *slot = None;
+        return Ok(());
+    }
+    let new = words::split(value)?;
+    let list = slot.get_or_insert_with(Vec::new);
+    let lone_empty = new.len() == 1 && new[0].is_empty() && list.is_empty();
+    if !lone_empty && (new.iter().any(String::is_empty) || list.iter().any(String::is_empty)) {
+        return Err("empty words are not allowed (only a lone \"\" clears the list)".to_string());
+    }
+    list.extend(new);
+    Ok(())
+}
+
+pub fn assign_install(install: &mut InstallSection, key: &str, value: &str) -> Result<(), String> {
+    let units = |v: &str| {
+        let names = words::split(v)?;
+        names.iter().try_for_each(|n| check_unit_name(n))?;
+        Ok(names)
+    };
+    match key {
+        "WantedBy" => list(&mut install.wanted_by, value, units),
+        "RequiredBy" => list(&mut install.required_by, value, units),
+        _ => Err(unknown_key("Install", &["WantedBy", "RequiredBy"])),
+    }
+}
+
+/// `[Unit]`/`[Service]` lines are copied verbatim (systemd judges the key);
+/// the parser already refused control characters, and a value cannot end in
+/// a continuation backslash, so a copied line can never become two.
+pub fn pass_through(
+    lines: &mut Vec<PassThrough>,
+    key: &str,
+    value: &str,
+    origin: &Origin,
+) -> Result<(), String> {
+    if value.chars().any(char::is_control)
+        || value.bytes().rev().take_while(|b| *b == b'\\').count() % 2 == 1
+    {
+        return Err("value would not stay one line".to_string());
+    }
+    lines.push(PassThrough {
+        key: key.to_string(),
+        value: value.to_string(),
+        origin: origin.clone(),
+    });
+    Ok(())
+}
