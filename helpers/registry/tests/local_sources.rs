@@ -200,23 +200,25 @@ fn oci_archive_is_read_in_place() {
         &a,
     );
 
-    let gz = dir.path().join("img.tar.gz");
-    std::fs::write(
-        &gz,
-        image::compress(&std::fs::read(&archive).unwrap(), Comp::Gzip),
-    )
-    .unwrap();
+    // Compressed archives are decompressed to an unnamed temporary file.
+    for (comp, ext) in [(Comp::Gzip, "gz"), (Comp::Zstd, "zst")] {
+        let c = dir.path().join(format!("img.tar.{ext}"));
+        std::fs::write(&c, image::compress(&std::fs::read(&archive).unwrap(), comp)).unwrap();
+        check(
+            &format!("oci-archive:{}:v1", c.display()),
+            &SourceOptions::new(),
+            &a,
+        );
+    }
+    let junk = dir.path().join("junk.tar");
+    std::fs::write(&junk, vec![7u8; 5000]).unwrap();
     let e = open_source(
-        &format!("oci-archive:{}", gz.display()),
+        &format!("oci-archive:{}", junk.display()),
         &SourceOptions::new(),
     )
     .err()
     .unwrap();
-    assert!(
-        e.to_string()
-            .contains("compressed archives are not supported"),
-        "{e}"
-    );
+    assert!(e.to_string().contains("junk.tar"), "{e}");
 }
 
 #[test]

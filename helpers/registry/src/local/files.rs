@@ -6,7 +6,9 @@ use crate::Compression;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// A set of files addressed by relative, '/'-separated paths.
 pub trait Files: Send + Sync {
@@ -75,9 +77,12 @@ enum TarEntry {
     Link(String),
 }
 
-/// Files inside an uncompressed tar, read in place (no copy) by offset.
+/// Files inside a tar, read in place by offset with positional reads (so any
+/// number of streams can read at once). A compressed tar is first
+/// decompressed into an unnamed temporary file, which vanishes with us.
 pub struct TarFiles {
     path: PathBuf,
+    file: Arc<File>,
     entries: HashMap<String, TarEntry>,
 }
 
@@ -110,21 +115,48 @@ fn resolve_relative(from: &str, target: &str) -> String {
     parts.join("/")
 }
 
+/// An unnamed file in the temporary directory (`O_TMPFILE`): nothing to clean up.
+fn unnamed_temp_file() -> io::Result<File> {
+    let dir = std::env::temp_dir();
+    let fd = rustix::fs::open(
+        &dir,
+        rustix::fs::OFlags::TMPFILE | rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::from_raw_mode(0o600),
+    )?;
+    Ok(File::from(fd))
+}
+
+/// Decompresses a gzip or zstd archive into an unnamed temporary file.
+fn decompress_to_temp(file: File, compression: Compression, what: &str) -> Result<File, Error> {
+    let io_err = |e: io::Error| Error::new(ErrorKind::Io, format!("{what}: decompressing: {e}"));
+    let input = io::BufReader::with_capacity(crate::layer_stream::BUFFER_SIZE, file);
+    let mut out = unnamed_temp_file().map_err(io_err)?;
+    match compression {
+        Compression::Gzip => io::copy(&mut flate2::bufread::MultiGzDecoder::new(input), &mut out),
+        Compression::Zstd => io::copy(
+            &mut zstd::stream::read::Decoder::with_buffer(input).map_err(io_err)?,
+            &mut out,
+        ),
+        Compression::None => Ok(0),
+    }
+    .map_err(io_err)?;
+    out.seek(SeekFrom::Start(0)).map_err(io_err)?;
+    Ok(out)
+}
+
 impl TarFiles {
     pub fn index(path: &Path) -> Result<TarFiles, Error> {
         let what = path.display().to_string();
         let mut file = File::open(path).map_err(|e| not_found(&what, &e))?;
         let mut head = [0u8; 4];
         let n = file.read(&mut head).map_err(|e| not_found(&what, &e))?;
-        if sniff_compression(&head[..n]) != Compression::None {
-            return Err(Error::new(
-                ErrorKind::Unsupported,
-                format!("{what}: compressed archives are not supported; decompress it first"),
-            ));
-        }
         file.seek(SeekFrom::Start(0))
             .map_err(|e| not_found(&what, &e))?;
-        let mut archive = tar::Archive::new(io::BufReader::with_capacity(64 * 1024, file));
+        let file = match sniff_compression(&head[..n]) {
+            Compression::None => file,
+            c => decompress_to_temp(file, c, &what)?,
+        };
+        let mut archive = tar::Archive::new(io::BufReader::with_capacity(64 * 1024, &file));
         let mut entries = HashMap::new();
         let bad = |e: io::Error| {
             Error::new(
@@ -150,10 +182,32 @@ impl TarFiles {
             };
             entries.insert(name, value);
         }
+        drop(archive);
         Ok(TarFiles {
             path: path.to_path_buf(),
+            file: Arc::new(file),
             entries,
         })
+    }
+}
+
+/// A window of a shared file, read with `pread` so that readers never disturb each other.
+struct Window {
+    file: Arc<File>,
+    pos: u64,
+    end: u64,
+}
+
+impl Read for Window {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.end.saturating_sub(self.pos);
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
     }
 }
 
@@ -165,10 +219,12 @@ impl Files for TarFiles {
             match self.entries.get(&name) {
                 Some(TarEntry::Link(target)) => name = target.clone(),
                 Some(TarEntry::File { offset, size }) => {
-                    let mut file = File::open(&self.path).map_err(|e| not_found(&what, &e))?;
-                    file.seek(SeekFrom::Start(*offset))
-                        .map_err(|e| not_found(&what, &e))?;
-                    return Ok((Box::new(file.take(*size)), *size));
+                    let window = Window {
+                        file: self.file.clone(),
+                        pos: *offset,
+                        end: offset + size,
+                    };
+                    return Ok((Box::new(window), *size));
                 }
                 None => {
                     return Err(Error::new(
