@@ -111,6 +111,8 @@ case_line oci-dir "oci:$L:multi" "" yes "" "" "" "oci:$L:multi"
 case_line oci-archive "oci-archive:$work/layout.tar:multi" "" yes "" "" "" "oci:$L:multi"
 case_line oci-dir-index "oci:$L:multiarch" linux/arm64/v8 yes "" "" "" "oci:$L:arm64"
 case_line docker-archive "docker-archive:$work/multi-docker.tar" "" yes "" "" "" ""
+gzip -c "$work/multi-docker.tar" >"$work/multi-docker.tar.gz"
+case_line docker-archive-gzip "docker-archive:$work/multi-docker.tar.gz" "" yes "" "" "" ""
 # Refusals.
 case_line https-unknown-ca "$tls/sdme/busybox:tls" "" yes "" "" Io ""
 case_line http-with-tls-verify "$plain/sdme/busybox:1" "" yes "" "" Io ""
