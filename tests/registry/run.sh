@@ -108,6 +108,7 @@ case_line https-flat-cert-dir "$tls/sdme/busybox:tls" "" yes "$work/flat-certs" 
 case_line https-no-verify "$tls/sdme/busybox:tls" "" no "" "" "" "docker://$tls/sdme/busybox:tls" "${H[@]}"
 case_line basic-auth "$auth/private/multi:1" "" yes "$work/certs.d" "$work/auth.json" "" "docker://$auth/private/multi:1" --cert-dir "$work/certs.d/$auth" --creds 'sdme-user:pa:ss w0rd'
 case_line oci-dir "oci:$L:multi" "" yes "" "" "" "oci:$L:multi"
+case_line big-oci-dir "oci:$L:big" "" yes "" "" "" "oci:$L:big"
 case_line oci-archive "oci-archive:$work/layout.tar:multi" "" yes "" "" "" "oci:$L:multi"
 case_line oci-dir-index "oci:$L:multiarch" linux/arm64/v8 yes "" "" "" "oci:$L:arm64"
 case_line docker-archive "docker-archive:$work/multi-docker.tar" "" yes "" "" "" ""

@@ -610,6 +610,7 @@ fn tls_verify_refuses_plain_http_even_on_localhost() {
             .contains(&format!("https://{}/v2/", server.host())),
         "{e}"
     );
+    assert!(e.to_string().contains("--tls-verify=no"), "{e}");
 }
 
 #[test]

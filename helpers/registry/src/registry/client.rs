@@ -59,6 +59,33 @@ fn retryable_transport(e: &ureq::Error) -> bool {
     )
 }
 
+/// Adds what to do to the two TLS failures people meet with local registries.
+fn with_tls_hint(err: Error, tls_verify: bool) -> Error {
+    let m = err.message().to_string();
+    if !tls_verify {
+        return err;
+    }
+    let lower = m.to_ascii_lowercase();
+    let hint = if lower.contains("certificate") {
+        "trust its CA with --cert-dir=DIR, or use --tls-verify=no"
+    } else if [
+        "refused",
+        "timed out",
+        "timeout",
+        "not found",
+        "unreachable",
+    ]
+    .iter()
+    .any(|w| lower.contains(w))
+    {
+        return err;
+    } else {
+        // The TLS handshake failed in some other way: most often the server speaks plain http.
+        "a plain-http registry needs --tls-verify=no"
+    };
+    Error::new(err.kind(), format!("{m} ({hint})"))
+}
+
 fn retryable_status(status: u16) -> bool {
     matches!(status, 429 | 500 | 502 | 503 | 504)
 }
@@ -142,9 +169,10 @@ impl Client {
                 Err(e) => last = Some(e),
             }
         }
-        Err(last
+        let err = last
             .unwrap_or_else(|| Error::new(ErrorKind::Io, format!("{api_host}: unreachable")))
-            .context(format!("registry {api_host}")))
+            .context(format!("registry {api_host}"));
+        Err(with_tls_hint(err, opts.tls_verify))
     }
 
     pub fn base(&self) -> &str {
