@@ -1,7 +1,9 @@
 //! Checks between descriptors: every `Base=`, `[Container] Image=` and
 //! `Connector=` must name a usable descriptor, and there must be no cycle.
 //! A descriptor that fails, and everything that depends on it, is dropped;
-//! all others stay.
+//! all others stay. Linear in descriptors plus references (Tarjan's strongly
+//! connected components for cycles, one reverse walk for propagation), so a
+//! long chain of bases costs no more than many short ones.
 
 use crate::descriptor::{Descriptor, Origin};
 use crate::diagnostic::Diagnostic;
@@ -13,48 +15,76 @@ pub enum Unusable {
     Broken,
 }
 
-/// Removes from `descriptors` every one whose references fail, reporting why.
+/// Removes from `descriptors` every one whose references fail, reporting
+/// one message per removed descriptor, in name order.
 pub fn resolve(
     descriptors: &mut BTreeMap<String, Descriptor>,
     unusable: &BTreeMap<String, Unusable>,
     diagnostics: &mut Vec<Diagnostic>,
 ) {
-    let mut failed: BTreeSet<String> = BTreeSet::new();
-    report_cycles(descriptors, &mut failed, diagnostics);
-    // Propagate: a descriptor fails when something it needs failed. Repeat
-    // until nothing changes; each pass goes in name order, so the reports
-    // are deterministic.
-    loop {
-        let mut changed = false;
-        for (name, d) in descriptors.iter() {
-            if failed.contains(name) {
-                continue;
-            }
-            for (target, origin, key) in d.references() {
-                if let Some(problem) = check_reference(descriptors, unusable, &failed, key, target)
-                {
-                    diagnostics.push(Diagnostic::at(
-                        &origin.file,
-                        origin.line,
-                        format!("{key}{target}: {problem}"),
-                    ));
-                    failed.insert(name.clone());
-                    changed = true;
-                    break;
-                }
-            }
-        }
-        if !changed {
-            break;
+    let cycles = find_cycles(descriptors);
+    // Descriptors that fail on their own: on a cycle, or a reference that
+    // is missing, masked, broken or of the wrong kind.
+    let mut failed: BTreeSet<&str> = cycles.keys().copied().collect();
+    for (name, d) in descriptors.iter() {
+        let direct = d
+            .references()
+            .into_iter()
+            .any(|(target, _, key)| direct_problem(descriptors, unusable, key, target).is_some());
+        if direct {
+            failed.insert(name);
         }
     }
+    // Everything that (transitively) references a failed descriptor fails.
+    let mut dependents: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (name, d) in descriptors.iter() {
+        for (target, _, _) in d.references() {
+            dependents.entry(target).or_default().push(name);
+        }
+    }
+    let mut queue: VecDeque<&str> = failed.iter().copied().collect();
+    while let Some(name) = queue.pop_front() {
+        for dependent in dependents.get(name).into_iter().flatten() {
+            if failed.insert(dependent) {
+                queue.push_back(dependent);
+            }
+        }
+    }
+    // One message each: the cycle, or the first failing reference.
+    for name in &failed {
+        let Some(d) = descriptors.get(*name) else {
+            continue;
+        };
+        if let Some((path, origin, key)) = cycles.get(name) {
+            let next = path.get(1).map(String::as_str).unwrap_or_default();
+            let message = format!("{key}{next}: dependency cycle: {}", path.join(" -> "));
+            diagnostics.push(Diagnostic::at(&origin.file, origin.line, message));
+            continue;
+        }
+        for (target, origin, key) in d.references() {
+            let problem = direct_problem(descriptors, unusable, key, target).or_else(|| {
+                failed
+                    .contains(target)
+                    .then(|| format!("descriptor {target} was skipped, skipping this one too"))
+            });
+            if let Some(problem) = problem {
+                diagnostics.push(Diagnostic::at(
+                    &origin.file,
+                    origin.line,
+                    format!("{key}{target}: {problem}"),
+                ));
+                break;
+            }
+        }
+    }
+    let failed: BTreeSet<String> = failed.into_iter().map(str::to_string).collect();
     descriptors.retain(|name, _| !failed.contains(name));
 }
 
-fn check_reference(
+/// What is wrong with `target` as the value of `key`, on its own.
+fn direct_problem(
     descriptors: &BTreeMap<String, Descriptor>,
     unusable: &BTreeMap<String, Unusable>,
-    failed: &BTreeSet<String>,
     key: &str,
     target: &str,
 ) -> Option<String> {
@@ -67,11 +97,6 @@ fn check_reference(
             None => format!("no descriptor named {target}"),
         });
     };
-    if failed.contains(target) {
-        return Some(format!(
-            "descriptor {target} was skipped, skipping this one too"
-        ));
-    }
     match key {
         // A connector's socket directory is named after its image's
         // descriptor (that is where sdme-import creates it), so a connector
@@ -97,65 +122,168 @@ fn check_reference(
     None
 }
 
-/// Every descriptor on a cycle of references fails, with the cycle shown.
-fn report_cycles(
-    descriptors: &BTreeMap<String, Descriptor>,
-    failed: &mut BTreeSet<String>,
-    diagnostics: &mut Vec<Diagnostic>,
-) {
-    for (name, d) in descriptors {
-        if let Some((path, origin, key)) = find_cycle(descriptors, d) {
-            let shown = path.join(" -> ");
-            diagnostics.push(Diagnostic::at(
-                &origin.file,
-                origin.line,
-                format!("{key}{}: dependency cycle: {shown}", path[1]),
-            ));
-            failed.insert(name.clone());
-        }
-    }
-}
+type Cycle<'a> = (Vec<String>, &'a Origin, &'static str);
 
-/// The shortest path from `start` back to itself, if any, with the origin
-/// of its first step.
-fn find_cycle<'a>(
-    descriptors: &'a BTreeMap<String, Descriptor>,
-    start: &'a Descriptor,
-) -> Option<(Vec<String>, &'a Origin, &'static str)> {
-    let mut parent: BTreeMap<&str, &str> = BTreeMap::new();
-    let mut queue: VecDeque<&str> = VecDeque::new();
-    for (target, _, _) in start.references() {
-        if !parent.contains_key(target) {
-            parent.insert(target, start.name.as_str());
-            queue.push_back(target);
-        }
-    }
-    while let Some(current) = queue.pop_front() {
-        if current == start.name {
-            let mut path = vec![start.name.clone()];
-            let mut at = parent[current];
-            while at != start.name {
-                path.push(at.to_string());
-                at = parent[at];
-            }
-            path.push(start.name.clone());
-            path.reverse();
-            let first = path.get(1).map(String::as_str).unwrap_or_default();
-            let (_, origin, key) = start
+/// Every descriptor on a cycle of references, with the shortest cycle
+/// through it and the origin of its first step. Tarjan's algorithm (kept
+/// iterative, so a deep chain cannot overflow the stack) finds the strongly
+/// connected components; only descriptors in a component with a cycle pay
+/// for the search of their shortest cycle, inside that component.
+fn find_cycles(descriptors: &BTreeMap<String, Descriptor>) -> BTreeMap<&str, Cycle<'_>> {
+    let names: Vec<&str> = descriptors.keys().map(String::as_str).collect();
+    let index_of: BTreeMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (*n, i)).collect();
+    let edges: Vec<Vec<usize>> = names
+        .iter()
+        .map(|n| {
+            descriptors[*n]
                 .references()
                 .into_iter()
-                .find(|(t, _, _)| *t == first)?;
-            return Some((path, origin, key));
-        }
-        let Some(d) = descriptors.get(current) else {
+                .filter_map(|(target, _, _)| index_of.get(target).copied())
+                .collect()
+        })
+        .collect();
+
+    let components = strongly_connected(&edges);
+    let mut cycles = BTreeMap::new();
+    for component in components {
+        let on_cycle = component.len() > 1 || edges[component[0]].contains(&component[0]);
+        if !on_cycle {
             continue;
-        };
-        for (target, _, _) in d.references() {
-            if !parent.contains_key(target) {
-                parent.insert(target, current);
-                queue.push_back(target);
+        }
+        let members: BTreeSet<usize> = component.iter().copied().collect();
+        for &start in &component {
+            if let Some(path) = shortest_cycle(&edges, &members, start) {
+                let d = &descriptors[names[start]];
+                let first = names[path[1]];
+                let step = d.references().into_iter().find(|(t, _, _)| *t == first);
+                if let Some((_, origin, key)) = step {
+                    let path = path.iter().map(|i| names[*i].to_string()).collect();
+                    cycles.insert(names[start], (path, origin, key));
+                }
             }
+        }
+    }
+    cycles
+}
+
+/// Tarjan's strongly connected components, iteratively.
+fn strongly_connected(edges: &[Vec<usize>]) -> Vec<Vec<usize>> {
+    const UNVISITED: usize = usize::MAX;
+    let n = edges.len();
+    let (mut index, mut low) = (vec![UNVISITED; n], vec![0; n]);
+    let mut on_stack = vec![false; n];
+    let (mut stack, mut components) = (Vec::new(), Vec::new());
+    let mut next_index = 0;
+    for root in 0..n {
+        if index[root] != UNVISITED {
+            continue;
+        }
+        // (node, next edge to look at)
+        let mut work = vec![(root, 0usize)];
+        while let Some(&mut (v, ref mut edge)) = work.last_mut() {
+            if *edge == 0 && index[v] == UNVISITED {
+                index[v] = next_index;
+                low[v] = next_index;
+                next_index += 1;
+                stack.push(v);
+                on_stack[v] = true;
+            }
+            if let Some(&w) = edges[v].get(*edge) {
+                *edge += 1;
+                if index[w] == UNVISITED {
+                    work.push((w, 0));
+                } else if on_stack[w] {
+                    low[v] = low[v].min(index[w]);
+                }
+                continue;
+            }
+            work.pop();
+            if let Some(&(parent, _)) = work.last() {
+                low[parent] = low[parent].min(low[v]);
+            }
+            if low[v] == index[v] {
+                let mut component = Vec::new();
+                while let Some(w) = stack.pop() {
+                    on_stack[w] = false;
+                    component.push(w);
+                    if w == v {
+                        break;
+                    }
+                }
+                components.push(component);
+            }
+        }
+    }
+    components
+}
+
+/// The shortest path `start -> ... -> start` inside `members` (breadth
+/// first, edges in reference order, so the result is deterministic).
+fn shortest_cycle(
+    edges: &[Vec<usize>],
+    members: &BTreeSet<usize>,
+    start: usize,
+) -> Option<Vec<usize>> {
+    let mut parent: BTreeMap<usize, usize> = BTreeMap::new();
+    let mut queue = VecDeque::from([start]);
+    while let Some(current) = queue.pop_front() {
+        for &next in &edges[current] {
+            if !members.contains(&next) || parent.contains_key(&next) {
+                continue;
+            }
+            parent.insert(next, current);
+            if next == start {
+                let mut path = vec![start];
+                let mut at = current;
+                while at != start {
+                    path.push(at);
+                    at = *parent.get(&at)?;
+                }
+                path.push(start);
+                path.reverse();
+                return Some(path);
+            }
+            queue.push_back(next);
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{shortest_cycle, strongly_connected};
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn components() {
+        // 0 -> 1 -> 2 -> 0, 3 -> 3, 4 -> 0
+        let edges = vec![vec![1], vec![2], vec![0], vec![3], vec![0]];
+        let mut comps: Vec<Vec<usize>> = strongly_connected(&edges)
+            .into_iter()
+            .map(|mut c| {
+                c.sort();
+                c
+            })
+            .collect();
+        comps.sort();
+        assert_eq!(comps, vec![vec![0, 1, 2], vec![3], vec![4]]);
+    }
+
+    #[test]
+    fn deep_chain_does_not_recurse() {
+        let n = 200_000;
+        let edges: Vec<Vec<usize>> = (0..n)
+            .map(|i| if i + 1 < n { vec![i + 1] } else { vec![] })
+            .collect();
+        assert_eq!(strongly_connected(&edges).len(), n);
+    }
+
+    #[test]
+    fn shortest_cycles() {
+        let edges = vec![vec![1, 2], vec![2], vec![0], vec![3]];
+        let members: BTreeSet<usize> = [0, 1, 2].into();
+        assert_eq!(shortest_cycle(&edges, &members, 0), Some(vec![0, 2, 0]));
+        assert_eq!(shortest_cycle(&edges, &members, 1), Some(vec![1, 2, 0, 1]));
+        assert_eq!(shortest_cycle(&edges, &[3].into(), 3), Some(vec![3, 3]));
+    }
 }
