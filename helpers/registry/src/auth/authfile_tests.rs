@@ -131,4 +131,16 @@ fn credential_helper_gets_server_on_stdin() {
     assert_eq!(credhelper::get("sdmetest", "other").unwrap(), None);
     assert!(credhelper::get("../evil", "x").is_err());
     assert!(credhelper::get("sdme-no-such-helper", "x").is_err());
+
+    // Through an auth file: credHelpers names the helper for the registry.
+    let file = dir.path().join("config.json");
+    std::fs::write(&file, r#"{"credHelpers":{"h.example:5000":"sdmetest"}}"#).unwrap();
+    let c = find("h.example:5000", "some/repo", Some(&file))
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.username, "hu");
+    assert_eq!(
+        find("other.example", "some/repo", Some(&file)).unwrap(),
+        None
+    );
 }
