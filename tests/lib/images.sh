@@ -215,7 +215,8 @@ images_spec() {
 # Layer tars as Docker's writer makes them: xattrs (ACLs included) as binary
 # SCHILY.xattr.* records, no GNU SCHILY.acl.* text records.
 images_tar_tree() { # TREE OUT.tar
-	tar --numeric-owner --xattrs --xattrs-include='*' -C "$1" \
+	tar --numeric-owner --xattrs --xattrs-include='*' --sort=name \
+		--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime -C "$1" \
 		--exclude=./proc/* --exclude=./sys/* --exclude=./dev/* --exclude=./run/* --exclude=./tmp/* \
 		--exclude=./var/cache/apt/* --exclude=./var/lib/apt/lists/* -cf "$2" .
 }
@@ -227,20 +228,23 @@ images_build_oci() { # NAME LAYOUT
 	tree=$(images_tree "${spec%%|*}") || return 1
 	IFS='|' read -r -a opts <<<"${spec#*|}"
 	tmp=$layout.tmp
-	rm -rf "$tmp"; mkdir -p "$(dirname "$layout")"
-	umoci init --layout "$tmp" && umoci new --image "$tmp:latest" || return 1
-	images_tar_tree "$tree" "$tmp.layer.tar" &&
-		umoci raw add-layer --image "$tmp:latest" "$tmp.layer.tar" || { rm -rf "$tmp" "$tmp.layer.tar"; return 1; }
-	rm -f "$tmp.layer.tar"
+	rm -rf "$tmp" "$tmp.layer.tar"; mkdir -p "$(dirname "$layout")"
 	if [ "$name" = nginx-v2 ]; then
-		# Version 2: one more layer that only changes the page.
-		local l2=$tmp.l2
+		# Version 2 is version 1 plus a layer that only changes the page, so
+		# the two share their first layer as real image updates do.
+		local v1 l2=$tmp.l2
+		v1=$(images_oci nginx) || return 1
+		cp -a "${v1%:*}" "$tmp" || return 1
 		mkdir -p "$l2/var/www/html"
 		echo '<h1>hello from sdme nginx v2</h1>' >"$l2/var/www/html/index.html"
-		tar --numeric-owner -C "$l2" -cf "$l2.tar" ./var/www/html/index.html &&
-			umoci raw add-layer --image "$tmp:latest" "$l2.tar" || return 1
-		rm -rf "$l2" "$l2.tar"
+		tar --numeric-owner -C "$l2" -cf "$tmp.layer.tar" ./var/www/html/index.html || return 1
+		rm -rf "$l2"
+	else
+		umoci init --layout "$tmp" && umoci new --image "$tmp:latest" || return 1
+		images_tar_tree "$tree" "$tmp.layer.tar" || { rm -rf "$tmp" "$tmp.layer.tar"; return 1; }
 	fi
+	umoci raw add-layer --image "$tmp:latest" "$tmp.layer.tar" || { rm -rf "$tmp" "$tmp.layer.tar"; return 1; }
+	rm -f "$tmp.layer.tar"
 	umoci config --image "$tmp:latest" --author sdme-tests \
 		--config.env=PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "${opts[@]}" &&
 		umoci gc --layout "$tmp" || { rm -rf "$tmp"; return 1; }

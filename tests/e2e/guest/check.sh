@@ -24,8 +24,10 @@ check() {
 # scenario at once (with diagnostics of the units in $E2E_UNITS): what follows
 # depends on it and would only wait for timeouts.
 require() {
+	local before=$E2E_FAILED
+	E2E_FAILED=0
 	check "$@"
-	[ "$E2E_FAILED" = 0 ] && return 0
+	if [ "$E2E_FAILED" = 0 ]; then E2E_FAILED=$before; return 0; fi
 	echo "FAIL: stopping here: the remaining checks depend on \"$1\""
 	# shellcheck disable=SC2086
 	diag ${E2E_UNITS:-}

@@ -20,9 +20,11 @@ Port=8080:80
 EOD
 check "port 8080 is free on this machine" sh -c '! ss -Htln "sport = :8080" | grep -q .'
 systemctl daemon-reload
-check "nspawn@nginx gets a veth and the port" sh -c 'systemctl cat systemd-nspawn@nginx.service | grep -E -- "--network-veth|-n( |$)|--network-bridge" | grep -q -- "--port=\(tcp:\)\?8080:80"'
+check "nspawn@nginx gets a veth" sh -c "systemctl show -P ExecStart systemd-nspawn@nginx.service | grep -q -- --network-veth"
+check "nspawn@nginx forwards the port" sh -c "systemctl show -P ExecStart systemd-nspawn@nginx.service | grep -q -- --port=tcp:8080:80"
 require "systemctl start systemd-nspawn@nginx" timeout 200 systemctl start systemd-nspawn@nginx
-check "the container has its own network namespace" sh -c '[ "$(readlink /proc/$(machinectl show -P Leader nginx)/ns/net)" != "$(readlink /proc/1/ns/net)" ]'
+own_netns() { [ "$(readlink "/proc/$(leader nginx)/ns/net")" != "$(readlink /proc/1/ns/net)" ]; }
+check "the container has its own network namespace" own_netns
 # nspawn forwards the port for the host's own non-loopback addresses.
 addr=$(ip -4 -o addr show scope global | awk '$2 !~ /^ve-/ {sub("/.*", "", $4); print $4; exit}')
 if [ -z "$addr" ]; then

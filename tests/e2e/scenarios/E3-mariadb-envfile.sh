@@ -34,9 +34,10 @@ else
 	in_machine db journalctl --no-pager -u sdme-oci-app 2>&1 | tail -20 | sed 's/^/     | /'
 fi
 # The secret must not sit in any file others can read, in the host's
-# /run, the store, or the container.
-leaks=$( { grep -rlsF -- "$pw" /run /var/lib/sdme /etc 2>/dev/null; in_machine db grep -rlsF -- "$pw" /run /etc /oci 2>/dev/null; } |
-	while read -r f; do [ "$(stat -c %a "$f" 2>/dev/null | cut -c3)" != 0 ] && echo "$f"; done)
+# /run, /etc or the store, nor in the container's /run, /etc or /oci.
+readable() { while read -r f; do [ "$("$@" stat -c %A "$f" 2>/dev/null | cut -c8)" = r ] && echo "$f"; done; }
+leaks=$( { grep -rlsF -- "$pw" /run /var/lib/sdme /etc | readable | sed 's/^/host:/'
+	in_machine db grep -rlsF -- "$pw" /run /etc /oci | readable in_machine db | sed 's/^/container db:/'; } 2>/dev/null)
 if [ -z "$leaks" ]; then pass "the password is in no world-readable file"; else fail "the password is world-readable in: $leaks"; fi
 [ "$E2E_FAILED" = 0 ] || diag sdme-import@db systemd-nspawn@db
 finish

@@ -22,7 +22,8 @@ EOD
 systemctl daemon-reload
 require "sdme-import@debian (installs systemd)" timeout 300 systemctl start sdme-import@debian
 require "systemctl start systemd-nspawn@web" timeout 120 systemctl start systemd-nspawn@web
-check "the container's PID 1 is systemd" sh -c '[ "$(cat /proc/$(machinectl show -P Leader web)/comm)" = systemd ]'
+pid1_is_systemd() { [ "$(cat "/proc/$(leader web)/comm")" = systemd ]; }
+check "the container's PID 1 is systemd" pid1_is_systemd
 booted() { st=$(in_machine web systemctl is-system-running 2>/dev/null); [ "$st" = running ] || [ "$st" = degraded ]; }
 if wait_for 60 booted; then pass "the container booted ($(in_machine web systemctl is-system-running))"; else fail "the container booted (state: $(in_machine web systemctl is-system-running 2>&1))"; fi
 check "systemd is installed in the container's root" in_machine web test -x /lib/systemd/systemd
