@@ -76,11 +76,16 @@ pub fn open(
         )),
     };
     let tar = VerifyingReader::new(decoder, &layer.diff_id, None, format!("{what}: diff_id"))?;
-    Ok(Box::new(LayerReader {
-        tar,
-        what,
-        done: false,
-    }))
+    // Tar readers ask for 512-byte headers; buffering here keeps the decoder
+    // and the hashers working on large chunks whatever the caller reads.
+    Ok(Box::new(BufReader::with_capacity(
+        BUFFER_SIZE,
+        LayerReader {
+            tar,
+            what,
+            done: false,
+        },
+    )))
 }
 
 struct LayerReader {
