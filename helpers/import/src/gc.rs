@@ -58,7 +58,7 @@ pub fn disk_usage(path: &Path) -> u64 {
 }
 
 /// A temporary entry is stale unless the sdme process named in it still runs.
-fn tmp_is_stale(name: &str) -> bool {
+pub fn tmp_is_stale(name: &str) -> bool {
     !name
         .split('.')
         .filter(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit()))

@@ -111,8 +111,12 @@ pub fn pull(req: &PullRequest) -> Result<Outcome, String> {
     let started = Instant::now();
     let store = &req.store;
     let current_gen = store.current_generation(&req.name);
+    // A generation counts only if its layers are still there (a few stats).
     let current = match &current_gen {
-        Some(g) => store.record(g)?.map(|r| (g.clone(), r)),
+        Some(g) => store
+            .record(g)?
+            .filter(|r| layers_present(store, r))
+            .map(|r| (g.clone(), r)),
         None => None,
     };
     let quiet = Progress::from_env().quiet();
@@ -155,6 +159,7 @@ pub fn pull(req: &PullRequest) -> Result<Outcome, String> {
         Plan::Resolve => {}
     }
     let _lock = crate::gc::lock(store, false)?;
+    remove_stale_temporaries(store);
     let progress = Progress::from_env();
     progress.status(&format!("Resolving {}", req.source));
     let source = open_source(&req.source, &req.source_options)
@@ -164,7 +169,9 @@ pub fn pull(req: &PullRequest) -> Result<Outcome, String> {
         .map_err(|e| format!("{}: {e}", req.source))?;
     let generation = Store::generation_name(&req.name, &resolved.manifest_digest)?;
     if let Some(record) = store.record(&generation)? {
-        if record.same_request(&req.mode_text, req.base.as_deref()) {
+        if record.same_request(&req.mode_text, req.base.as_deref())
+            && layers_present(store, &record)
+        {
             if current_gen.as_deref() == Some(generation.as_str()) {
                 progress.status(&format!(
                     "Up to date ({generation}, {})",
@@ -210,6 +217,29 @@ pub fn pull(req: &PullRequest) -> Result<Outcome, String> {
         started.elapsed().as_secs_f64()
     ));
     Ok(Outcome::Built(generation))
+}
+
+fn layers_present(store: &Store, record: &ImageRecord) -> bool {
+    record
+        .layers
+        .iter()
+        .all(|d| store.layer_dir(d).map(|p| p.is_dir()).unwrap_or(false))
+}
+
+/// Leftovers of interrupted imports (their process is gone): removed so a
+/// re-run does not accumulate them; `gc` does the same.
+fn remove_stale_temporaries(store: &Store) {
+    for dir in [store.images_dir(), store.layers_dir()] {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with(TMP_PREFIX) && crate::gc::tmp_is_stale(&name) {
+                let _ = remove_tree(&e.path());
+            }
+        }
+    }
 }
 
 /// Builds generation `generation` in a temporary directory and moves it into

@@ -490,3 +490,25 @@ fn launcher_assembles_overlays_lowest_first_with_binds() {
     let gens = fs::read_to_string(s.join("containers/web/generations")).unwrap();
     assert!(gens.contains(base_gen.to_str().unwrap()) && gens.contains(app_gen.to_str().unwrap()));
 }
+
+#[test]
+fn a_deleted_layer_is_fetched_again_and_stale_temporaries_go() {
+    if !prerequisites() {
+        return;
+    }
+    let f = fixture();
+    let s = &f.store;
+    pull_ok(s, "base", &["--pull=missing"], &f.base);
+    let layer = fs::read_dir(s.join("layers/sha256"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    fs::remove_dir_all(&layer).unwrap();
+    let stale = s.join("layers/sha256/.tmp.dead.999999999.0");
+    fs::create_dir_all(&stale).unwrap();
+    pull_ok(s, "base", &["--pull=missing"], &f.base);
+    assert!(layer.is_dir(), "the missing layer was fetched again");
+    assert!(!stale.exists(), "the stale temporary was removed");
+}
