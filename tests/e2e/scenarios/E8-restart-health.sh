@@ -25,7 +25,7 @@ app_pid() { in_machine nginx systemctl show -P MainPID sdme-oci-app 2>/dev/null;
 app_up() { p=$(app_pid); [ -n "$p" ] && [ "$p" != 0 ] && nsenter -t "$(leader nginx)" -n curl -sf -o /dev/null --max-time 2 http://127.0.0.1/; }
 if wait_for 60 app_up; then pass "the app is up (MainPID $(app_pid))"; else fail "the app is up within 60 s"; fi
 pid1=$(app_pid)
-check "SIGKILL to the app's main process" in_machine nginx kill -KILL "$pid1"
+check "SIGKILL to the app's main process" in_machine nginx sh -c "kill -KILL $pid1"
 moved() { p=$(app_pid); [ -n "$p" ] && [ "$p" != 0 ] && [ "$p" != "$pid1" ]; }
 if wait_for 30 moved && wait_for 30 app_up; then pass "Restart= brought it back (MainPID $pid1 -> $(app_pid))"; else fail "Restart= brought the app back within 30 s"; fi
 check "the restart is counted" sh -c "[ \"\$(nsenter -t $(leader nginx) -a systemctl show -P NRestarts sdme-oci-app)\" -ge 1 ]"
