@@ -30,7 +30,14 @@ pub fn build(
     let mut d = Descriptor {
         name: name.to_string(),
         path: main.shown.clone(),
-        dropins: dropins.iter().map(|f| f.shown.clone()).collect(),
+        // An empty (or /dev/null) drop-in only hides lower ones of its name.
+        dropins: dropins
+            .iter()
+            .map(|f| match f.contents.is_empty() {
+                true => format!("{} (empty)", f.shown),
+                false => f.shown.clone(),
+            })
+            .collect(),
         ..Descriptor::default()
     };
     let mut errors = Vec::new();
