@@ -318,10 +318,63 @@ fn errors_go_to_the_kernel_log_only_under_systemd() {
     // stderr, which is checked too.
     let writable = |p: &str| std::fs::OpenOptions::new().write(true).open(p).is_ok();
     let system_log = writable("/dev/kmsg") || writable("/dev/console");
+    let mut kmsg = open_kmsg_at_end();
     let as_generator = generator(&[&root, paths[0], paths[1], paths[2]])
         .output()
         .unwrap();
     assert_eq!(as_generator.status.code(), Some(1));
     let stderr = String::from_utf8(as_generator.stderr).unwrap();
     assert_eq!(stderr.is_empty(), system_log, "stderr: {stderr:?}");
+
+    // Where the kernel log can be read back, the record is there, at error
+    // priority, in the `<3>sdme-generator[PID]: message` format.
+    if let (Some(kmsg), true) = (kmsg.as_mut(), writable("/dev/kmsg")) {
+        let marker = as_generator_pid_marker();
+        let records = read_new_records(kmsg);
+        let ours = records.iter().find(|r| {
+            r.contains("sdme-generator[") && r.contains("Base=nowhere: no descriptor named nowhere")
+        });
+        let record = ours.unwrap_or_else(|| panic!("no kernel log record among {records:?}"));
+        // /dev/kmsg records read back as "PRIO,SEQ,TIME,FLAGS;TEXT" where
+        // PRIO is facility * 8 + level (the kernel adds LOG_USER); level 3
+        // is LOG_ERR.
+        let prio: u32 = record.split(',').next().unwrap().parse().unwrap();
+        assert_eq!(prio & 7, 3, "priority of {record:?}");
+        assert!(record.contains(marker), "{record:?}");
+    }
+}
+
+/// `/dev/kmsg` opened for reading, positioned after the last record, or
+/// `None` where it cannot be read (not root).
+fn open_kmsg_at_end() -> Option<std::fs::File> {
+    use std::io::{Seek, SeekFrom};
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(0o4000) // O_NONBLOCK: reading past the last record returns EAGAIN
+        .open("/dev/kmsg")
+        .ok()?;
+    file.seek(SeekFrom::End(0)).ok()?;
+    Some(file)
+}
+
+/// The end of the `sdme-generator[PID]` tag followed by the message.
+fn as_generator_pid_marker() -> &'static str {
+    "]: /etc/sdme/app.oci:3: "
+}
+
+fn read_new_records(kmsg: &mut std::fs::File) -> Vec<String> {
+    use std::io::Read;
+    let mut records = Vec::new();
+    let mut buf = vec![0u8; 8192];
+    loop {
+        match kmsg.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => records.push(String::from_utf8_lossy(&buf[..n]).into_owned()),
+            // EPIPE: a record was overwritten while reading; keep going.
+            Err(e) if e.raw_os_error() == Some(32) => continue,
+            Err(_) => break,
+        }
+    }
+    records
 }
