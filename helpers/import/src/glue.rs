@@ -159,6 +159,17 @@ pub fn health_argv(
     }
 }
 
+/// What a connector runs before the client's arguments: the entrypoint, or
+/// without one the program of the command (its arguments are the client's
+/// to give, as `docker run IMAGE ARGS` replaces the command).
+pub fn connector_command(entrypoint: &[String], cmd: &[String]) -> Vec<String> {
+    if entrypoint.is_empty() {
+        cmd.iter().take(1).cloned().collect()
+    } else {
+        entrypoint.to_vec()
+    }
+}
+
 /// Resolves what the app service runs from the image configuration.
 pub fn app_spec(
     name: &str,
@@ -168,8 +179,13 @@ pub fn app_spec(
 ) -> Result<AppSpec, String> {
     let path_env = image_path_env(config);
     let workdir = workdir(config);
-    let mut argv: Vec<String> = config.entrypoint().to_vec();
-    argv.extend(config.cmd().iter().cloned());
+    let argv = if kind == Kind::Connector {
+        connector_command(config.entrypoint(), config.cmd())
+    } else {
+        let mut argv = config.entrypoint().to_vec();
+        argv.extend(config.cmd().iter().cloned());
+        argv
+    };
     let argv = resolve_argv(app_view, &argv, &path_env, &workdir)?;
     let credentials = resolve_user(app_view, &config.user)?;
     let health = config.effective_healthcheck().and_then(|hc| {
@@ -433,6 +449,24 @@ mod tests {
             .is_ok());
         assert!(!glue.join("oci/proxy-mode").exists());
         assert_eq!(fs::metadata(&glue).unwrap().mode() & 0o777, 0o755);
+    }
+
+    #[test]
+    fn connectors_run_the_entrypoint_without_the_cmd() {
+        let t = tempfile::tempdir().unwrap();
+        let view = image(t.path());
+        let mut c = config();
+        c.entrypoint = Some(vec!["/usr/sbin/nginx".into()]);
+        let spec = app_spec("web", Kind::Connector, &c, &view).unwrap();
+        assert_eq!(spec.argv, vec!["/usr/sbin/nginx"]);
+        let spec = app_spec("web", Kind::Connector, &config(), &view).unwrap();
+        assert_eq!(
+            spec.argv,
+            vec!["/usr/sbin/nginx"],
+            "no entrypoint: the command's program"
+        );
+        let spec = app_spec("web", Kind::App, &c, &view).unwrap();
+        assert_eq!(spec.argv.len(), 4, "apps keep the cmd");
     }
 
     #[test]

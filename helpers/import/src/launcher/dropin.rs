@@ -89,10 +89,16 @@ pub fn build(
             .entrypoint
             .clone()
             .unwrap_or_else(|| config.entrypoint().to_vec());
-        match &o.cmd {
-            Some(c) => argv.extend(c.iter().cloned()),
-            None if o.entrypoint.is_none() => argv.extend(config.cmd().iter().cloned()),
-            None => {}
+        if record.kind == Kind::Connector {
+            // The client supplies the arguments; only the program is set here.
+            let cmd = o.cmd.clone().unwrap_or_else(|| config.cmd().to_vec());
+            argv = crate::glue::connector_command(&argv, &cmd);
+        } else {
+            match &o.cmd {
+                Some(c) => argv.extend(c.iter().cloned()),
+                None if o.entrypoint.is_none() => argv.extend(config.cmd().iter().cloned()),
+                None => {}
+            }
         }
         let mut argv = resolve_argv(view, &argv, &path_env, &workdir)?;
         if record.kind == Kind::Connector {
