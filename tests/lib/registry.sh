@@ -128,6 +128,12 @@ registry_stop() {
 		kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null
 	fi
 	rm -f "$dir/pid"
+	# Forget it; the list file goes with the last entry.
+	if [ -f "$REGISTRY_LIST" ]; then
+		grep -vxF -- "$dir" "$REGISTRY_LIST" >"$REGISTRY_LIST.new"
+		if [ -s "$REGISTRY_LIST.new" ]; then mv -f "$REGISTRY_LIST.new" "$REGISTRY_LIST"; else rm -f "$REGISTRY_LIST" "$REGISTRY_LIST.new"; fi
+	fi
+	return 0
 }
 
 registry_stop_all() {
