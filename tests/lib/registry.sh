@@ -130,7 +130,7 @@ registry_stop() {
 	rm -f "$dir/pid"
 	# Forget it; the list file goes with the last entry.
 	if [ -f "$REGISTRY_LIST" ]; then
-		grep -vxF -- "$dir" "$REGISTRY_LIST" >"$REGISTRY_LIST.new"
+		grep -vxF -- "$dir" "$REGISTRY_LIST" >"$REGISTRY_LIST.new" || true
 		if [ -s "$REGISTRY_LIST.new" ]; then mv -f "$REGISTRY_LIST.new" "$REGISTRY_LIST"; else rm -f "$REGISTRY_LIST" "$REGISTRY_LIST.new"; fi
 	fi
 	return 0
