@@ -154,6 +154,7 @@ fn raise_fd_limit() {
 }
 
 /// DEST: its parent directory (held open) and its name there.
+#[derive(Debug)]
 struct Dest {
     path: PathBuf,
     parent_fd: OwnedFd,
@@ -300,5 +301,90 @@ impl Staging {
                 Path::new(OsStr::from_bytes(self.name.as_bytes()))
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(v: &[&str]) -> Result<Args, String> {
+        parse_args(v.iter().map(OsString::from).collect())
+    }
+
+    #[test]
+    fn options_and_operands() {
+        let a = args(&[
+            "--tls-verify=false",
+            "--jobs=2",
+            "--platform=linux/arm64/v8",
+            "oci:x:y",
+            "/d",
+        ])
+        .unwrap();
+        assert!(!a.opts.tls_verify);
+        assert_eq!(a.jobs, 2);
+        assert_eq!(a.source, "oci:x:y");
+        assert_eq!(a.dest, PathBuf::from("/d"));
+        assert_eq!(a.opts.platform.unwrap().architecture, "arm64");
+        assert!(
+            args(&["src", "/d"]).unwrap().opts.tls_verify,
+            "TLS is verified by default"
+        );
+        for bad in [
+            &["src"][..],
+            &["a", "b", "c"],
+            &["--jobs=0", "a", "b"],
+            &["--tls-verify=maybe", "a", "b"],
+            &["--bogus", "a", "b"],
+        ] {
+            assert!(args(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn dest_must_be_absent_or_an_empty_directory() {
+        let d = tempfile::tempdir().unwrap();
+        assert!(Dest::check(&d.path().join("new")).is_ok());
+        std::fs::create_dir(d.path().join("empty")).unwrap();
+        assert!(Dest::check(&d.path().join("empty")).is_ok());
+        std::fs::create_dir(d.path().join("full")).unwrap();
+        std::fs::write(d.path().join("full/x"), b"x").unwrap();
+        assert!(Dest::check(&d.path().join("full"))
+            .unwrap_err()
+            .contains("not empty"));
+        std::fs::write(d.path().join("file"), b"x").unwrap();
+        assert!(Dest::check(&d.path().join("file"))
+            .unwrap_err()
+            .contains("not a directory"));
+        assert!(Dest::check(&d.path().join("no/parent")).is_err());
+        assert!(Dest::check(Path::new("/")).is_err());
+    }
+
+    #[test]
+    fn staging_is_hidden_beside_dest_and_committed_by_rename() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("dest")).unwrap();
+        let dest = Dest::check(&d.path().join("dest")).unwrap();
+        let s = dest.make_staging().unwrap();
+        assert!(s.name.to_string_lossy().starts_with(".dest.tmp-"));
+        fs::mkdirat(&s.fd, "inside", Mode::from_raw_mode(0o755)).unwrap();
+        dest.commit(&s).unwrap();
+        assert!(d.path().join("dest/inside").is_dir());
+        let names: Vec<_> = std::fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["dest"]);
+        // A discarded staging directory leaves nothing.
+        let dest2 = Dest::check(&d.path().join("other")).unwrap();
+        let s2 = dest2.make_staging().unwrap();
+        fs::mkdirat(&s2.fd, "x", Mode::from_raw_mode(0o755)).unwrap();
+        s2.discard(&dest2);
+        let names: Vec<_> = std::fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["dest"]);
     }
 }

@@ -270,3 +270,154 @@ fn anonymous_file(dir: BorrowedFd<'_>) -> io::Result<File> {
     }
     Err(io::Error::other("cannot create a spool file"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sdme_extract::Whiteouts;
+    use sdme_registry::{Compression, ResolvedImage};
+    use std::os::fd::AsFd;
+
+    /// A one-file ustar archive (enough for these tests; the extraction has its own).
+    fn tar_with(name: &str, content: &[u8]) -> Vec<u8> {
+        let mut h = [0u8; 512];
+        h[..name.len()].copy_from_slice(name.as_bytes());
+        h[100..108].copy_from_slice(b"0000644\0");
+        h[108..116].copy_from_slice(b"0000000\0");
+        h[116..124].copy_from_slice(b"0000000\0");
+        h[124..136].copy_from_slice(format!("{:011o}\0", content.len()).as_bytes());
+        h[136..148].copy_from_slice(b"00000000001\0");
+        h[156] = b'0';
+        h[257..263].copy_from_slice(b"ustar\0");
+        h[263..265].copy_from_slice(b"00");
+        h[148..156].copy_from_slice(b"        ");
+        let sum: u32 = h.iter().map(|&b| b as u32).sum();
+        h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        let mut out = h.to_vec();
+        out.extend_from_slice(content);
+        out.resize(out.len().div_ceil(512) * 512 + 1024, 0);
+        out
+    }
+
+    struct Fake {
+        layers: Vec<Result<Vec<u8>, String>>,
+    }
+
+    struct FailAtEnd(std::io::Cursor<Vec<u8>>, String);
+    impl Read for FailAtEnd {
+        fn read(&mut self, b: &mut [u8]) -> io::Result<usize> {
+            match self.0.read(b)? {
+                0 => Err(io::Error::new(io::ErrorKind::InvalidData, self.1.clone())),
+                n => Ok(n),
+            }
+        }
+    }
+
+    impl ImageSource for Fake {
+        fn describe(&self) -> String {
+            "fake".into()
+        }
+        fn resolve(&self) -> Result<ResolvedImage, sdme_registry::Error> {
+            Err(sdme_registry::Error::new(
+                sdme_registry::ErrorKind::Unsupported,
+                "fake",
+            ))
+        }
+        fn open_layer(&self, layer: &Layer) -> Result<Box<dyn Read + Send>, sdme_registry::Error> {
+            let i: usize = layer
+                .digest
+                .trim_start_matches("sha256:")
+                .parse()
+                .unwrap_or(0);
+            Ok(match &self.layers[i] {
+                Ok(t) => Box::new(std::io::Cursor::new(t.clone())),
+                // The content arrives, then the digest check fails at EOF.
+                Err(m) => Box::new(FailAtEnd(
+                    std::io::Cursor::new(tar_with("bad", b"x")),
+                    m.clone(),
+                )),
+            })
+        }
+    }
+
+    fn layers(n: usize) -> Vec<Layer> {
+        (0..n)
+            .map(|i| Layer {
+                digest: format!("sha256:{i}"),
+                size: 0,
+                media_type: String::new(),
+                diff_id: String::new(),
+                compression: Compression::None,
+            })
+            .collect()
+    }
+
+    fn run(fake: &Fake, jobs: usize) -> (tempfile::TempDir, Result<Stats, String>) {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("root")).unwrap();
+        let root = File::open(d.path().join("root")).unwrap();
+        let spool = File::open(d.path()).unwrap();
+        let opts = Options {
+            whiteouts: Whiteouts::Apply,
+            preserve_ownership: false,
+        };
+        let r = apply_layers(
+            fake,
+            &layers(fake.layers.len()),
+            root.as_fd(),
+            spool.as_fd(),
+            &opts,
+            jobs,
+        );
+        (d, r)
+    }
+
+    #[test]
+    fn layers_apply_in_order_whatever_the_parallelism() {
+        // Each layer overwrites `f`; big enough that spools are read while written.
+        let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        let fake = Fake {
+            layers: (0..7)
+                .map(|i| {
+                    let mut c = big.clone();
+                    c.extend_from_slice(format!("layer {i}").as_bytes());
+                    Ok(tar_with("f", &c))
+                })
+                .collect(),
+        };
+        for jobs in [1, 2, 4, 16] {
+            let (d, r) = run(&fake, jobs);
+            let stats = r.unwrap();
+            assert_eq!(stats.entries, 7, "jobs={jobs}");
+            let c = std::fs::read(d.path().join("root/f")).unwrap();
+            assert!(c.ends_with(b"layer 6"), "jobs={jobs}");
+            // Spools are unlinked: nothing but the root is left beside it.
+            let left: Vec<_> = std::fs::read_dir(d.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            assert_eq!(left, ["root"], "jobs={jobs}");
+        }
+    }
+
+    #[test]
+    fn a_failing_layer_fails_the_whole_and_names_it() {
+        let fake = Fake {
+            layers: vec![
+                Ok(tar_with("a", b"a")),
+                Ok(tar_with("b", b"b")),
+                Err("digest mismatch".into()),
+                Ok(tar_with("d", b"d")),
+                Ok(tar_with("e", b"e")),
+            ],
+        };
+        for jobs in [1, 3] {
+            let (_d, r) = run(&fake, jobs);
+            let e = r.unwrap_err();
+            assert!(
+                e.contains("layer 3/5 sha256:2") && e.contains("digest mismatch"),
+                "jobs={jobs}: {e}"
+            );
+        }
+    }
+}
