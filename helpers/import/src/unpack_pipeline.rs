@@ -2,10 +2,12 @@
 //! verified and decompressed in parallel.
 //!
 //! With `jobs == 1` each layer streams straight from the source into the
-//! extraction. Otherwise up to `jobs` worker threads fetch layers in order
-//! into *spools* (unlinked temporary files beside DEST, so a large image
-//! never has to fit in memory), at most `jobs` layers ahead of the one being
-//! applied; the extraction reads a spool while it is still being written.
+//! extraction. Otherwise the applier streams the layer whose turn it is
+//! straight from the source too, unless a worker already fetches it: up to
+//! `jobs` worker threads fetch the following layers in order into *spools*
+//! (unlinked temporary files beside DEST, so a large image never has to fit
+//! in memory), at most `jobs` layers ahead of the one being applied; the
+//! extraction reads a spool while it is still being written.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -173,7 +175,10 @@ fn parallel(
                 .map_err(|e| format!("cannot create a spool file beside DEST: {e}"))?,
         );
     }
-    let next = AtomicUsize::new(0);
+    // Next layer to claim. The applier streams a layer itself when no worker
+    // has claimed it yet (always the first one), so a layer is only spooled
+    // when it is fetched ahead of its turn.
+    let next = AtomicUsize::new(1);
     let abort = AtomicBool::new(false);
     // Index of the layer being applied; workers stay within `jobs` of it.
     let applying = Mutex::new(0usize);
@@ -212,11 +217,25 @@ fn parallel(
         let mut outcome = Ok(());
         for (i, layer) in layers.iter().enumerate() {
             let what = describe(i, n, layer);
-            let mut reader = SpoolReader {
-                spool: &spools[i],
-                pos: 0,
+            let claimed = i == 0
+                || next
+                    .compare_exchange(i, i + 1, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok();
+            let result = if claimed {
+                match source.open_layer(layer) {
+                    Ok(mut reader) => {
+                        sdme_extract::extract(&mut reader, root, opts).map_err(|e| e.to_string())
+                    }
+                    Err(e) => Err(e.to_string()),
+                }
+            } else {
+                let mut reader = SpoolReader {
+                    spool: &spools[i],
+                    pos: 0,
+                };
+                sdme_extract::extract(&mut reader, root, opts).map_err(|e| e.to_string())
             };
-            match sdme_extract::extract(&mut reader, root, opts) {
+            match result {
                 Ok(s) => add(&mut total, s),
                 Err(e) => {
                     outcome = Err(format!("{what}: {e}"));
