@@ -153,7 +153,7 @@ impl<'r> Extractor<'r> {
             .parents
             .get(self.root, parent, true, &mut |p| {
                 if track {
-                    upper.insert(p.clone());
+                    insert_with_ancestors(upper, p);
                 }
             })
             .map_err(|e| match e {
@@ -168,15 +168,7 @@ impl<'r> Extractor<'r> {
         if self.opts.whiteouts != Whiteouts::Apply {
             return;
         }
-        if !self.upper.insert(path.clone()) {
-            return;
-        }
-        // Ancestors of a path already known are known: stop at the first.
-        for a in path.ancestors() {
-            if !self.upper.insert(a) {
-                break;
-            }
-        }
+        insert_with_ancestors(&mut self.upper, path);
     }
 
     /// Clears the way for a new non-directory (or a directory over a
@@ -618,6 +610,20 @@ impl<'r> Extractor<'r> {
             meta::apply_times(&t, &d.meta).map_err(|m| err(&d.path, m))?;
         }
         Ok(())
+    }
+}
+
+/// Adds `path` and its ancestors to the set. Invariant: every path in the
+/// set has its ancestors in it too, so the walk up stops at the first one
+/// already there (deep trees stay linear).
+fn insert_with_ancestors(set: &mut HashSet<CleanPath>, path: &CleanPath) {
+    if !set.insert(path.clone()) {
+        return;
+    }
+    for a in path.ancestors() {
+        if !set.insert(a) {
+            break;
+        }
     }
 }
 

@@ -727,3 +727,18 @@ fn stream_ending_after_content_without_padding_is_accepted() {
     let t = Tar::new().file("c", b"0123456789").finish();
     assert!(apply(d.path(), &t[..512 + 5]).is_err());
 }
+
+#[test]
+fn whiteout_keeps_entries_written_below_implicitly_created_parents() {
+    // `a` is lower; this layer writes a/b/c without listing a/ or a/b/, then
+    // whites out `a`: only what lower layers had in `a` goes.
+    let d = tmp();
+    apply(d.path(), &Tar::new().file("a/lower", b"l").finish()).unwrap();
+    apply(
+        d.path(),
+        &Tar::new().file("a/b/c", b"new").file(".wh.a", b"").finish(),
+    )
+    .unwrap();
+    assert_eq!(fs::read(d.path().join("a/b/c")).unwrap(), b"new");
+    assert!(!d.path().join("a/lower").exists());
+}
