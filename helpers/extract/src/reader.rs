@@ -404,7 +404,9 @@ impl<R: Read> TarReader<R> {
                 return Err(bad("sparse chunks overlap or exceed the file size"));
             }
             end = chunk_end;
-            total += len;
+            total = total
+                .checked_add(len)
+                .ok_or_else(|| bad("sparse chunks overflow"))?;
         }
         if total != stored {
             return Err(bad(format!(
