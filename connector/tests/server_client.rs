@@ -268,6 +268,28 @@ fn malformed_requests_are_refused_and_the_server_keeps_serving() {
 }
 
 #[test]
+fn a_stalled_follow_up_message_does_not_hold_back_the_exit_status() {
+    let srv = Server::shell(r#"sleep 0.3; exit 4"#, &["--request-timeout=1"], &[]);
+    let mut sock = UnixStream::connect(&srv.socket).unwrap();
+    send_with_fds(&sock, &raw_frame(br#"{"argv":[]}"#), 3);
+    // Half a header, then nothing, with the connection left open.
+    sock.write_all(&[0, 0]).unwrap();
+    let start = Instant::now();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let n = sock.read(&mut buf).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&buf[4..n]).unwrap();
+    assert_eq!(v["exit_code"], 4);
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(srv.log_text().contains("timed out"), "{}", srv.log_text());
+}
+
+#[test]
 fn peer_credentials_are_logged() {
     let srv = Server::shell("true", &[], &[]);
     let child = srv.client(&[]).stdin(Stdio::null()).spawn().unwrap();

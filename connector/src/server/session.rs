@@ -8,6 +8,7 @@ use crate::transport::{self, RecvError};
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::io::Errno;
 use rustix::process::{kill_process_group, pidfd_open, Pid, PidfdFlags, Signal};
+use std::io::ErrorKind;
 use std::os::fd::OwnedFd;
 use std::process::Child;
 use std::time::{Duration, Instant};
@@ -39,8 +40,8 @@ pub fn serve_connection(id: u64, conn: OwnedFd, opts: &Options) {
             return;
         }
     };
-    let _ =
-        rustix::net::sockopt::set_socket_timeout(&conn, rustix::net::sockopt::Timeout::Recv, None);
+    // The receive timeout stays: a follow-up message that starts but never
+    // ends must not stall the supervision of the command.
     eprintln!("[{id}] {peer}: argv {:?}", received.request.argv);
     let started = Instant::now();
     let child = match spawn::spawn(&opts.entrypoint, &received.request.argv, received.stdio) {
@@ -113,6 +114,13 @@ fn supervise(id: u64, conn: &OwnedFd, mut child: Child, opts: &Options) -> i32 {
                         }
                         Err(e) => eprintln!("[{id}] ignored follow-up message: {e}"),
                     }
+                    false
+                }
+                Err(RecvError::Io(e))
+                    if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
+                {
+                    eprintln!("[{id}] follow-up message timed out, ignoring the rest");
+                    watch = Watch::HangUp;
                     false
                 }
                 Ok(None) | Err(RecvError::Closed) | Err(RecvError::Io(_)) => true,
