@@ -14,7 +14,7 @@ use std::io::{self, Read};
 use std::os::fd::BorrowedFd;
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::{mpsc, Condvar, Mutex};
 
 use rustix::fs::{self, Mode, OFlags};
 use sdme_extract::{Options, Stats};
@@ -223,8 +223,17 @@ fn parallel(
                     .is_ok();
             let result = if claimed {
                 match source.open_layer(layer) {
-                    Ok(mut reader) => {
-                        sdme_extract::extract(&mut reader, root, opts).map_err(|e| e.to_string())
+                    Ok(reader) => {
+                        // Decompression and hashing on another core than the
+                        // file system work.
+                        let (tx, rx) = mpsc::sync_channel(PIPE_CHUNKS);
+                        scope.spawn(move || pump(reader, tx));
+                        let mut piped = ChannelReader {
+                            rx,
+                            chunk: Vec::new(),
+                            pos: 0,
+                        };
+                        sdme_extract::extract(&mut piped, root, opts).map_err(|e| e.to_string())
                     }
                     Err(e) => Err(e.to_string()),
                 }
@@ -253,6 +262,62 @@ fn parallel(
         }
         outcome.map(|()| total)
     })
+}
+
+/// Chunks in flight between a layer's decompressing thread and the applier.
+const PIPE_CHUNKS: usize = 16;
+
+/// Reads `reader` to its end in full chunks into `tx`; an error is sent as
+/// the last message. Stops when the applier hangs up (it failed).
+fn pump(mut reader: impl Read, tx: mpsc::SyncSender<Result<Vec<u8>, String>>) {
+    loop {
+        let mut chunk = vec![0u8; CHUNK];
+        let mut filled = 0;
+        while filled < chunk.len() {
+            match reader.read(&mut chunk[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let _ = tx.send(Err(e.to_string()));
+                    return;
+                }
+            }
+        }
+        if filled == 0 {
+            return; // end of stream: dropping `tx` tells the reader
+        }
+        chunk.truncate(filled);
+        if tx.send(Ok(chunk)).is_err() {
+            return;
+        }
+    }
+}
+
+/// The applier's end of [`pump`].
+struct ChannelReader {
+    rx: mpsc::Receiver<Result<Vec<u8>, String>>,
+    chunk: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.chunk.len() {
+            match self.rx.recv() {
+                Ok(Ok(chunk)) => {
+                    self.chunk = chunk;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
+                Err(mpsc::RecvError) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.pos);
+        buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
 }
 
 /// An unlinked temporary file in `dir` (`O_TMPFILE`, or create + unlink
