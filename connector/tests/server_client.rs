@@ -290,6 +290,16 @@ fn a_stalled_follow_up_message_does_not_hold_back_the_exit_status() {
 }
 
 #[test]
+fn a_client_that_shuts_down_its_writing_side_still_gets_the_exit_status() {
+    let srv = Server::shell(r#"sleep 0.3; exit 9"#, &[], &[]);
+    let sock = UnixStream::connect(&srv.socket).unwrap();
+    send_with_fds(&sock, &raw_frame(br#"{"argv":[]}"#), 3);
+    sock.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(answer(sock), Some(9), "{}", srv.log_text());
+    assert!(!srv.log_text().contains("client went away"));
+}
+
+#[test]
 fn peer_credentials_are_logged() {
     let srv = Server::shell("true", &[], &[]);
     let child = srv.client(&[]).stdin(Stdio::null()).spawn().unwrap();

@@ -88,7 +88,8 @@ fn supervise(id: u64, conn: &OwnedFd, mut child: Child, opts: &Options) -> i32 {
     let mut kill_deadline: Option<Instant> = None;
     loop {
         let timeout = kill_deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        let (child_done, conn_ready) = wait_ready(pidfd.as_ref(), &mut child, conn, watch, timeout);
+        let (child_done, conn_events) =
+            wait_ready(pidfd.as_ref(), &mut child, conn, watch, timeout);
         if child_done {
             break;
         }
@@ -97,7 +98,7 @@ fn supervise(id: u64, conn: &OwnedFd, mut child: Child, opts: &Options) -> i32 {
             signal_group(pid, Signal::KILL);
             kill_deadline = None;
         }
-        if !conn_ready {
+        if conn_events.is_empty() {
             continue;
         }
         let gone = match watch {
@@ -120,6 +121,12 @@ fn supervise(id: u64, conn: &OwnedFd, mut child: Child, opts: &Options) -> i32 {
                     if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
                 {
                     eprintln!("[{id}] follow-up message timed out, ignoring the rest");
+                    watch = Watch::HangUp;
+                    false
+                }
+                // End of stream without a hang-up: the client only shut down
+                // its writing side (allowed; it still waits for the reply).
+                Ok(None) | Err(RecvError::Closed) if !conn_events.contains(PollFlags::HUP) => {
                     watch = Watch::HangUp;
                     false
                 }
@@ -157,14 +164,14 @@ fn signal_group(pid: Option<Pid>, sig: Signal) {
 }
 
 /// Waits until the command exits, the connection needs attention, or the
-/// timeout passes; returns (command exited, connection ready).
+/// timeout passes; returns (command exited, the connection's poll events).
 fn wait_ready(
     pidfd: Option<&OwnedFd>,
     child: &mut Child,
     conn: &OwnedFd,
     watch: Watch,
     timeout: Option<Duration>,
-) -> (bool, bool) {
+) -> (bool, PollFlags) {
     // Without a pidfd (kernel older than 5.3) the child is polled every 50 ms.
     let timeout = match pidfd {
         Some(_) => timeout,
@@ -189,12 +196,16 @@ fn wait_ready(
             std::thread::sleep(Duration::from_millis(10));
         }
     }
-    let conn_ready = watch != Watch::Nothing && !fds[0].revents().is_empty();
+    let conn_events = if watch == Watch::Nothing {
+        PollFlags::empty()
+    } else {
+        fds[0].revents()
+    };
     let child_done = match pidfd {
         Some(_) => fds.last().is_some_and(|f| !f.revents().is_empty()),
         None => matches!(child.try_wait(), Ok(Some(_)) | Err(_)),
     };
-    (child_done, conn_ready)
+    (child_done, conn_events)
 }
 
 const CHILD_POLL: Duration = Duration::from_millis(50);
