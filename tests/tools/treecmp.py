@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
-"""treecmp.py A B -- compares two directory trees as an unpacker must reproduce them.
+"""treecmp.py [--dir-mtimes] A B -- compares two directory trees as an unpacker must reproduce them.
 
 Compared per path (lstat, never following symlinks): type, permission bits
 including setuid/setgid/sticky, numeric owner, size and SHA-256 of regular
 files, symlink targets, device numbers, extended attributes (all namespaces
 visible to the caller, security.selinux excepted: that is the host's label),
 and mtimes of everything but directories (directory mtimes depend on the
-order entries were written in). Hardlink groups are compared as sets of
+order entries were written in; --dir-mtimes compares them too). Hardlink groups are compared as sets of
 paths sharing an inode. The root directories themselves are compared too.
 
 Exit status 0 when the trees match, 1 when they differ (each difference is
@@ -18,6 +18,7 @@ import stat
 import sys
 
 SKIP_XATTRS = {"security.selinux"}
+DIR_MTIMES = False
 
 
 def describe(top, rel):
@@ -40,7 +41,7 @@ def describe(top, rel):
         d["target"] = os.readlink(p)
     elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
         d["rdev"] = f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
-    if not stat.S_ISDIR(mode):
+    if not stat.S_ISDIR(mode) or DIR_MTIMES:
         d["mtime_ns"] = st.st_mtime_ns
     xattrs = {}
     try:
@@ -78,6 +79,10 @@ def scan(top):
 
 
 def main(argv):
+    global DIR_MTIMES
+    if len(argv) > 1 and argv[1] == "--dir-mtimes":
+        DIR_MTIMES = True
+        argv = argv[:1] + argv[2:]
     if len(argv) != 3 or argv[1] in ("-h", "--help"):
         print(__doc__.strip(), file=sys.stderr)
         return 2

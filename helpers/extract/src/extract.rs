@@ -1,6 +1,6 @@
 //! The extraction loop: one tar entry at a time, written below the root fd.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::{BufReader, Read};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
@@ -47,6 +47,10 @@ pub(crate) struct Extractor<'r> {
     stats: Stats,
     /// Path of the last entry read, for errors in the archive after it.
     last: Option<String>,
+    /// Apply mode: directories changed by this layer, by device and inode,
+    /// with their path and times before the change.
+    touched: HashMap<(u64, u64), (CleanPath, fs::Timestamps)>,
+    last_touched: Option<CleanPath>,
 }
 
 fn err(path: &CleanPath, message: impl Into<String>) -> Error {
@@ -65,6 +69,8 @@ impl<'r> Extractor<'r> {
             buf: vec![0; BUF_SIZE],
             stats: Stats::default(),
             last: None,
+            touched: HashMap::new(),
+            last_touched: None,
         }
     }
 
@@ -160,8 +166,36 @@ impl<'r> Extractor<'r> {
                 ParentError::Missing => err(parent, "missing"),
                 ParentError::NotDir(m) | ParentError::Other(m) => err(parent, m),
             })?;
-        fd.try_clone_to_owned()
-            .map_err(|e| err(parent, format!("dup: {e}")))
+        let fd = fd
+            .try_clone_to_owned()
+            .map_err(|e| err(parent, format!("dup: {e}")))?;
+        self.note_touched(fd.as_fd(), parent);
+        Ok(fd)
+    }
+
+    /// Apply mode: remembers the times of a directory this layer is about to
+    /// change (add to, remove from), so that a lower layer's directory keeps
+    /// its times unless this layer lists it (umoci does the same).
+    fn note_touched(&mut self, dir: BorrowedFd<'_>, path: &CleanPath) {
+        if self.opts.whiteouts != Whiteouts::Apply || self.last_touched.as_ref() == Some(path) {
+            return;
+        }
+        if let Ok(st) = fs::fstat(dir) {
+            let times = fs::Timestamps {
+                last_access: fs::Timespec {
+                    tv_sec: st.st_atime as i64,
+                    tv_nsec: st.st_atime_nsec as _,
+                },
+                last_modification: fs::Timespec {
+                    tv_sec: st.st_mtime as i64,
+                    tv_nsec: st.st_mtime_nsec as _,
+                },
+            };
+            self.touched
+                .entry((st.st_dev, st.st_ino))
+                .or_insert_with(|| (path.clone(), times));
+        }
+        self.last_touched = Some(path.clone());
     }
 
     fn mark_upper(&mut self, path: &CleanPath) {
@@ -473,6 +507,7 @@ impl<'r> Extractor<'r> {
             Err(ParentError::Missing) | Err(ParentError::NotDir(_)) => return Ok(()),
             Err(ParentError::Other(m)) => return Err(err(path, m)),
         };
+        self.note_touched(pfd.as_fd(), parent);
         let target = parent.join(name);
         let st = match fs::statat(&pfd, name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => st,
@@ -509,6 +544,7 @@ impl<'r> Extractor<'r> {
         dir_path: &CleanPath,
         path: &CleanPath,
     ) -> Result<(), Error> {
+        self.note_touched(dir.as_fd(), dir_path);
         let mut names = Vec::new();
         let listing =
             fs::Dir::read_from(&dir).map_err(|e| err(path, format!("cannot list: {e}")))?;
@@ -593,6 +629,25 @@ impl<'r> Extractor<'r> {
     /// an fd checked to be the very directory the entry made.
     fn finish_dirs(&mut self) -> Result<(), Error> {
         let deferred = std::mem::take(&mut self.deferred);
+        // Lower directories this layer changed without listing them get
+        // their times back; the ones it lists get the listed times below.
+        let listed: HashSet<(u64, u64)> = deferred.iter().map(|d| (d.dev, d.ino)).collect();
+        for ((dev, ino), (path, times)) in std::mem::take(&mut self.touched) {
+            if listed.contains(&(dev, ino)) {
+                continue;
+            }
+            let Ok(fd) = resolve::open_dir(self.root, &path, true) else {
+                continue;
+            };
+            match fs::fstat(&fd) {
+                Ok(st) if st.st_dev == dev && st.st_ino == ino => {}
+                _ => continue,
+            }
+            // O_PATH descriptors do not take futimens; go through the
+            // descriptor's own /proc entry (never a path of the image).
+            let proc = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd));
+            let _ = fs::utimensat(fs::CWD, proc.as_str(), &times, AtFlags::empty());
+        }
         for d in &deferred {
             let fd = match d.path.split_last() {
                 None => resolve::open_dir(self.root, &d.path, false),

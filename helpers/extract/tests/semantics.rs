@@ -742,3 +742,38 @@ fn whiteout_keeps_entries_written_below_implicitly_created_parents() {
     assert_eq!(fs::read(d.path().join("a/b/c")).unwrap(), b"new");
     assert!(!d.path().join("a/lower").exists());
 }
+
+#[test]
+fn lower_directories_keep_their_times_unless_listed() {
+    let d = tmp();
+    let lower = Tar::new()
+        .raw(E {
+            mtime: 1000,
+            ..E::new(EntryType::Directory, "./")
+        })
+        .raw(E {
+            mtime: 2000,
+            ..E::new(EntryType::Directory, "kept")
+        })
+        .file("kept/old", b"o")
+        .raw(E {
+            mtime: 3000,
+            ..E::new(EntryType::Directory, "listed")
+        })
+        .finish();
+    apply(d.path(), &lower).unwrap();
+    let upper = Tar::new()
+        .file("kept/new", b"n")
+        .file("kept/.wh.old", b"")
+        .file("top", b"t")
+        .raw(E {
+            mtime: 4000,
+            ..E::new(EntryType::Directory, "listed")
+        })
+        .file("listed/x", b"x")
+        .finish();
+    apply(d.path(), &upper).unwrap();
+    assert_eq!(md(d.path()).mtime(), 1000);
+    assert_eq!(md(d.path().join("kept")).mtime(), 2000);
+    assert_eq!(md(d.path().join("listed")).mtime(), 4000);
+}
