@@ -183,11 +183,11 @@ impl<'r> Extractor<'r> {
         if let Ok(st) = fs::fstat(dir) {
             let times = fs::Timestamps {
                 last_access: fs::Timespec {
-                    tv_sec: st.st_atime as i64,
+                    tv_sec: st.st_atime,
                     tv_nsec: st.st_atime_nsec as _,
                 },
                 last_modification: fs::Timespec {
-                    tv_sec: st.st_mtime as i64,
+                    tv_sec: st.st_mtime,
                     tv_nsec: st.st_mtime_nsec as _,
                 },
             };
