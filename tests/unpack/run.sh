@@ -11,7 +11,7 @@
 #   inserted    basic + layers made by umoci itself (insert, --whiteout, --opaque)
 #   repacked    basic + a layer made by `umoci repack` from a changed tree
 #   busybox     /bin/busybox of busybox-static with its applet symlinks
-#   cached      the e2e tier's cached Debian images, when tests/lib/images.sh has them
+#   cached      the e2e tier's cached Debian images (directory mtimes compared too)
 # and, when tests/lib/registry.sh exists, the same images pulled from a
 # local docker-registry (gzip and zstd layers, Docker v2s2 manifests).
 #
@@ -122,7 +122,8 @@ tags=(basic layered inserted repacked)
 [ -e "$work/layers/busybox.tar" ] && tags+=(busybox)
 
 # ---- compare with umoci ---------------------------------------------------------
-compare() { # NAME SOURCE ORACLE_ROOTFS [unpack options...]
+cmpopts=()
+compare() { # NAME SOURCE ORACLE_ROOTFS [unpack options...]   (treecmp options in $cmpopts)
 	local name=$1 src=$2 oracle=$3; shift 3
 	local dest=$work/ours/$name
 	mkdir -p "$work/ours"
@@ -130,7 +131,7 @@ compare() { # NAME SOURCE ORACLE_ROOTFS [unpack options...]
 		bad "$name: sdme-import unpack failed: $(cat "$work/err")"
 		return
 	fi
-	if "$treecmp" "$dest" "$oracle" >"$work/cmp" 2>&1; then
+	if "$treecmp" "${cmpopts[@]}" "$dest" "$oracle" >"$work/cmp" 2>&1; then
 		ok "$name: $(tail -1 "$work/cmp")"
 	else
 		bad "$name: trees differ from umoci's:"
@@ -168,7 +169,10 @@ if [ -x tests/lib/images.sh ]; then
 		tag=$(python3 -c 'import json,sys; i=json.load(open(sys.argv[1]+"/index.json")); print(i["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"])' "$cached") ||
 			{ bad "$img: no tag in $cached"; continue; }
 		if umoci unpack --image "$cached:$tag" "$work/umoci/$img" >/dev/null 2>"$work/err"; then
+			# Every directory is listed in these layers: directory times must match too.
+			cmpopts=(--dir-mtimes)
 			compare "cached:$img" "oci:$cached:$tag" "$work/umoci/$img/rootfs"
+			cmpopts=()
 			rm -rf "$work/ours/cached:$img"
 		else
 			bad "umoci unpack $img: $(cat "$work/err")"
