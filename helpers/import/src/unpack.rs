@@ -238,7 +238,48 @@ impl Dest {
         Ok(true)
     }
 
+    /// Prefix of the staging directories of this DEST: `.NAME.tmp-`.
+    fn staging_prefix(&self) -> Vec<u8> {
+        let mut p = b".".to_vec();
+        p.extend_from_slice(self.name.as_bytes());
+        p.extend_from_slice(b".tmp-");
+        p
+    }
+
+    /// Removes staging directories left by unpacks of this DEST that were
+    /// killed (their PID is gone), so an interrupted run costs no space.
+    fn remove_stale_staging(&self) {
+        let prefix = self.staging_prefix();
+        let Ok(fd) = fs::openat(
+            &self.parent_fd,
+            ".",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) else {
+            return;
+        };
+        let Ok(dir) = fs::Dir::read_from(&fd) else {
+            return;
+        };
+        for entry in dir.flatten() {
+            let name = entry.file_name().to_bytes();
+            let Some(rest) = name.strip_prefix(prefix.as_slice()) else {
+                continue;
+            };
+            let pid = rest
+                .split(|&b| b == b'-')
+                .next()
+                .and_then(|p| std::str::from_utf8(p).ok()?.parse::<u32>().ok());
+            let Some(pid) = pid else { continue };
+            if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
+                continue;
+            }
+            let _ = sdme_extract::remove_all(self.parent_fd.as_fd(), OsStr::from_bytes(name));
+        }
+    }
+
     fn make_staging(&self) -> Result<Staging, String> {
+        self.remove_stale_staging();
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
@@ -376,6 +417,22 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, ["dest"]);
+        // A staging directory of a dead process is removed by the next run;
+        // one of a live process is not.
+        std::fs::create_dir(d.path().join(".dest.tmp-999999999-0")).unwrap();
+        std::fs::create_dir(d.path().join(".dest.tmp-999999999-0/sub")).unwrap();
+        std::fs::create_dir(d.path().join(".dest.tmp-1-0")).unwrap();
+        let dest3 = Dest::check(&d.path().join("dest3")).unwrap();
+        std::fs::create_dir(d.path().join(".dest3.tmp-999999999-0")).unwrap();
+        let s3 = dest3.make_staging().unwrap();
+        s3.discard(&dest3);
+        assert!(!d.path().join(".dest3.tmp-999999999-0").exists());
+        assert!(
+            d.path().join(".dest.tmp-999999999-0").exists(),
+            "another DEST's: untouched"
+        );
+        std::fs::remove_dir_all(d.path().join(".dest.tmp-999999999-0")).unwrap();
+        std::fs::remove_dir(d.path().join(".dest.tmp-1-0")).unwrap();
         // A discarded staging directory leaves nothing.
         let dest2 = Dest::check(&d.path().join("other")).unwrap();
         let s2 = dest2.make_staging().unwrap();
