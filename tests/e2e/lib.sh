@@ -153,6 +153,7 @@ e2e_outer_boot() {
 			--bind="$h/store:/var/lib/sdme" --bind="$h/out:/e2e-out" \
 			"$@" >>"$h/out/console.log" 2>&1
 		rc=$?
+		echo "e2e: boot $boots of $name: systemd-nspawn exited with $rc" >>"$h/out/console.log"
 		# 133: the host asked for a reboot (see systemd-nspawn(1)).
 		[ $rc = 133 ] && [ $boots -lt "$E2E_MAX_BOOTS" ] && continue
 		break
