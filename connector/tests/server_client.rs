@@ -536,3 +536,36 @@ fn a_terminal_that_is_the_clients_own_is_not_stolen() {
     );
     assert!(text.contains("stdin-is-a-tty"), "{text}");
 }
+
+#[test]
+fn ctrl_c_on_the_clients_own_terminal_reaches_the_command() {
+    let srv = Server::shell(
+        r#"trap 'echo "got INT"; exit 42' INT; echo ready; while :; do sleep 0.05; done"#,
+        &[],
+        &[],
+    );
+    let (master, slave) = open_pty();
+    let mut client = srv.client(&[]);
+    client.stdin(slave).stdout(Stdio::piped());
+    // SAFETY: only raw system calls between fork and exec.
+    unsafe {
+        client.pre_exec(|| {
+            rustix::process::setsid()?;
+            rustix::process::ioctl_tiocsctty(rustix::stdio::stdin())?;
+            Ok(())
+        });
+    }
+    let mut child = client.spawn().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut ready = [0u8; 6];
+    stdout.read_exact(&mut ready).unwrap();
+    assert_eq!(&ready, b"ready\n");
+    // ^C typed on the terminal: the line discipline signals the client's
+    // foreground process group; the client forwards it.
+    rustix::io::write(&master, b"\x03").unwrap();
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    assert_eq!(status.code(), Some(42), "{rest}");
+    assert_eq!(rest, "got INT\n");
+}
