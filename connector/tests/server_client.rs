@@ -365,7 +365,7 @@ fn client_death_terminates_the_command() {
 fn a_command_ignoring_sigterm_gets_sigkill() {
     let srv = Server::shell(
         r#"trap '' TERM; echo $$ > "$1"; while :; do sleep 0.1; done"#,
-        &["--kill-timeout=0.5"],
+        &["--kill-timeout=1.5"],
         &[],
     );
     let pidfile = srv.tmp.path().join("pid");
