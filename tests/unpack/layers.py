@@ -11,7 +11,7 @@ sdme-import, and any difference in the unpacked trees is the unpackers'.
                    dangling, long target), a hardlink group of three, a
                    FIFO, char and block devices, xattrs (user.*, and
                    security.capability), mtimes (whole and fractional),
-                   names longer than 100 bytes, a root `./` entry.
+                   names longer than 100 bytes, a root `./` entry (0751, 42:43).
   whiteouts.tar    on top of basic: whiteouts of a file and of a tree, an
                    opaque directory (marker after this layer's entries in
                    one, before them in another), an entry re-created in the
@@ -65,7 +65,7 @@ class Layer:
 
 def basic(out):
     L = Layer(os.path.join(out, "basic.tar"))
-    L.add("./", tarfile.DIRTYPE, mode=0o755)
+    L.add("./", tarfile.DIRTYPE, mode=0o751, uid=42, gid=43)
     L.add("etc", tarfile.DIRTYPE)
     L.add("etc/hostname", data=b"oracle\n")
     L.add("etc/shadow", data=b"root:*:1::::::\n", mode=0o640, gid=42)
