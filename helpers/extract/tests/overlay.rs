@@ -31,6 +31,8 @@ fn layers() -> Vec<Vec<u8>> {
         .file("again", b"lower")
         .dir("redo")
         .file("redo/lower", b"l")
+        .dir("redo2")
+        .file("redo2/lower", b"l")
         .file("h", b"hard")
         .hardlink("h2", "h")
         .finish();
@@ -56,6 +58,9 @@ fn layers() -> Vec<Vec<u8>> {
         .file(".wh.redo", b"")
         .dir("redo")
         .file("redo/upper", b"u")
+        .dir("redo2")
+        .file("redo2/upper", b"u")
+        .file(".wh.redo2", b"") // after the directory of its own layer
         .symlink("link", "/etc/keep")
         .finish();
     let l3 = Tar::new()
@@ -161,4 +166,5 @@ fn overlay_layers_stacked_by_the_kernel_equal_the_flattened_tree() {
     assert_eq!(fs::read(merged.join("opq/third")).unwrap(), b"3");
     assert_eq!(fs::read(merged.join("again")).unwrap(), b"upper");
     assert!(merged.join("redo/upper").exists() && !merged.join("redo/lower").exists());
+    assert!(merged.join("redo2/upper").exists() && !merged.join("redo2/lower").exists());
 }
