@@ -512,3 +512,42 @@ fn a_deleted_layer_is_fetched_again_and_stale_temporaries_go() {
     assert!(layer.is_dir(), "the missing layer was fetched again");
     assert!(!stale.exists(), "the stale temporary was removed");
 }
+
+#[test]
+fn concurrent_imports_share_a_layer_safely() {
+    if !prerequisites() {
+        return;
+    }
+    let f = fixture();
+    let s = f.store.clone();
+    pull_ok(&s, "base", &["--pull=missing"], &f.base);
+    // Both apps fetch the shared layer at the same time; one rename wins, the
+    // other import drops its copy and uses the winner's.
+    let (a1, a2) = (f.app1.clone(), f.app2.clone());
+    let (s1, s2) = (s.clone(), s.clone());
+    let t1 = std::thread::spawn(move || pull(&s1, "one", &["--base=base", "--pull=missing"], &a1));
+    let t2 = std::thread::spawn(move || pull(&s2, "two", &["--base=base", "--pull=missing"], &a2));
+    for out in [t1.join().unwrap(), t2.join().unwrap()] {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(layer_count(&s), 4);
+    assert_eq!(
+        record(&s, "one")["layers"][0],
+        record(&s, "two")["layers"][0]
+    );
+    let leftovers: Vec<_> = fs::read_dir(s.join("layers/sha256"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with('.')
+        })
+        .collect();
+    assert!(leftovers.is_empty(), "no temporaries left: {leftovers:?}");
+}
