@@ -91,6 +91,10 @@ e2e_registry_stop() {
 	[ -n "${E2E_REGISTRY:-}" ] || return 0
 	registry_stop "$E2E_RUN/registry"
 	E2E_REGISTRY=
+	# Registries that scenarios' host hooks started.
+	local d
+	for d in "$E2E_RUN"/*/registry-*/*/; do [ -f "$d/pid" ] && registry_stop "${d%/}"; done
+	return 0
 }
 
 # ---- outer hosts ----------------------------------------------------------

@@ -12,8 +12,11 @@
 # sources check.sh and prints PASS:/FAIL: lines. Header lines it may carry:
 #   # e2e-push: IMAGE REPO:TAG    push tests/lib/images.sh image IMAGE first
 #   # e2e-timeout: SECONDS        bound for each boot of its host (default 300)
-# and an optional host-side hook NAME.host (bash, run before the boot with
-# E2E_RUN, E2E_HOST_DIR, E2E_REGISTRY set) for preparation a guest cannot do.
+# and an optional host-side hook NAME.host for preparation a guest cannot do
+# (bash, run before the boot with E2E_TOP, E2E_RUN, E2E_HOST_DIR and
+# E2E_REGISTRY set; it may add VAR=value lines to the guest's environment in
+# E2E_HOST_DIR/upper/usr/local/lib/sdme-e2e/env; registries it starts in
+# E2E_HOST_DIR/registry-*/DIR are stopped at the end).
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -74,7 +77,7 @@ for f in "${scenarios[@]}"; do
 	echo "E2E_SCENARIO_TIMEOUT=$((timeout - 20))" >>"$E2E_RUN/$name/upper/usr/local/lib/sdme-e2e/env"
 	hook=${f%.sh}.host
 	if [ -f "$hook" ]; then
-		E2E_HOST_DIR=$E2E_RUN/$name E2E_REGISTRY=$E2E_REGISTRY E2E_RUN=$E2E_RUN bash "$hook" ||
+		E2E_HOST_DIR=$E2E_RUN/$name E2E_REGISTRY=$E2E_REGISTRY E2E_RUN=$E2E_RUN E2E_TOP=$E2E_TOP bash "$hook" ||
 			{ echo "  [$name] FAIL: host hook $hook"; failed+=("$name"); continue; }
 	fi
 	E2E_BOOT_TIMEOUT=$timeout e2e_outer_boot "$name" "$f"
