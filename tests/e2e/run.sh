@@ -69,7 +69,7 @@ for f in "${scenarios[@]}"; do
 		failed+=("$name"); results+=("$(printf '%-28s %-7s' "$name" "NOT RUN")")
 		continue
 	fi
-	e2e_outer_new "$name" || { failed+=("$name"); continue; }
+	e2e_outer_new "$name" || { failed+=("$name"); results+=("$(printf '%-28s %-7s' "$name" "FAILED (setup)")"); continue; }
 	timeout=$(sed -n 's/^# e2e-timeout: *//p' "$f" | head -1)
 	timeout=${timeout:-$E2E_BOOT_TIMEOUT}
 	[ "$timeout" -le $left ] || timeout=$left
@@ -78,7 +78,7 @@ for f in "${scenarios[@]}"; do
 	hook=${f%.sh}.host
 	if [ -f "$hook" ]; then
 		E2E_HOST_DIR=$E2E_RUN/$name E2E_REGISTRY=$E2E_REGISTRY E2E_RUN=$E2E_RUN E2E_TOP=$E2E_TOP bash "$hook" ||
-			{ echo "  [$name] FAIL: host hook $hook"; failed+=("$name"); continue; }
+			{ echo "  [$name] FAIL: host hook $hook"; failed+=("$name"); results+=("$(printf '%-28s %-7s' "$name" "FAILED (host hook)")"); continue; }
 	fi
 	E2E_BOOT_TIMEOUT=$timeout e2e_outer_boot "$name" "$f"
 	if e2e_verdict "$name"; then v=ok; else v=FAILED; failed+=("$name"); fi
