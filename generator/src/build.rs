@@ -196,6 +196,14 @@ fn check_whole(d: &Descriptor, errors: &mut Vec<Diagnostic>) {
                 );
             }
         }
+        let is_connector = d.image.as_ref().is_some_and(|i| i.mode() == "connector");
+        if let Some(on_demand) = c.start_on_demand.as_ref().filter(|_| !is_connector) {
+            fail(
+                &on_demand.origin,
+                "StartOnDemand= applies to connector containers only ([Image] Mode=connector)"
+                    .into(),
+            );
+        }
         for connector in &c.connectors {
             if connector.value == d.name {
                 fail(

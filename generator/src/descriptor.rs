@@ -75,6 +75,8 @@ pub struct ContainerSection {
     pub cpu_quota: Option<String>,
     pub tasks_max: Option<String>,
     pub connectors: Vec<Located<String>>,
+    /// `StartOnDemand=`: `None` = the default (on, for connector containers).
+    pub start_on_demand: Option<Located<bool>>,
     pub nspawn_arguments: Vec<String>,
 }
 
@@ -106,6 +108,17 @@ pub struct Descriptor {
 }
 
 impl Descriptor {
+    /// Whether this is a connector whose container a host socket starts on
+    /// the first connection (`Mode=connector`, `[Container]`, and
+    /// `StartOnDemand=` not off).
+    pub fn starts_on_demand(&self) -> bool {
+        let is_connector = self.image.as_ref().is_some_and(|i| i.mode() == "connector");
+        match &self.container {
+            Some(c) if is_connector => c.start_on_demand.as_ref().map_or(true, |s| s.value),
+            _ => false,
+        }
+    }
+
     /// The descriptor whose import provides the container's image.
     pub fn image_provider(&self) -> &str {
         match self.container.as_ref().and_then(|c| c.image.as_ref()) {

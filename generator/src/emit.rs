@@ -25,15 +25,35 @@ pub fn nspawn_unit_name(name: &str) -> String {
     format!("systemd-nspawn@{name}.service")
 }
 
-/// Adds everything for the valid descriptor `d` to `tree`.
-pub fn emit(d: &Descriptor, tree: &mut Tree) {
+/// The host socket that starts connector `name`'s container on first use.
+pub fn connector_socket_name(name: &str) -> String {
+    format!("sdme-connector@{name}.socket")
+}
+
+/// Whether the connector `name` starts on demand; `false` for a name that
+/// is not a (valid) connector.
+pub type OnDemand<'a> = &'a dyn Fn(&str) -> bool;
+
+/// Adds everything for the valid descriptor `d` to `tree`; `on_demand`
+/// tells which of its `Connector=` servers start on demand.
+pub fn emit(d: &Descriptor, on_demand: OnDemand, tree: &mut Tree) {
     if d.image.is_some() {
         tree.insert(import_unit_name(&d.name), Entry::File(import_unit(d)));
+    }
+    if d.starts_on_demand() {
+        let socket = connector_socket_name(&d.name);
+        tree.insert(socket.clone(), Entry::File(connector_socket(d)));
+        // Listening from boot on is the point of an on-demand connector, so
+        // the socket is always installed (a generated unit cannot be enabled).
+        tree.insert(
+            format!("sockets.target.wants/{socket}"),
+            Entry::Symlink(format!("../{socket}")),
+        );
     }
     let (installed, target) = match &d.container {
         Some(container) => {
             let path = format!("{}.d/{}", nspawn_unit_name(&d.name), paths::DROPIN_NAME);
-            tree.insert(path, Entry::File(container_dropin(d, container)));
+            tree.insert(path, Entry::File(container_dropin(d, container, on_demand)));
             (
                 nspawn_unit_name(&d.name),
                 paths::NSPAWN_TEMPLATE.to_string(),
@@ -113,7 +133,63 @@ fn import_unit(d: &Descriptor) -> String {
     out
 }
 
-fn container_dropin(d: &Descriptor, c: &ContainerSection) -> String {
+/// The host socket of an on-demand connector: its first connection starts
+/// the container, and systemd hands the listening socket to the launcher,
+/// which execs systemd-nspawn, which passes it on to the container's systemd
+/// (`LISTEN_FDS`, `LISTEN_PID=1`). There `sdme-oci-app.socket` listens on the
+/// same path (sdme-import(8)), so it adopts the socket instead of binding one.
+fn connector_socket(d: &Descriptor) -> String {
+    let mut out = header(d);
+    let service = nspawn_unit_name(&d.name);
+    out.push_str(
+        "[Unit]
+",
+    );
+    out.push_str(&format!(
+        "Description=sdme: connector {0} (starts container {0} on first use)
+",
+        d.name
+    ));
+    out.push_str(
+        "Documentation=man:sdme.oci(5) man:sdme-connector(1)
+",
+    );
+    out.push_str(&format!(
+        "SourcePath={}
+",
+        text_value(&d.path)
+    ));
+    // Stopping or restarting the container stops or restarts its socket:
+    // `systemctl stop systemd-nspawn@NAME` keeps it stopped.
+    out.push_str(&format!(
+        "PartOf={service}
+"
+    ));
+    out.push_str(
+        "
+[Socket]
+",
+    );
+    out.push_str(&format!(
+        "ListenStream={}/{1}/{1}.sock
+",
+        paths::CONNECTORS,
+        d.name
+    ));
+    out.push_str(&format!(
+        "SocketMode={}
+DirectoryMode=0755
+",
+        paths::CONNECTOR_SOCKET_MODE
+    ));
+    out.push_str(&format!(
+        "Service={service}
+"
+    ));
+    out
+}
+
+fn container_dropin(d: &Descriptor, c: &ContainerSection, on_demand: OnDemand) -> String {
     let provider = d.image_provider();
     // A connector runs only in its own descriptor's container (graph.rs).
     let is_connector = d.image.as_ref().is_some_and(|i| i.mode() == "connector");
@@ -136,14 +212,24 @@ fn container_dropin(d: &Descriptor, c: &ContainerSection) -> String {
     let import = import_unit_name(provider);
     out.push_str(&format!("Requires={import}\nAfter={import}\n"));
     for connector in &connectors {
-        // The connector's server container provides the socket the client uses.
-        let server = nspawn_unit_name(connector);
+        // The client needs the connector's socket: either the host socket
+        // that starts the server container on first use, or the socket the
+        // running server container binds itself.
+        let server = match on_demand(connector) {
+            true => connector_socket_name(connector),
+            false => nspawn_unit_name(connector),
+        };
         out.push_str(&format!("Wants={server}\nAfter={server}\n"));
     }
 
     out.push_str("\n[Service]\n");
     for line in &d.service {
         out.push_str(&format!("{}={}\n", line.key, line.value));
+    }
+    if d.starts_on_demand() {
+        // Started directly, the container still gets the listening socket
+        // (Sockets= also implies Wants= and After= of it).
+        out.push_str(&format!("Sockets={}\n", connector_socket_name(&d.name)));
     }
     out.push_str("ExecStart=\n");
     let mut args = launcher_options(d, c, provider, connectors.first().copied());
@@ -270,6 +356,10 @@ fn nspawn_options(
     if is_connector {
         let (host, inside) = (paths::CONNECTORS, paths::CONNECTORS_INSIDE);
         args.push(format!("--bind={host}/{0}:{inside}/{0}", d.name));
+        // Also at its host path: the container's sdme-oci-app.socket listens
+        // there, so that systemd inside recognizes a socket passed from the
+        // host socket unit by its address (and binds one there otherwise).
+        args.push(format!("--bind={host}/{}", d.name));
         args.push(format!(
             "--bind-ro={}:{}",
             paths::CONNECTOR_SERVER,

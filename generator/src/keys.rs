@@ -136,6 +136,7 @@ const CONTAINER_KEYS: &[&str] = &[
     "CPUQuota",
     "TasksMax",
     "Connector",
+    "StartOnDemand",
     "NspawnArgument",
 ];
 
@@ -217,6 +218,12 @@ pub fn assign_container(
             check_tasks(v).map(|()| v.to_string())
         }),
         "Connector" => list(&mut c.connectors, value, one(|v| machine(v).map(located))),
+        "StartOnDemand" => scalar(&mut c.start_on_demand, value, |v| {
+            parse_bool(v).map(|b| Located {
+                value: b,
+                origin: origin.clone(),
+            })
+        }),
         "NspawnArgument" => list(&mut c.nspawn_arguments, value, words::split),
         _ => Err(unknown_key("Container", CONTAINER_KEYS)),
     }

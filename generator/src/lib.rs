@@ -67,8 +67,13 @@ pub fn generate(root: &Path) -> Generation {
         diagnostics.push(skipped(&paths[name], name));
     }
     let mut tree = Tree::new();
+    let on_demand = |name: &str| {
+        descriptors
+            .get(name)
+            .is_some_and(descriptor::Descriptor::starts_on_demand)
+    };
     for d in descriptors.values() {
-        emit::emit(d, &mut tree);
+        emit::emit(d, &on_demand, &mut tree);
     }
     Generation { tree, diagnostics }
 }

@@ -10,6 +10,9 @@ pub const CONNECTOR_SERVER_INSIDE: &str = "/usr/libexec/sdme-connector-server";
 pub const CONNECTOR_CLIENT_INSIDE: &str = "/usr/libexec/sdme-connector-client";
 /// Host directory holding each connector's socket directory.
 pub const CONNECTORS: &str = "/var/lib/sdme/connectors";
+/// The mode of a connector's host socket: any local user may call it (the
+/// same as the socket the container binds itself; see sdme-connector(1)).
+pub const CONNECTOR_SOCKET_MODE: &str = "0666";
 /// Where a connector directory appears inside a container.
 pub const CONNECTORS_INSIDE: &str = "/connectors";
 /// The stock template `[Install]` symlinks of containers point at, as

@@ -207,6 +207,9 @@ fn check_exec(value: &str, file: &str) {
 fn check_file(path: &str, text: &str) {
     assert!(
         path.starts_with("sdme-import@") && path.ends_with(".service") && !path.contains('/')
+            || path.starts_with("sdme-connector@")
+                && path.ends_with(".socket")
+                && !path.contains('/')
             || path.starts_with("systemd-nspawn@") && path.ends_with(".service.d/50-sdme.conf"),
         "unexpected output file {path:?}"
     );
@@ -221,8 +224,12 @@ fn check_file(path: &str, text: &str) {
             continue;
         }
         if line.starts_with('[') {
+            let expected = match path.ends_with(".socket") {
+                true => "[Socket]",
+                false => "[Service]",
+            };
             assert!(
-                line == "[Unit]" || line == "[Service]",
+                line == "[Unit]" || line == expected,
                 "{path}: unexpected section {line:?}"
             );
             sections.push(line);
@@ -240,6 +247,13 @@ fn check_file(path: &str, text: &str) {
         if key == "ExecStart" {
             check_exec(value, path);
         }
+        if key == "ListenStream" {
+            // The socket path comes from the descriptor's (checked) name.
+            assert!(
+                value.starts_with("/var/lib/sdme/connectors/") && !value.contains(['%', '$', ' ']),
+                "{path}: unexpected socket {value:?}"
+            );
+        }
     }
     assert!(
         sections.first().is_some_and(|s| s == "[Unit]"),
@@ -254,7 +268,9 @@ fn check_link(path: &str, target: &str) {
         "{path}"
     );
     assert!(
-        unit.starts_with("sdme-import@") || unit.starts_with("systemd-nspawn@"),
+        unit.starts_with("sdme-import@")
+            || unit.starts_with("systemd-nspawn@")
+            || dir == "sockets.target.wants" && unit.starts_with("sdme-connector@"),
         "{path}"
     );
     assert!(

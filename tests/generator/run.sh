@@ -47,7 +47,7 @@ verify_tree() {
 	rm -rf "$unitdir"
 	mkdir -p "$unitdir"
 	[ -d "$tree" ] && cp -a "$tree/." "$unitdir/"
-	for f in "$unitdir"/*.service; do
+	for f in "$unitdir"/*.service "$unitdir"/*.socket; do
 		[ -f "$f" ] && units+=("$(basename "$f")")
 	done
 	for f in "$unitdir"/*.d; do
