@@ -36,6 +36,8 @@ check "without credentials the import fails" sh -c '! timeout 60 systemctl start
 check "... and says it was refused authorisation" sh -c "journalctl -b --no-pager -o cat -u sdme-import@nocreds | grep -Eiq 'auth|401|credential|denied'"
 check "without the CA the import fails" sh -c '! timeout 60 systemctl start sdme-import@noca'
 check "... and says the certificate is not trusted" sh -c "journalctl -b --no-pager -o cat -u sdme-import@noca | grep -Eiq 'certif|tls|x509|issuer'"
+info "without credentials: $(import_log nocreds | grep -m1 'sdme-import:')"
+info "without the CA: $(import_log noca | grep -m1 'sdme-import:')"
 if [ "$E2E_FAILED" != 0 ]; then
 	import_log nocreds | tail -5 | sed 's/^/     nocreds | /'
 	import_log noca | tail -5 | sed 's/^/     noca | /'
