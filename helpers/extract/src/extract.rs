@@ -82,7 +82,7 @@ impl<'r> Extractor<'r> {
                 Ok(None) => break,
                 Err(m) => return Err(Error::new(self.last.clone(), m)),
             };
-            self.last = Some(String::from_utf8_lossy(&entry.path).into_owned());
+            self.last = Some(CleanPath::parse(&entry.path).display());
             self.entry(&entry, &mut reader)?;
         }
         // Read the source to its end: a verifying reader (digest, diff_id)

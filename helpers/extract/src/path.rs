@@ -80,12 +80,21 @@ impl CleanPath {
             .map(|(i, _)| CleanPath(self.0[..i].to_vec()))
     }
 
-    /// For messages.
+    /// For messages: very long paths (a hostile layer's) are shortened in
+    /// the middle so that one error stays one readable line.
     pub(crate) fn display(&self) -> String {
+        const KEEP: usize = 160;
         if self.0.is_empty() {
             return "/".to_string();
         }
-        String::from_utf8_lossy(&self.0).into_owned()
+        let s = String::from_utf8_lossy(&self.0);
+        let chars: Vec<char> = s.chars().collect();
+        if chars.len() <= 2 * KEEP + 20 {
+            return s.into_owned();
+        }
+        let head: String = chars[..KEEP].iter().collect();
+        let tail: String = chars[chars.len() - KEEP..].iter().collect();
+        format!("{head}…({} characters)…{tail}", chars.len() - 2 * KEEP)
     }
 }
 
@@ -117,6 +126,15 @@ mod tests {
         for raw in ["", ".", "./", "/", "/.", "..", "a/..", "/../."] {
             assert!(CleanPath::parse(raw.as_bytes()).is_root(), "{raw:?}");
         }
+    }
+
+    #[test]
+    fn long_paths_are_shortened_for_messages() {
+        let p = CleanPath::parse("a/".repeat(5000).as_bytes());
+        let d = p.display();
+        assert!(d.len() < 400, "{}", d.len());
+        assert!(d.starts_with("a/a/") && d.ends_with("/a/a"));
+        assert_eq!(CleanPath::parse(b"x/y").display(), "x/y");
     }
 
     #[test]
