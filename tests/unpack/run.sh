@@ -161,7 +161,11 @@ command -v getcap >/dev/null && { getcap "$o/bin/ping" | grep -q cap_net_raw && 
 # The e2e tier's cached Debian images (real distribution trees), if present.
 if [ -x tests/lib/images.sh ]; then
 	for img in debian-nosystemd nginx-v2; do
-		cached=$(ls -d /var/cache/sdme-tests/oci/$img-* 2>/dev/null | head -1)
+		# A complete entry (built aside and renamed into place): not one being built.
+		cached=$(for c in /var/cache/sdme-tests/oci/"$img"-*; do
+			case $c in *.tmp*) continue ;; esac
+			[ -f "$c/index.json" ] && echo "$c"
+		done | head -1)
 		if [ -z "$cached" ]; then
 			[ "$ci" = true ] && cached=$(tests/lib/images.sh oci "$img" 2>/dev/null | sed 's/:[^:]*$//')
 		fi
