@@ -39,12 +39,13 @@ pub fn main(args: Vec<OsString>) -> Result<(), String> {
     let args = parse_args(args)?;
     raise_fd_limit();
     let t0 = Instant::now();
+    // DEST first: refusing it costs nothing, the source may cost a download.
+    let dest = Dest::check(&args.dest)?;
     let source = sdme_registry::open_source(&args.source, &args.opts)
         .map_err(|e| format!("unpack: {}: {e}", args.source))?;
     let image = source
         .resolve()
         .map_err(|e| format!("unpack: {}: {e}", args.source))?;
-    let dest = Dest::check(&args.dest)?;
     let staging = dest.make_staging()?;
     let opts = Options {
         whiteouts: Whiteouts::Apply,
