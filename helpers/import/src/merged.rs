@@ -189,6 +189,40 @@ impl MergedView {
         }
     }
 
+    /// The entries of the merged directory `dir` (canonical components, as
+    /// in [`Resolved`]) made of `layers`, sorted by name: whiteouts and what
+    /// they hide left out, opaque directories respected.
+    pub fn read_dir(
+        &self,
+        dir: &[OsString],
+        layers: &[usize],
+    ) -> io::Result<Vec<(OsString, Node)>> {
+        let mut names = std::collections::BTreeSet::new();
+        for &layer in layers {
+            let path = self.host_path(layer, dir);
+            let entries = match std::fs::read_dir(&path) {
+                Ok(e) => e,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
+            };
+            for entry in entries {
+                names.insert(entry?.file_name());
+            }
+        }
+        let mut out = Vec::with_capacity(names.len());
+        for name in names {
+            if let Some(node) = self.child(dir, layers, &name)? {
+                out.push((name, node));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The host path of `components` in `layer`.
+    pub fn path_in_layer(&self, layer: usize, components: &[OsString]) -> PathBuf {
+        self.host_path(layer, components)
+    }
+
     /// Finds an executable for `name` like execvp does with `PATH` (a name
     /// with a slash is taken as a path); returns the absolute path as the
     /// container sees it.

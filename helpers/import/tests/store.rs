@@ -130,7 +130,10 @@ fn fixture() -> Fixture {
         );
         write(d, "etc/group", "root:x:0:\nweb:x:1001:\n", 0o644);
     });
-    let one = layer_tar(&work, "one", |d| write(d, "www/index.html", "one\n", 0o644));
+    let one = layer_tar(&work, "one", |d| {
+        write(d, "www/index.html", "one\n", 0o644);
+        write(d, "data/seed", "seed\n", 0o640);
+    });
     let two = layer_tar(&work, "two", |d| write(d, "www/index.html", "two\n", 0o644));
     let layout = work.join("layout");
     let base = image(&layout, "base", &[&os], &["--config.cmd=/bin/sh"]);
@@ -145,6 +148,8 @@ fn fixture() -> Fixture {
         "--config.env=MSG=100% $real \"quoted\"",
         "--config.workingdir=/www",
         "--config.stopsignal=SIGQUIT",
+        "--config.volume=/www",
+        "--config.volume=/var/cache/app/",
     ];
     let app1 = image(&layout, "app1", &[&shared, &one], &app_config);
     let app2 = image(&layout, "app2", &[&shared, &two], &app_config);
@@ -471,6 +476,20 @@ fn launcher_assembles_overlays_lowest_first_with_binds() {
         "--bind={}:/oci/root/data",
         s.join("volumes/web/data").display()
     )));
+    // A new volume starts as a copy of the image's content at its path.
+    assert_eq!(
+        fs::read_to_string(s.join("volumes/web/data/seed")).unwrap(),
+        "seed\n"
+    );
+    // Declared volumes: /www is covered by the container's bind, the other
+    // one gets a persistent directory of its own.
+    assert!(line.contains(&format!(
+        "--bind={}:/oci/root/var/cache/app",
+        s.join("volumes/web/var-cache-app").display()
+    )));
+    assert!(s.join("volumes/web/var-cache-app").is_dir());
+    assert!(!s.join("volumes/web/www").exists());
+    assert_eq!(line.matches("/oci/root/www").count(), 1, "{line}");
     assert!(line.contains("--bind-ro=") && line.contains(":/run/sdme/environment"));
     assert!(line.trim_end().ends_with("--boot --machine=web"));
     let env = runtime.join("environment");

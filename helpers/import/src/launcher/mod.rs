@@ -3,13 +3,14 @@
 
 pub mod dropin;
 pub mod options;
+pub mod volumes;
 
 use crate::classify::Kind;
 use crate::merged::MergedView;
 use crate::store::Store;
 use options::{Options, Volume};
 use std::ffi::OsString;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 pub const RUNTIME_ROOT: &str = "/run/sdme/containers";
@@ -51,25 +52,6 @@ fn mkdir(path: &Path, mode: u32) -> Result<(), String> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|e| err(path, e))
 }
 
-/// `a/b/c` → `a-b-c` (systemd-escape style, good enough for volume dir names).
-fn volume_dir_name(container: &str) -> String {
-    let t = container.trim_matches('/');
-    if t.is_empty() {
-        return "-".into();
-    }
-    t.chars()
-        .map(|c| {
-            if c == '/' {
-                '-'
-            } else if c.is_ascii_alphanumeric() || "._".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
 /// The launcher's work: the nspawn argument list, after writing the runtime
 /// files (environment, drop-ins) it binds into the container.
 pub fn prepare(o: &Options) -> Result<Vec<OsString>, String> {
@@ -108,34 +90,36 @@ pub fn prepare(o: &Options) -> Result<Vec<OsString>, String> {
     };
     let app_root = if is_app { "/oci/root" } else { "" };
 
+    // The container's volumes, then every volume the image declares that
+    // none of them covers (Docker gives those an anonymous volume too).
+    let volumes_dir = store.volumes_dir().join(&o.machine);
+    let image_view = app_view.as_ref().map(|(v, _)| v);
+    let mut binds: Vec<(PathBuf, String, bool)> = Vec::new();
     for v in &o.volumes {
-        let (host, target, ro) = match v {
+        binds.push(match v {
             Volume::Bind {
                 host,
                 container,
                 read_only,
             } => (PathBuf::from(host), container.clone(), *read_only),
-            Volume::Anonymous { container: c } => {
-                let dir = store
-                    .volumes_dir()
-                    .join(&o.machine)
-                    .join(volume_dir_name(c));
-                if !dir.exists() {
-                    mkdir(&dir, 0o755)?;
-                    // Like Docker: a new volume takes the owner and mode of the image's directory.
-                    if let Some((view, _)) = &app_view {
-                        if let Ok(Some(m)) = view.dir_metadata(c) {
-                            let _ = std::os::unix::fs::lchown(&dir, Some(m.uid()), Some(m.gid()));
-                            let _ = std::fs::set_permissions(
-                                &dir,
-                                std::fs::Permissions::from_mode(m.mode() & 0o7777),
-                            );
-                        }
-                    }
-                }
-                (dir, c.clone(), false)
-            }
-        };
+            Volume::Anonymous { container: c } => (
+                volumes::ensure(&volumes_dir, c, image_view)?,
+                c.clone(),
+                false,
+            ),
+        });
+    }
+    if is_app {
+        let mut warn = |w: String| eprintln!("sdme-nspawn: {w}");
+        for path in volumes::uncovered(&record.config.volumes, &o.volumes, &mut warn) {
+            binds.push((
+                volumes::ensure(&volumes_dir, &path, image_view)?,
+                path,
+                false,
+            ));
+        }
+    }
+    for (host, target, ro) in binds {
         let host = host
             .to_str()
             .ok_or("volume path is not UTF-8")?
@@ -265,7 +249,6 @@ mod tests {
         )
         .unwrap();
         assert_eq!(a, OsString::from("--overlay=/l/0:/l/1:/c/root:/"));
-        assert_eq!(volume_dir_name("/var/lib/mysql"), "var-lib-mysql");
         assert_eq!(shell_quote("a b".as_ref()), "'a b'");
     }
 }
