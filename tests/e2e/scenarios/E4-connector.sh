@@ -18,6 +18,8 @@ Mode=connector
 
 [Container]
 Network=private
+# Started with its clients, not on first use (that is E9-connector-on-demand).
+StartOnDemand=no
 EOD
 descriptor cli <<EOD
 [Image]

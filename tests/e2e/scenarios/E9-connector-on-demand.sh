@@ -1,0 +1,120 @@
+# E9: a connector whose server container starts on first use (the default
+# for Mode=connector). The host socket sdme-connector@web.socket listens
+# from sockets.target on; the client container "cli" wants only that socket,
+# so starting it leaves "web" stopped; the client's first call boots "web",
+# whose systemd adopts the passed socket, and output and exit codes arrive.
+# Then: stopping the container stops its socket (exit 69), a direct start
+# brings both back, and a container powered off from inside is booted again
+# by the next call. The connector is also called from the host.
+# e2e-push: debian-systemd e2e/debian-systemd:12
+# e2e-push: nginx e2e/nginx:1
+# e2e-timeout: 360
+. /usr/local/lib/sdme-e2e/check.sh
+E2E_UNITS="sdme-import@debian sdme-import@web sdme-import@cli sdme-connector@web.socket systemd-nspawn@web systemd-nspawn@cli"
+debian_base
+descriptor web <<EOD
+[Image]
+Image=$E2E_REGISTRY/e2e/nginx:1
+TLSVerify=no
+Base=debian
+Mode=connector
+
+[Container]
+Network=private
+EOD
+descriptor cli <<EOD
+[Image]
+Image=$E2E_REGISTRY/e2e/nginx:1
+TLSVerify=no
+Base=debian
+
+[Container]
+Network=private
+Connector=web
+EOD
+step "daemon-reload" systemctl daemon-reload
+sock=/var/lib/sdme/connectors/web/web.sock
+check "the generator made the host socket unit" sh -c \
+	"systemctl cat sdme-connector@web.socket | grep -qx 'ListenStream=$sock'"
+check "the socket starts systemd-nspawn@web" sh -c \
+	'test "$(systemctl show -P Triggers sdme-connector@web.socket)" = systemd-nspawn@web.service'
+check "nspawn@cli wants the socket, not the server container" bash -c \
+	'w=$(systemctl show -P Wants systemd-nspawn@cli); [[ " $w " == *" sdme-connector@web.socket "* && " $w " != *" systemd-nspawn@web.service "* ]]'
+# sockets.target is already active after a daemon-reload; starting it again
+# starts what its .wants/ gained, as the next boot would.
+step "start sockets.target (as at boot)" systemctl start sockets.target
+check "sdme-connector@web.socket is listening" systemctl is-active sdme-connector@web.socket
+check "the host socket exists at $sock" test -S "$sock"
+ino0=$(stat -c %i "$sock" 2>/dev/null)
+require "systemctl start systemd-nspawn@cli" timeout 250 systemctl start systemd-nspawn@cli
+check "starting the client did not start the server container" sh -c '! systemctl is-active -q systemd-nspawn@web'
+# The server's image is imported by the first start of its container; do it
+# now so that the timing below is the boot, not the import.
+require "import web ahead (systemctl start sdme-import@web)" timeout 120 systemctl start sdme-import@web
+check "still no server container" sh -c '! systemctl is-active -q systemd-nspawn@web'
+
+# conn ARGS...: run the connector from the client container; sets $rc, $out, $err.
+conn() {
+	local o e
+	o=$(mktemp) e=$(mktemp)
+	timeout 90 nsenter -t "$(leader cli)" -a /connectors/web/nginx "$@" >"$o" 2>"$e" </dev/null
+	rc=$? out=$(cat "$o") err=$(cat "$e")
+	rm -f "$o" "$e"
+}
+t0=$(now)
+conn -v
+if [ "$rc" = 0 ] && [[ $err == *"nginx version: nginx/"* ]]; then
+	pass "first call: the server container booted and nginx -v answered, exit 0 ($(since "$t0") s)"
+else
+	fail "first call through the host socket: exit $rc, stderr: $err"
+fi
+check "systemd-nspawn@web is active now" systemctl is-active systemd-nspawn@web
+check "the container adopted the host's socket (same inode, not rebound)" \
+	test "$(stat -c %i "$sock" 2>/dev/null)" = "$ino0"
+check "inside, sdme-oci-app.socket listens on the passed socket" sh -c \
+	"nsenter -t \$(machinectl show -P Leader web) -a systemctl show -P Listen sdme-oci-app.socket | grep -q '$sock'"
+t0=$(now)
+conn -t -g "env E9TOKEN;"
+if [ "$rc" = 0 ] && [[ $err == *"test is successful"* ]]; then
+	pass "second call with arguments: exit 0 ($(since "$t0") s)"
+else
+	fail "second call: exit $rc, stderr: $err"
+fi
+conn -t -c /nonexistent.conf
+if [ "$rc" = 1 ] && [[ $err == *'"/nonexistent.conf" failed'* ]]; then
+	pass "a failing command's exit code (1) and message reach the client"
+else
+	fail "nginx -t -c /nonexistent.conf: exit $rc (expected 1), stderr: $err"
+fi
+hostcall() { timeout 30 /usr/libexec/sdme/sdme-connector-client --connector-dir=/var/lib/sdme/connectors/web -- -v 2>&1 </dev/null | grep -q 'nginx version'; }
+check "the host calls the connector through /var/lib/sdme/connectors/web" hostcall
+
+step "stop the server container" systemctl stop systemd-nspawn@web
+check "stopping the container stopped its socket (PartOf=)" sh -c '! systemctl is-active -q sdme-connector@web.socket'
+conn -v
+if [ "$rc" = 69 ] && [[ $err == *"no server at /connectors/web/web.sock"* ]]; then
+	pass "stopped means stopped: the client exits 69"
+else
+	fail "after systemctl stop: exit $rc (expected 69), stderr: $err"
+fi
+
+require "start the container directly" timeout 120 systemctl start systemd-nspawn@web
+check "a direct start brings the socket back (Sockets=)" systemctl is-active sdme-connector@web.socket
+works() { conn -v; [ "$rc" = 0 ]; }
+t0=$(now)
+if wait_for 60 works; then pass "the connector works after a direct start ($(since "$t0") s)"; else fail "after a direct start: exit $rc, stderr: $err"; fi
+
+step "power the server container off from inside" machinectl poweroff web
+gone() { ! systemctl is-active -q systemd-nspawn@web; }
+if wait_for 60 gone; then pass "the server container powered off"; else fail "the server container powered off within 60 s"; fi
+check "its socket is still listening" systemctl is-active sdme-connector@web.socket
+t0=$(now)
+conn -v
+if [ "$rc" = 0 ]; then
+	pass "the next call boots it again ($(since "$t0") s)"
+else
+	fail "the call after a poweroff: exit $rc, stderr: $err"
+fi
+check "systemd-nspawn@web is active again" systemctl is-active systemd-nspawn@web
+[ "$E2E_FAILED" = 0 ] || diag $E2E_UNITS
+finish
