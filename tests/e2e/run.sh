@@ -3,7 +3,7 @@
 # booted systemd host (see lib.sh) against a local registry.
 #
 #   tests/e2e/run.sh              all scenarios
-#   tests/e2e/run.sh E1 E7        scenarios whose file name starts with these
+#   tests/e2e/run.sh E1 E7        scenarios E1-*.sh and E7-*.sh
 #   E2E_KEEP=1                    keep the run directory for inspection
 #   E2E_TOTAL_TIMEOUT=1500        bound for all scenarios together (seconds);
 #                                 scenarios that no longer fit fail unrun
@@ -32,7 +32,8 @@ for f in "$E2E_DIR"/scenarios/*.sh; do
 	b=$(basename "$f")
 	if [ $# -gt 0 ]; then
 		sel=0
-		for p in "$@"; do [[ $b == "$p"* ]] && sel=1; done
+		# "E1" selects E1-*.sh only (not E10); a longer prefix selects by name.
+		for p in "$@"; do [[ ${b%%-*} == "$p" || ( $p == *-* && $b == "$p"* ) ]] && sel=1; done
 		[ $sel = 1 ] || continue
 	fi
 	scenarios+=("$f")

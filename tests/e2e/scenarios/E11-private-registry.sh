@@ -1,6 +1,6 @@
-# E9: an image from a private registry over HTTPS with a self-signed CA
+# E11: an image from a private registry over HTTPS with a self-signed CA
 # (CertDir=) and basic auth (AuthFile=); without them the import fails and
-# says why. The registry and its credentials are set up by E9-*.host.
+# says why. The registry and its credentials are set up by E11-private-registry.host.
 # e2e-push: debian-systemd e2e/debian-systemd:12
 . /usr/local/lib/sdme-e2e/check.sh
 E2E_UNITS="sdme-import@debian sdme-import@web systemd-nspawn@web"
