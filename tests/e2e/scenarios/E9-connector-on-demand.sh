@@ -71,8 +71,8 @@ fi
 check "systemd-nspawn@web is active now" systemctl is-active systemd-nspawn@web
 check "the container adopted the host's socket (same inode, not rebound)" \
 	test "$(stat -c %i "$sock" 2>/dev/null)" = "$ino0"
-check "inside, sdme-oci-app.socket listens on the passed socket" sh -c \
-	"nsenter -t \$(machinectl show -P Leader web) -a systemctl show -P Listen sdme-oci-app.socket | grep -q '$sock'"
+listens() { in_machine web systemctl show -P Listen sdme-oci-app.socket | grep -q "$sock"; }
+check "inside, sdme-oci-app.socket listens on the passed socket" listens
 t0=$(now)
 conn -t -g "env E9TOKEN;"
 if [ "$rc" = 0 ] && [[ $err == *"test is successful"* ]]; then
