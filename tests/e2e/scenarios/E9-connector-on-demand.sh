@@ -6,11 +6,46 @@
 # Then: stopping the container stops its socket (exit 69), a direct start
 # brings both back, and a container powered off from inside is booted again
 # by the next call. The connector is also called from the host.
+# After a reboot of the host: the socket listens from boot on and the first
+# call boots "web"; "web2" ([Install] WantedBy=machines.target) is started
+# at boot and takes over its host socket too.
 # e2e-push: debian-systemd e2e/debian-systemd:12
 # e2e-push: nginx e2e/nginx:1
 # e2e-timeout: 360
 . /usr/local/lib/sdme-e2e/check.sh
-E2E_UNITS="sdme-import@debian sdme-import@web sdme-import@cli sdme-connector@web.socket systemd-nspawn@web systemd-nspawn@cli"
+E2E_UNITS="sdme-import@debian sdme-import@web sdme-import@cli sdme-connector@web.socket systemd-nspawn@web systemd-nspawn@cli sdme-connector@web2.socket systemd-nspawn@web2"
+
+# hostcall NAME: run the connector NAME's nginx -v from the host.
+hostcall() {
+	timeout 60 /usr/libexec/sdme/sdme-connector-client --connector-dir="/var/lib/sdme/connectors/$1" -- -v 2>&1 </dev/null |
+		grep -q 'nginx version'
+}
+# adopted NAME: the container's socket is the one the host created: it lives
+# in the host's network namespace, so the container's own (private) one has
+# no unix socket of that name.
+adopted() {
+	local unix
+	unix=$(in_machine "$1" cat /proc/net/unix) || return 1
+	[ -n "$unix" ] && ! grep -q "/var/lib/sdme/connectors/$1/$1.sock" <<<"$unix" &&
+		grep -q "/var/lib/sdme/connectors/$1/$1.sock" /proc/net/unix
+}
+
+if [ "$E2E_BOOT" != 1 ]; then
+	info "host booted again (boot $E2E_BOOT)"
+	check "sdme-connector@web.socket listens from boot on" systemctl is-active sdme-connector@web.socket
+	check "systemd-nspawn@web did not start at boot" sh -c '! systemctl is-active -q systemd-nspawn@web'
+	t0=$(now)
+	check "the first call from the host boots web and answers" hostcall web
+	check "systemd-nspawn@web is active after the call" systemctl is-active systemd-nspawn@web
+	check "web took over the host's socket" adopted web
+	check "systemd-nspawn@web2 came back at boot (machines.target)" wait_for 60 systemctl is-active systemd-nspawn@web2
+	check "its socket came up with it" systemctl is-active sdme-connector@web2.socket
+	check "web2 took over the host's socket (started at boot, not by a call)" adopted web2
+	check "the connector of web2 answers" hostcall web2
+	[ "$E2E_FAILED" = 0 ] || diag $E2E_UNITS
+	finish
+fi
+
 debian_base
 descriptor web <<EOD
 [Image]
@@ -21,6 +56,19 @@ Mode=connector
 
 [Container]
 Network=private
+EOD
+descriptor web2 <<EOD
+[Image]
+Image=$E2E_REGISTRY/e2e/nginx:1
+TLSVerify=no
+Base=debian
+Mode=connector
+
+[Container]
+Network=private
+
+[Install]
+WantedBy=machines.target
 EOD
 descriptor cli <<EOD
 [Image]
@@ -73,6 +121,7 @@ check "the container adopted the host's socket (same inode, not rebound)" \
 	test "$(stat -c %i "$sock" 2>/dev/null)" = "$ino0"
 listens() { in_machine web systemctl show -P Listen sdme-oci-app.socket | grep -q "$sock"; }
 check "inside, sdme-oci-app.socket listens on the passed socket" listens
+check "the socket lives in the host's network namespace, not the container's" adopted web
 t0=$(now)
 conn -t -g "env E9TOKEN;"
 if [ "$rc" = 0 ] && [[ $err == *"test is successful"* ]]; then
@@ -86,8 +135,7 @@ if [ "$rc" = 1 ] && [[ $err == *'"/nonexistent.conf" failed'* ]]; then
 else
 	fail "nginx -t -c /nonexistent.conf: exit $rc (expected 1), stderr: $err"
 fi
-hostcall() { timeout 30 /usr/libexec/sdme/sdme-connector-client --connector-dir=/var/lib/sdme/connectors/web -- -v 2>&1 </dev/null | grep -q 'nginx version'; }
-check "the host calls the connector through /var/lib/sdme/connectors/web" hostcall
+check "the host calls the connector through /var/lib/sdme/connectors/web" hostcall web
 
 step "stop the server container" systemctl stop systemd-nspawn@web
 check "stopping the container stopped its socket (PartOf=)" sh -c '! systemctl is-active -q sdme-connector@web.socket'
@@ -116,5 +164,26 @@ else
 	fail "the call after a poweroff: exit $rc, stderr: $err"
 fi
 check "systemd-nspawn@web is active again" systemctl is-active systemd-nspawn@web
-[ "$E2E_FAILED" = 0 ] || diag $E2E_UNITS
-finish
+
+# The control: with StartOnDemand=no there is no host socket, and the
+# container binds its socket itself (so "adopted" can tell the two apart).
+descriptor eager <<EOD
+[Image]
+Image=$E2E_REGISTRY/e2e/nginx:1
+TLSVerify=no
+Base=debian
+Mode=connector
+
+[Container]
+Network=private
+StartOnDemand=no
+EOD
+step "daemon-reload" systemctl daemon-reload
+check "StartOnDemand=no: no socket unit" sh -c '! systemctl cat sdme-connector@eager.socket >/dev/null 2>&1'
+require "systemctl start systemd-nspawn@eager" timeout 120 systemctl start systemd-nspawn@eager
+eager_up() { test -S /var/lib/sdme/connectors/eager/eager.sock && hostcall eager; }
+check "its connector answers (the container bound the socket at the host path)" wait_for 60 eager_up
+own() { ! adopted eager && in_machine eager cat /proc/net/unix | grep -q /var/lib/sdme/connectors/eager/eager.sock; }
+check "that socket is the container's own" own
+[ "$E2E_FAILED" = 0 ] || { diag $E2E_UNITS; exit 1; }
+exit 100 # reboot the host
