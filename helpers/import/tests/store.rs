@@ -490,6 +490,11 @@ fn launcher_assembles_overlays_lowest_first_with_binds() {
     assert!(s.join("volumes/web/var-cache-app").is_dir());
     assert!(!s.join("volumes/web/www").exists());
     assert_eq!(line.matches("/oci/root/www").count(), 1, "{line}");
+    // Binds are ordered by path: /data, /var/cache/app, /www.
+    let data = line.find(":/oci/root/data").unwrap();
+    let cache = line.find(":/oci/root/var/cache/app").unwrap();
+    let www = line.find(":/oci/root/www").unwrap();
+    assert!(data < cache && cache < www, "{line}");
     assert!(line.contains("--bind-ro=") && line.contains(":/run/sdme/environment"));
     assert!(line.trim_end().ends_with("--boot --machine=web"));
     let env = runtime.join("environment");

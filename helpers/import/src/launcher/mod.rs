@@ -119,6 +119,9 @@ pub fn prepare(o: &Options) -> Result<Vec<OsString>, String> {
             ));
         }
     }
+    // Parents before what lies below them (a stable sort by path), so that
+    // a volume inside another one is mounted on top of it, not hidden by it.
+    binds.sort_by(|a, b| Path::new(&a.1).cmp(Path::new(&b.1)));
     for (host, target, ro) in binds {
         let host = host
             .to_str()
