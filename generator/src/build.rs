@@ -188,11 +188,18 @@ fn check_whole(d: &Descriptor, errors: &mut Vec<Diagnostic>) {
         _ => {}
     }
     if let Some(c) = &d.container {
-        if c.network == Network::Host {
+        // nspawn forwards ports only over a link to the host: a veth or a
+        // bridge. Network=private is a namespace with loopback only.
+        let no_link = match c.network {
+            Network::Host => Some("host"),
+            Network::Private => Some("private, which has only a loopback device"),
+            _ => None,
+        };
+        if let Some(network) = no_link {
             for port in &c.ports {
                 fail(
                     &port.origin,
-                    "Port= needs Network=private, veth or bridge:NAME (the network is host)".into(),
+                    format!("Port= needs Network=veth or bridge:NAME (the network is {network})"),
                 );
             }
         }

@@ -209,8 +209,12 @@ fn container_dropin(d: &Descriptor, c: &ContainerSection, on_demand: OnDemand) -
     for line in &d.unit {
         out.push_str(&format!("{}={}\n", line.key, line.value));
     }
+    // Wants=, not Requires=: restarting an import (to pull a new version)
+    // must not restart the containers running the image, and a failed
+    // re-pull leaves them bootable on the version already imported. The
+    // launcher refuses to start when no version is imported at all.
     let import = import_unit_name(provider);
-    out.push_str(&format!("Requires={import}\nAfter={import}\n"));
+    out.push_str(&format!("Wants={import}\nAfter={import}\n"));
     for connector in &connectors {
         // The client needs the connector's socket: either the host socket
         // that starts the server container on first use, or the socket the
