@@ -417,7 +417,7 @@ fn signals_are_forwarded_from_a_client_without_a_tty() {
         assert_eq!(&ready, b"ready\n");
         let pid = rustix::process::Pid::from_raw(client.id() as i32).unwrap();
         rustix::process::kill_process(pid, sig).unwrap();
-        let status = client.wait().unwrap();
+        let status = wait_bounded(&mut client, Duration::from_secs(30), name);
         let mut rest = String::new();
         stdout.read_to_string(&mut rest).unwrap();
         assert_eq!(
@@ -427,6 +427,26 @@ fn signals_are_forwarded_from_a_client_without_a_tty() {
         );
         assert_eq!(status.code(), Some(42), "SIG{name}");
         assert_eq!(rest, format!("got {name}\n"));
+    }
+}
+
+/// Waits for the client, killing it (and failing) past `limit`, so that a
+/// lost signal fails the test instead of hanging the run.
+fn wait_bounded(
+    client: &mut std::process::Child,
+    limit: Duration,
+    what: &str,
+) -> std::process::ExitStatus {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = client.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed() > limit {
+            let _ = client.kill();
+            panic!("the client did not exit within {limit:?} after SIG{what}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

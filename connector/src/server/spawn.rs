@@ -39,6 +39,7 @@ pub fn spawn(
 /// A session of its own makes the command's process group killable as a
 /// whole and lets it take the client's terminal as its controlling tty.
 fn enter_new_session() -> io::Result<()> {
+    reset_signal_dispositions();
     rustix::process::setsid()?;
     let stdin = rustix::stdio::stdin();
     if rustix::termios::isatty(stdin) {
@@ -49,6 +50,24 @@ fn enter_new_session() -> io::Result<()> {
         let _ = rustix::process::ioctl_tiocsctty(stdin);
     }
     Ok(())
+}
+
+/// The command starts with every signal at its default action, as systemd
+/// starts a service: a signal the server inherited as ignored (from nohup,
+/// say) would otherwise stay ignored in the command, which a shell cannot
+/// even trap, and forwarded signals would be lost. (std already empties the
+/// signal mask and resets SIGPIPE.)
+fn reset_signal_dispositions() {
+    for sig in 1..32 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: signal(2) is async-signal-safe, and setting SIG_DFL
+        // installs no handler; this runs in the child between fork and exec.
+        unsafe {
+            libc::signal(sig, libc::SIG_DFL);
+        }
+    }
 }
 
 /// The status a shell would report: the exit code, or 128+N for signal N.

@@ -2,6 +2,7 @@
 //! `systemd-socket-activate -l SOCKET` (real socket activation: LISTEN_FDS,
 //! LISTEN_PID, fd 3) and the built client against it. No container needed.
 #![allow(dead_code)]
+use std::os::unix::process::CommandExt;
 
 use std::fs;
 use std::os::unix::fs::symlink;
@@ -82,6 +83,19 @@ impl Server {
         c.arg(format!("--socket={}", self.socket.display()))
             .arg("--")
             .args(args);
+        // The test runner may have been started with signals ignored (by
+        // nohup, or as a background job); an ignored signal is discarded
+        // and never forwarded, so the client starts with the default
+        // dispositions it would have from an interactive shell.
+        // SAFETY: only async-signal-safe signal(2) calls between fork and exec.
+        unsafe {
+            c.pre_exec(|| {
+                for sig in [libc::SIGHUP, libc::SIGINT, libc::SIGQUIT, libc::SIGTERM] {
+                    libc::signal(sig, libc::SIG_DFL);
+                }
+                Ok(())
+            });
+        }
         c
     }
 
