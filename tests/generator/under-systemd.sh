@@ -65,7 +65,8 @@ out=/sdme-gen-probe
 	done
 	echo "wants-machines $(systemctl show -P Wants machines.target | tr ' ' '\n' | grep -c -x -e systemd-nspawn@nginx.service -e systemd-nspawn@web.service)"
 	echo "wants-default $(systemctl show -P Wants default.target | tr ' ' '\n' | grep -c -x sdme-import@os.service)"
-	echo "requires-nginx $(systemctl show -P Requires systemd-nspawn@nginx.service | tr ' ' '\n' | grep -c -x sdme-import@nginx.service)"
+	echo "wants-import-nginx $(systemctl show -P Wants systemd-nspawn@nginx.service | tr ' ' '\n' | grep -c -x sdme-import@nginx.service)"
+	echo "after-import-nginx $(systemctl show -P After systemd-nspawn@nginx.service | tr ' ' '\n' | grep -c -x sdme-import@nginx.service)"
 	# systemd logs each generator that fails (exit 1: bad.oci is broken).
 	runs() { journalctl -b --no-pager -o cat | grep -c 'sdme-generator failed with exit status 1'; }
 	systemctl start sdme-import@evil.service sdme-import@cont.service
@@ -126,7 +127,8 @@ for u in systemd-nspawn@evil systemd-nspawn@cont systemd-nspawn@nginx systemd-ns
 done
 check "[Install] WantedBy=machines.target" "wants-machines 2"
 check "[Install] WantedBy=default.target (import only)" "wants-default 1"
-check "container requires its import" "requires-nginx 1"
+check "container wants its import" "wants-import-nginx 1"
+check "container is ordered after its import" "after-import-nginx 1"
 check "systemd saw the generator fail (a broken descriptor)" "failed-run-logged 1"
 # A container has no /dev/kmsg, so here the generator falls back to
 # /dev/console, as systemd's own generators do (PID 1 sends a generator's
