@@ -20,7 +20,7 @@ tier() {
 }
 
 tier lint make -s check
-tier unit cargo test --workspace --locked --release
+tier unit cargo test --workspace --locked --release --no-fail-fast
 for t in tests/*/run.sh; do
 	tier "$(basename "$(dirname "$t")")" "$t"
 done
