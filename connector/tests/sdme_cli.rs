@@ -22,7 +22,11 @@ fn sdme(root: &std::path::Path, args: &[&str]) -> (i32, String, String) {
 fn add_ls_rm() {
     let t = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(t.path().join("etc/sdme")).unwrap();
-    std::fs::write(t.path().join("etc/sdme/client.oci"), "[Container]\n").unwrap();
+    std::fs::write(
+        t.path().join("etc/sdme/client.oci"),
+        "[Image]\nImage=docker.io/library/x:1\n[Container]\n",
+    )
+    .unwrap();
 
     let (code, out, err) = sdme(t.path(), &["connector", "add", "client", "nginx"]);
     assert_eq!(code, 0, "{err}");

@@ -10,6 +10,7 @@ pub mod emit;
 pub mod escape;
 pub mod graph;
 pub mod keys;
+pub mod lookup;
 pub mod names;
 pub mod paths;
 pub mod search;

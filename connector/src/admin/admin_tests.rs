@@ -1,6 +1,9 @@
 use super::*;
 
-fn root_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+/// The smallest descriptor the generator accepts.
+const IMAGE: &str = "[Image]\nImage=docker.io/library/x:1\n";
+
+fn root_with(files: &[(&str, String)]) -> tempfile::TempDir {
     let t = tempfile::tempdir().unwrap();
     for (path, text) in files {
         let p = t.path().join(path);
@@ -20,7 +23,7 @@ fn names(root: &Path, c: &str) -> Vec<String> {
 
 #[test]
 fn add_writes_the_dropin_and_ls_sees_it() {
-    let t = root_with(&[("etc/sdme/client.oci", "[Container]\n")]);
+    let t = root_with(&[("etc/sdme/client.oci", format!("{IMAGE}[Container]\n"))]);
     let change = add(t.path(), "client", "nginx").unwrap();
     let path = t
         .path()
@@ -37,7 +40,7 @@ fn add_writes_the_dropin_and_ls_sees_it() {
 
 #[test]
 fn add_requires_a_descriptor_and_valid_names() {
-    let t = root_with(&[("usr/lib/sdme/client.oci", "[Container]\n")]);
+    let t = root_with(&[("usr/lib/sdme/client.oci", format!("{IMAGE}[Container]\n"))]);
     assert!(add(t.path(), "client", "redis").is_ok());
     let e = add(t.path(), "missing", "redis").unwrap_err();
     assert!(e.contains("no descriptor missing.oci"), "{e}");
@@ -47,7 +50,10 @@ fn add_requires_a_descriptor_and_valid_names() {
 
 #[test]
 fn rm_removes_only_what_add_wrote() {
-    let t = root_with(&[("etc/sdme/client.oci", "[Container]\nConnector=redis\n")]);
+    let t = root_with(&[(
+        "etc/sdme/client.oci",
+        format!("{IMAGE}[Container]\nConnector=redis\n"),
+    )]);
     add(t.path(), "client", "nginx").unwrap();
     assert_eq!(names(t.path(), "client"), ["redis", "nginx"]);
     assert!(matches!(
@@ -56,29 +62,68 @@ fn rm_removes_only_what_add_wrote() {
     ));
     assert_eq!(names(t.path(), "client"), ["redis"]);
     let e = remove(t.path(), "client", "redis").unwrap_err();
-    assert!(e.contains("client.oci:2"), "{e}");
+    assert!(e.contains("client.oci:4"), "{e}");
     let e = remove(t.path(), "client", "nope").unwrap_err();
     assert!(e.contains("has no connector nope"), "{e}");
 }
 
 #[test]
-fn ls_follows_precedence_sections_and_resets() {
+fn ls_follows_precedence_masking_and_resets() {
     let t = root_with(&[
         (
-            "etc/sdme/c.oci",
-            "[Image]\nConnector=notthis\n[Container]\n# Connector=comment\nConnector = a\n",
+            "etc/sdme/app.oci",
+            format!("{IMAGE}[Container]\n# Connector=comment\nConnector = a\n"),
         ),
-        ("usr/lib/sdme/c.oci", "[Container]\nConnector=shadowed\n"),
         (
-            "usr/lib/sdme/c.oci.d/10-x.conf",
-            "[Container]\nConnector=lower\n",
+            "usr/lib/sdme/app.oci",
+            format!("{IMAGE}[Container]\nConnector=shadowed\n"),
         ),
-        ("etc/sdme/c.oci.d/10-x.conf", "[Container]\nConnector=b\n"),
         (
-            "run/sdme/c.oci.d/20-y.conf",
-            "[Container]\nConnector=\nConnector=c\n",
+            "usr/lib/sdme/app.oci.d/10-x.conf",
+            "[Container]\nConnector=lower\n".into(),
         ),
-        ("run/sdme/c.oci.d/30-z.conf", "[Container]\nConnector=d\n"),
+        (
+            "etc/sdme/app.oci.d/10-x.conf",
+            "[Container]\nConnector=b\n".into(),
+        ),
+        (
+            "run/sdme/app.oci.d/20-y.conf",
+            "[Container]\nConnector=\nConnector=c\n".into(),
+        ),
+        (
+            "run/sdme/app.oci.d/30-z.conf",
+            "[Container]\nConnector=d\n".into(),
+        ),
+        // Empty: masks the lower drop-in of the same name.
+        ("etc/sdme/app.oci.d/40-w.conf", String::new()),
+        (
+            "usr/lib/sdme/app.oci.d/40-w.conf",
+            "[Container]\nConnector=masked\n".into(),
+        ),
     ]);
-    assert_eq!(names(t.path(), "c"), ["c", "d"]);
+    assert_eq!(names(t.path(), "app"), ["c", "d"]);
+}
+
+#[test]
+fn ls_reports_what_the_generator_would_reject() {
+    let t = root_with(&[
+        // The generator rejects Connector= outside [Container].
+        (
+            "etc/sdme/bad.oci",
+            format!("{IMAGE}Connector=x\n[Container]\n"),
+        ),
+        ("etc/sdme/masked.oci", String::new()),
+    ]);
+    let e = configured_connectors(t.path(), "bad").unwrap_err();
+    assert!(
+        e.contains("would be skipped") && e.contains("/etc/sdme/bad.oci:3"),
+        "{e}"
+    );
+    let e = configured_connectors(t.path(), "masked").unwrap_err();
+    assert!(e.contains("masked"), "{e}");
+    let e = configured_connectors(t.path(), "../x").unwrap_err();
+    assert!(e.contains("not a valid machine name"), "{e}");
+    // A broken descriptor still takes a connector; masked does not.
+    assert!(add(t.path(), "bad", "nginx").is_ok());
+    assert!(add(t.path(), "masked", "nginx").is_err());
 }

@@ -1,13 +1,9 @@
 //! `sdme connector add|ls|rm`: manages the `Connector=` drop-ins of a
-//! container descriptor. The generator stays the only real parser of
-//! descriptors; this reads just enough (`Connector=` in `[Container]`) to
-//! list what is configured, with the generator's precedence rules.
+//! container descriptor. The generator is the only parser of descriptors:
+//! what `ls` lists is what the generator would read, through its library.
 
-mod descriptors;
-mod names;
-
-pub use descriptors::{configured_connectors, ConfiguredConnector, SEARCH_DIRS};
-pub use names::check_machine_name;
+use sdme_generator::lookup::{lookup, search_dirs_shown, Lookup};
+pub use sdme_generator::names::check_machine_name;
 
 use std::fs;
 use std::io::{self, Write};
@@ -47,11 +43,11 @@ pub fn add(root: &Path, container: &str, name: &str) -> Result<Change, String> {
             "container {container} cannot be a client of its own connector"
         ));
     }
-    if descriptors::find_descriptor(root, container).is_none() {
-        return Err(format!(
-            "no descriptor {container}.oci in {}",
-            descriptors::search_dirs_shown(root)
-        ));
+    // A broken descriptor may still take a connector: the generator's
+    // report names the real problem at the next daemon-reload.
+    match lookup(root, container) {
+        Lookup::Usable(_) | Lookup::Broken(_) => {}
+        other => return Err(unavailable(root, container, other)),
     }
     let path = dropin_path(root, container, name);
     let contents = dropin_contents(name);
@@ -101,6 +97,68 @@ pub fn remove(root: &Path, container: &str, name: &str) -> Result<Change, String
             }
         }
         Err(e) => Err(format!("cannot remove {}: {e}", path.display())),
+    }
+}
+
+/// One configured connector and the line that configures it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfiguredConnector {
+    pub name: String,
+    /// The file under `root`, as the administrator would open it.
+    pub file: String,
+    pub line: usize,
+}
+
+/// The connectors the generator would give `container`, in order, with
+/// where each is set. Fails if the generator would skip the descriptor.
+pub fn configured_connectors(
+    root: &Path,
+    container: &str,
+) -> Result<Vec<ConfiguredConnector>, String> {
+    check_machine_name(container)?;
+    let descriptor = match lookup(root, container) {
+        Lookup::Usable(d) => d,
+        other => return Err(unavailable(root, container, other)),
+    };
+    let connectors = descriptor
+        .container
+        .map(|c| c.connectors)
+        .unwrap_or_default();
+    Ok(connectors
+        .into_iter()
+        .map(|c| ConfiguredConnector {
+            name: c.value,
+            file: root
+                .join(c.origin.file.trim_start_matches('/'))
+                .display()
+                .to_string(),
+            line: c.origin.line,
+        })
+        .collect())
+}
+
+/// Why `container` has no usable descriptor (`lookup` did not find one).
+fn unavailable(root: &Path, container: &str, lookup: Lookup) -> String {
+    match lookup {
+        Lookup::Usable(_) => format!("descriptor {container}.oci is usable"),
+        Lookup::Missing => format!(
+            "no descriptor {container}.oci in {}",
+            search_dirs_shown(root)
+        ),
+        Lookup::Masked { shown } => {
+            format!(
+                "descriptor {container}.oci is masked ({shown} under {})",
+                root.display()
+            )
+        }
+        Lookup::Broken(diagnostics) => format!(
+            "descriptor {container}.oci would be skipped by the generator:\n{}",
+            diagnostics
+                .iter()
+                .map(|d| format!("  {d}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        ),
     }
 }
 
