@@ -1,5 +1,6 @@
-//! Escaping of everything the generator writes into a unit file, so that no
-//! value can add a line, a directive or a specifier.
+//! Escaping of everything written into a unit file, so that no value can
+//! add a line, a directive or a specifier. Shared with sdme-import, which
+//! writes the units that run inside the container.
 
 /// Characters that need no quoting in an `Exec*=` argument.
 fn is_plain(c: char) -> bool {
@@ -16,6 +17,41 @@ pub fn exec_arg(arg: &str) -> String {
     if !arg.is_empty() && arg.chars().all(is_plain) {
         return arg.to_string();
     }
+    quoted(arg)
+}
+
+/// Characters systemd takes as prefixes (`-`, `@`, `:`, `+`, `!`, `|`) when
+/// they start the raw text of an `Exec*=` command, before any unquoting.
+const EXEC_PREFIXES: &str = "-@:+!|";
+
+/// The program, the first word of an `Exec*=` command: as [`exec_arg`], but
+/// quoted when it starts with a prefix character, since systemd reads
+/// prefixes from the raw text and a quote ends them.
+pub fn exec_program(program: &str) -> String {
+    if program.starts_with(|c| EXEC_PREFIXES.contains(c)) {
+        quoted(program)
+    } else {
+        exec_arg(program)
+    }
+}
+
+/// A whole command on one line (program, then arguments), for a value
+/// after `ExecStart=`; empty for an empty `argv`.
+pub fn exec_command(argv: &[String]) -> String {
+    let mut words = argv.iter();
+    let Some(program) = words.next() else {
+        return String::new();
+    };
+    let mut line = exec_program(program);
+    for arg in words {
+        line.push(' ');
+        line.push_str(&exec_arg(arg));
+    }
+    line
+}
+
+/// Double quotes with C escapes (see [`exec_arg`]).
+fn quoted(arg: &str) -> String {
     let mut out = String::with_capacity(arg.len() + 2);
     out.push('"');
     for c in arg.chars() {
@@ -40,7 +76,7 @@ pub fn exec_arg(arg: &str) -> String {
 /// A whole `Exec*=` line: the program and its first argument, then one
 /// argument per continuation line, which `systemctl cat` shows readably.
 pub fn exec_line(key: &str, program: &str, args: &[String]) -> String {
-    let mut line = format!("{key}={}", exec_arg(program));
+    let mut line = format!("{key}={}", exec_program(program));
     if let Some(first) = args.first() {
         line.push(' ');
         line.push_str(&exec_arg(first));
@@ -119,6 +155,25 @@ mod tests {
             assert!(!escaped.contains('\n'), "{escaped}");
             assert_eq!(systemd_reads(&escaped), [arg], "{escaped}");
         }
+    }
+
+    #[test]
+    fn exec_commands_protect_the_program_from_prefixes() {
+        let argv: Vec<String> = ["-x", "-g", "daemon off;", "100%", "", "é\u{85}"]
+            .map(String::from)
+            .to_vec();
+        let line = exec_command(&argv);
+        assert_eq!(
+            line,
+            "\"-x\" -g \"daemon off;\" \"100%%\" \"\" \"é\\u0085\""
+        );
+        // Quoted, no prefix character is left at the start of the raw text.
+        for program in ["-a", "@a", ":a", "+a", "!a", "|a"] {
+            assert!(exec_program(program).starts_with('"'), "{program}");
+        }
+        assert_eq!(exec_program("/bin/x"), "/bin/x");
+        assert_eq!(systemd_reads(&line), argv);
+        assert_eq!(exec_command(&[]), "");
     }
 
     #[test]

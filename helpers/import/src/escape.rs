@@ -1,39 +1,6 @@
-//! Quoting for the two systemd syntaxes sdme writes: unit-file command lines and
-//! settings (`ExecStart=`, `WorkingDirectory=`), and `EnvironmentFile=` lines.
-
-/// Quotes one word for a unit-file command line (`ExecStart=`): always double
-/// quotes, C escapes for `\` `"` and control characters, `%%` for specifiers and
-/// `$$` so systemd does not expand variables. The image's argv reaches the
-/// program byte for byte.
-pub fn exec_word(word: &str) -> String {
-    let mut out = String::with_capacity(word.len() + 2);
-    out.push('"');
-    for c in word.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '%' => out.push_str("%%"),
-            '$' => out.push_str("$$"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// A whole command line for `ExecStart=`.
-pub fn exec_line(argv: &[String]) -> String {
-    argv.iter()
-        .map(|w| exec_word(w))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
+//! Quoting for unit settings that take a value verbatim (`WorkingDirectory=`)
+//! and for `EnvironmentFile=` lines. Command lines (`ExecStart=`) are quoted
+//! by `sdme_generator::escape`, the one implementation the generator uses too.
 
 /// Escapes a value for a unit setting that takes the rest of the line verbatim
 /// but expands specifiers (`WorkingDirectory=`, `Description=`): `%` → `%%`;
@@ -95,31 +62,6 @@ pub fn env_file(entries: &[String]) -> (String, Vec<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn exec_words_escape_specifiers_variables_and_quotes() {
-        assert_eq!(exec_word("daemon off;"), "\"daemon off;\"");
-        assert_eq!(exec_word("100%"), "\"100%%\"");
-        assert_eq!(exec_word("$HOME"), "\"$$HOME\"");
-        assert_eq!(exec_word("a\"b\\c"), "\"a\\\"b\\\\c\"");
-        assert_eq!(exec_word("l1\nl2"), "\"l1\\nl2\"");
-        assert_eq!(exec_word(";"), "\";\"");
-        assert_eq!(exec_word(""), "\"\"");
-        assert_eq!(exec_word("\x01"), "\"\\x01\"");
-    }
-
-    #[test]
-    fn exec_line_joins_quoted_words() {
-        let argv = vec![
-            "/usr/sbin/nginx".to_string(),
-            "-g".into(),
-            "daemon off;".into(),
-        ];
-        assert_eq!(
-            exec_line(&argv),
-            "\"/usr/sbin/nginx\" \"-g\" \"daemon off;\""
-        );
-    }
 
     #[test]
     fn env_file_escapes_shell_specials_and_keeps_newlines() {

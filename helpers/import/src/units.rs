@@ -1,8 +1,9 @@
 //! The unit files sdme puts inside a container (`/etc/systemd/system` of the
 //! glue layer), as text.
 
-use crate::escape::{exec_line, setting_value};
+use crate::escape::setting_value;
 use crate::passwd::Credentials;
+use sdme_generator::escape::exec_command;
 
 pub const APP_SERVICE: &str = "sdme-oci-app.service";
 pub const APP_SOCKET: &str = "sdme-oci-app.socket";
@@ -148,9 +149,9 @@ pub fn app_service(spec: &AppSpec) -> String {
     if spec.connector {
         let mut argv = vec![CONNECTOR_SERVER.to_string(), "--".to_string()];
         argv.extend(spec.argv.iter().cloned());
-        s.push_str(&format!("ExecStart={}\n", exec_line(&argv)));
+        s.push_str(&format!("ExecStart={}\n", exec_command(&argv)));
     } else {
-        s.push_str(&format!("ExecStart={}\n", exec_line(&spec.argv)));
+        s.push_str(&format!("ExecStart={}\n", exec_command(&spec.argv)));
         s.push_str(&format!(
             "StandardOutput=file:{STDOUT_FIFO}\nStandardError=inherit\n"
         ));
@@ -215,7 +216,7 @@ pub fn health_check_service(spec: &AppSpec, health: &HealthSpec) -> String {
     exec_context(spec, &mut s);
     s.push_str(&format!(
         "ExecStart={}\nTimeoutStartSec={}\nSyslogIdentifier={}-health\n",
-        exec_line(&health.argv),
+        exec_command(&health.argv),
         health.timeout,
         setting_value(&spec.name)
     ));
@@ -357,7 +358,7 @@ mod tests {
             "MountAPIVFS=yes\n",
             "EnvironmentFile=-/oci/env\n",
             "EnvironmentFile=-/run/sdme/environment\n",
-            "ExecStart=\"/docker-entrypoint.sh\" \"nginx\" \"-g\" \"daemon off;\"\n",
+            "ExecStart=/docker-entrypoint.sh nginx -g \"daemon off;\"\n",
             "User=101\nGroup=101\nSupplementaryGroups=4\n",
             "KillSignal=SIGQUIT\n",
             "StandardOutput=file:/run/sdme-oci-app/stdout\n",
@@ -378,9 +379,7 @@ mod tests {
         s.connector = true;
         let u = app_service(&s);
         assert!(
-            u.contains(
-                "ExecStart=\"/usr/libexec/sdme-connector-server\" \"--\" \"/docker-entrypoint.sh\""
-            ),
+            u.contains("ExecStart=/usr/libexec/sdme-connector-server -- /docker-entrypoint.sh"),
             "{u}"
         );
         assert!(u.contains("Requires=sdme-oci-app.socket"));

@@ -4,11 +4,12 @@
 
 use super::options::Options;
 use crate::classify::Kind;
-use crate::escape::{exec_line, setting_value};
+use crate::escape::setting_value;
 use crate::glue::{account_lines, resolve_argv, resolve_user};
 use crate::merged::MergedView;
 use crate::record::ImageRecord;
 use crate::units::{self, env_setting};
+use sdme_generator::escape::exec_command;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnitDropin {
@@ -107,7 +108,7 @@ pub fn build(
                 [units::CONNECTOR_SERVER.to_string(), "--".to_string()],
             );
         }
-        app_service.push_str(&format!("ExecStart=\nExecStart={}\n", exec_line(&argv)));
+        app_service.push_str(&format!("ExecStart=\nExecStart={}\n", exec_command(&argv)));
     }
     if let Some(r) = &o.restart {
         app_service.push_str(&format!("Restart={r}\n"));
@@ -120,7 +121,7 @@ pub fn build(
         let mut check = identity.clone();
         if let Some(cmd) = &h.cmd {
             let argv = vec!["/bin/sh".to_string(), "-c".to_string(), cmd.clone()];
-            check.push_str(&format!("ExecStart=\nExecStart={}\n", exec_line(&argv)));
+            check.push_str(&format!("ExecStart=\nExecStart={}\n", exec_command(&argv)));
             app_unit.push_str(&format!("Wants={}\n", units::HEALTH_TIMER));
         }
         if let Some(t) = &h.timeout {
@@ -255,14 +256,14 @@ mod tests {
         assert!(
             d.units[0]
                 .text
-                .contains("ExecStart=\nExecStart=\"/usr/bin/app\" \"--other\"\n"),
+                .contains("ExecStart=\nExecStart=/usr/bin/app --other\n"),
             "{}",
             d.units[0].text
         );
         let mut o = opts();
         o.entrypoint = Some(vec!["other".into()]);
         let d = build(&o, &r, Some(&v)).unwrap();
-        assert!(d.units[0].text.contains("ExecStart=\"/usr/bin/other\"\n"));
+        assert!(d.units[0].text.contains("ExecStart=/usr/bin/other\n"));
     }
 
     #[test]
@@ -299,9 +300,7 @@ mod tests {
             .find(|u| u.unit == "sdme-oci-health-check.service")
             .unwrap();
         assert!(
-            check
-                .text
-                .contains("ExecStart=\"/bin/sh\" \"-c\" \"test -e /ok\"")
+            check.text.contains("ExecStart=/bin/sh -c \"test -e /ok\"")
                 && check.text.contains("User=7")
         );
         let timer = d
