@@ -7,12 +7,14 @@ top=$PWD
 tests/deps.sh || { echo "tests: installing dependencies failed"; exit 1; }
 
 failed=()
+passed=0
 tier() {
 	local name=$1; shift
 	echo "=== tier: $name"
 	local t0=$SECONDS
 	if "$@"; then
 		echo "=== tier $name: ok ($((SECONDS - t0)) s)"
+		passed=$((passed + 1))
 	else
 		echo "=== tier $name: FAILED ($((SECONDS - t0)) s)"
 		failed+=("$name")
@@ -26,8 +28,6 @@ for t in tests/*/run.sh; do
 done
 
 cd "$top"
-if [ ${#failed[@]} -gt 0 ]; then
-	echo "tests: failed tiers: ${failed[*]}"
-	exit 1
-fi
-echo "tests: all tiers passed"
+[ ${#failed[@]} -eq 0 ] || echo "tests: failed tiers: ${failed[*]}"
+echo "tiers: $passed passed, ${#failed[@]} failed"
+[ ${#failed[@]} -eq 0 ]
