@@ -264,6 +264,39 @@ impl<'r> Extractor<'r> {
         self.dir_metadata(fd, path, meta)
     }
 
+    fn owner_xattrs(
+        &mut self,
+        target: &Target,
+        meta: &Meta,
+        path: &CleanPath,
+    ) -> Result<(), Error> {
+        let display = path.display();
+        meta::apply_owner_xattrs(
+            target,
+            meta,
+            self.opts.preserve_ownership,
+            &display,
+            &mut self.warnings,
+        )
+        .map_err(|m| err(path, m))
+    }
+
+    /// A non-directory's metadata, in the order that keeps it: owner first
+    /// (chown clears setuid bits and capabilities), then xattrs, mode, times.
+    fn entry_metadata(
+        &mut self,
+        target: &Target,
+        meta: &Meta,
+        path: &CleanPath,
+        with_mode: bool,
+    ) -> Result<(), Error> {
+        self.owner_xattrs(target, meta, path)?;
+        if with_mode {
+            meta::apply_mode(target, meta.mode).map_err(|m| err(path, m))?;
+        }
+        meta::apply_times(target, meta).map_err(|m| err(path, m))
+    }
+
     fn mkdir(&mut self, pfd: &OwnedFd, base: &[u8], path: &CleanPath) -> Result<(), Error> {
         // 0700 until the layer is done; the real mode is applied last.
         fs::mkdirat(pfd, base, Mode::from_raw_mode(0o700))
@@ -271,15 +304,7 @@ impl<'r> Extractor<'r> {
     }
 
     fn dir_metadata(&mut self, fd: OwnedFd, path: &CleanPath, meta: &Meta) -> Result<(), Error> {
-        let display = path.display();
-        meta::apply_owner_xattrs(
-            &Target::Fd(fd.as_fd()),
-            meta,
-            self.opts.preserve_ownership,
-            &display,
-            &mut self.warnings,
-        )
-        .map_err(|m| err(path, m))?;
+        self.owner_xattrs(&Target::Fd(fd.as_fd()), meta, path)?;
         let st = fs::fstat(&fd).map_err(|e| err(path, format!("fstat: {e}")))?;
         self.deferred.push(DeferredDir {
             path: path.clone(),
@@ -326,17 +351,7 @@ impl<'r> Extractor<'r> {
         self.stats.bytes += entry.size;
         self.mark_upper(path);
         let target = Target::Fd(fd.as_fd());
-        let display = path.display();
-        meta::apply_owner_xattrs(
-            &target,
-            meta,
-            self.opts.preserve_ownership,
-            &display,
-            &mut self.warnings,
-        )
-        .map_err(|m| err(path, m))?;
-        meta::apply_mode(&target, meta.mode).map_err(|m| err(path, m))?;
-        meta::apply_times(&target, meta).map_err(|m| err(path, m))
+        self.entry_metadata(&target, meta, path, true)
     }
 
     fn copy_chunk<R: Read>(
@@ -387,16 +402,8 @@ impl<'r> Extractor<'r> {
         self.parents.invalidate();
         self.mark_upper(path);
         let t = Target::At(pfd.as_fd(), base);
-        let display = path.display();
-        meta::apply_owner_xattrs(
-            &t,
-            meta,
-            self.opts.preserve_ownership,
-            &display,
-            &mut self.warnings,
-        )
-        .map_err(|m| err(path, m))?;
-        meta::apply_times(&t, meta).map_err(|m| err(path, m))
+        // A symlink has no mode of its own on Linux.
+        self.entry_metadata(&t, meta, path, false)
     }
 
     fn hardlink(
@@ -459,17 +466,7 @@ impl<'r> Extractor<'r> {
             .map_err(|e| err(path, format!("cannot create the {ft:?} node: {e}")))?;
         self.mark_upper(path);
         let t = Target::At(pfd.as_fd(), base);
-        let display = path.display();
-        meta::apply_owner_xattrs(
-            &t,
-            meta,
-            self.opts.preserve_ownership,
-            &display,
-            &mut self.warnings,
-        )
-        .map_err(|m| err(path, m))?;
-        meta::apply_mode(&t, meta.mode).map_err(|m| err(path, m))?;
-        meta::apply_times(&t, meta).map_err(|m| err(path, m))
+        self.entry_metadata(&t, meta, path, true)
     }
 
     fn whiteout(&mut self, parent: &CleanPath, base: &[u8], path: &CleanPath) -> Result<(), Error> {
