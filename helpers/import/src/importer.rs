@@ -138,23 +138,15 @@ pub fn pull(req: &PullRequest) -> Result<Outcome, String> {
             let (_, old) = current.ok_or("internal: reglue without a record")?;
             progress.status(&format!("Regenerating {g}: mode or base changed"));
             let config_raw = serde_json::to_vec(&old.image_config).map_err(|e| e.to_string())?;
-            build(
-                req,
-                &g,
-                &old.source,
-                &old.reference,
-                &old.manifest_digest,
-                &config_raw,
-                &old.layers,
-                &progress,
-            )?;
-            store.switch(&req.name, &g)?;
-            progress.status(&format!(
-                "Done: {} in {:.2} s",
-                g,
-                started.elapsed().as_secs_f64()
-            ));
-            return Ok(Outcome::Built(g));
+            let image = ImageInput {
+                source: &old.source,
+                reference: &old.reference,
+                manifest_digest: &old.manifest_digest,
+                config_raw: &config_raw,
+                diff_ids: &old.layers,
+            };
+            build(req, &g, &image, &progress)?;
+            return finish(req, g, started, &progress);
         }
         Plan::Resolve => {}
     }
@@ -200,17 +192,35 @@ pub fn pull(req: &PullRequest) -> Result<Outcome, String> {
         stats.present
     ));
     let diff_ids: Vec<String> = resolved.layers.iter().map(|l| l.diff_id.clone()).collect();
-    build(
-        req,
-        &generation,
-        &req.source,
-        &resolved.reference,
-        &resolved.manifest_digest,
-        &resolved.config_raw,
-        &diff_ids,
-        &progress,
-    )?;
-    store.switch(&req.name, &generation)?;
+    let image = ImageInput {
+        source: &req.source,
+        reference: &resolved.reference,
+        manifest_digest: &resolved.manifest_digest,
+        config_raw: &resolved.config_raw,
+        diff_ids: &diff_ids,
+    };
+    build(req, &generation, &image, &progress)?;
+    finish(req, generation, started, &progress)
+}
+
+/// What a generation is built from: a freshly resolved image, or the record
+/// of an imported one whose mode or base changed.
+struct ImageInput<'a> {
+    source: &'a str,
+    reference: &'a str,
+    manifest_digest: &'a str,
+    config_raw: &'a [u8],
+    diff_ids: &'a [String],
+}
+
+/// Makes a freshly built generation the image's current one.
+fn finish(
+    req: &PullRequest,
+    generation: String,
+    started: Instant,
+    progress: &Progress,
+) -> Result<Outcome, String> {
+    req.store.switch(&req.name, &generation)?;
     progress.status(&format!(
         "Done: {} in {:.2} s",
         generation,
@@ -244,15 +254,10 @@ fn remove_stale_temporaries(store: &Store) {
 
 /// Builds generation `generation` in a temporary directory and moves it into
 /// place (exchanging atomically with an older build of the same name).
-#[allow(clippy::too_many_arguments)]
 fn build(
     req: &PullRequest,
     generation: &str,
-    source: &str,
-    reference: &str,
-    manifest_digest: &str,
-    config_raw: &[u8],
-    diff_ids: &[String],
+    image: &ImageInput,
     progress: &Progress,
 ) -> Result<ImageRecord, String> {
     let store = &req.store;
@@ -261,16 +266,7 @@ fn build(
     let tmp = images.join(format!("{TMP_PREFIX}{generation}.{}", std::process::id()));
     remove_tree(&tmp)?;
     std::fs::create_dir(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
-    let result = build_in(
-        req,
-        &tmp,
-        source,
-        reference,
-        manifest_digest,
-        config_raw,
-        diff_ids,
-        progress,
-    );
+    let result = build_in(req, &tmp, image, progress);
     let record = match result {
         Ok(r) => r,
         Err(e) => {
@@ -296,17 +292,19 @@ fn build(
     Ok(record)
 }
 
-#[allow(clippy::too_many_arguments)]
 fn build_in(
     req: &PullRequest,
     dir: &Path,
-    source: &str,
-    reference: &str,
-    manifest_digest: &str,
-    config_raw: &[u8],
-    diff_ids: &[String],
+    image: &ImageInput,
     progress: &Progress,
 ) -> Result<ImageRecord, String> {
+    let ImageInput {
+        source,
+        reference,
+        manifest_digest,
+        config_raw,
+        diff_ids,
+    } = *image;
     let store = &req.store;
     let config = RunConfig::from_image_config(config_raw)?;
     let image_config: serde_json::Value =
