@@ -7,7 +7,6 @@ pub mod build;
 pub mod descriptor;
 pub mod diagnostic;
 pub mod emit;
-pub mod escape;
 pub mod graph;
 pub mod keys;
 pub mod lookup;
@@ -15,9 +14,9 @@ pub mod names;
 pub mod paths;
 pub mod search;
 pub mod source;
-pub mod syntax;
 pub mod values;
-pub mod words;
+
+pub use sdme_unitfile::{syntax, words};
 
 use diagnostic::Diagnostic;
 use emit::Tree;
@@ -74,7 +73,14 @@ pub fn generate(root: &Path) -> Generation {
             .is_some_and(descriptor::Descriptor::starts_on_demand)
     };
     for d in descriptors.values() {
-        emit::emit(d, &on_demand, &mut tree);
+        if let Err(e) = emit::emit(d, &on_demand, &mut tree) {
+            diagnostics.push(Diagnostic::at(
+                &d.path,
+                0,
+                format!("cannot write a unit: {e}"),
+            ));
+            diagnostics.push(skipped(&d.path, &d.name));
+        }
     }
     Generation { tree, diagnostics }
 }

@@ -369,7 +369,14 @@ fn parsers_survive_random_bytes() {
         if let Ok(split) = words::split(&text) {
             // Whatever splits must survive escaping and splitting again.
             for word in split {
-                let escaped = sdme_generator::escape::exec_arg(&word);
+                let mut unit = sdme_unitfile::Unit::new();
+                let command = sdme_unitfile::Value::command(&["/bin/x", word.as_str()]).unwrap();
+                unit.section("Service").set("ExecStart", command);
+                let text = unit.render();
+                let escaped = text
+                    .strip_prefix("[Service]\nExecStart=/bin/x ")
+                    .and_then(|t| t.strip_suffix('\n'))
+                    .unwrap();
                 let back = words::split(&escaped.replace("%%", "%")).unwrap();
                 assert_eq!(back.len(), 1);
                 assert_eq!(back[0].replace("$$", "$"), word);

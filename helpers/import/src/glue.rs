@@ -4,7 +4,6 @@
 //! the app root needs but the image may lack).
 
 use crate::classify::Kind;
-use crate::escape;
 use crate::merged::MergedView;
 use crate::passwd::{self, Credentials};
 use crate::record::AppInfo;
@@ -203,7 +202,7 @@ pub fn app_spec(
         argv,
         workdir,
         credentials,
-        kill_signal: units::kill_signal(&config.stop_signal),
+        kill_signal: (!config.stop_signal.is_empty()).then(|| config.stop_signal.clone()),
         bind_ro: Vec::new(),
         connector: kind == Kind::Connector,
         health,
@@ -273,7 +272,10 @@ pub fn write_app_glue(
     create_layer_dir(glue)?;
     let v = base_view;
     let put = |rel: &str, text: &str, mode: u32| write_file(glue, rel, text.as_bytes(), mode, v);
-    let unit = |name: &str, text: &str| put(&format!("etc/systemd/system/{name}"), text, 0o644);
+    let unit = |name: &str, text: Result<String, sdme_unitfile::Error>| {
+        let text = text.map_err(|e| format!("unit {name}: {e}"))?;
+        put(&format!("etc/systemd/system/{name}"), &text, 0o644)
+    };
     let enable = |wants: &str, name: &str| {
         symlink(
             glue,
@@ -283,12 +285,8 @@ pub fn write_app_glue(
         )
     };
     mkdir_like(glue, "oci/root", v)?;
-    let (env, rejected) = escape::env_file(&config.env);
-    for r in rejected {
-        eprintln!(
-            "warning: ignoring image environment entry {r:?}: not NAME=VALUE with a valid name"
-        );
-    }
+    let env = sdme_unitfile::envfile::render(&config.env_pairs())
+        .map_err(|e| format!("image environment: {e}"))?;
     put("oci/env", &env, 0o644)?;
     put("oci/ports", &lines(&config.exposed_ports), 0o644)?;
     put("oci/volumes", &lines(&config.volumes), 0o644)?;
@@ -296,15 +294,15 @@ pub fn write_app_glue(
     put("oci/users", units::USERS_SCRIPT, 0o755)?;
     put("oci/passwd", &accounts.0, 0o644)?;
     put("oci/group", &accounts.1, 0o644)?;
-    unit(units::APP_SERVICE, &units::app_service(spec))?;
-    unit(units::USERS_SERVICE, &units::users_service(&spec.name))?;
+    unit(units::APP_SERVICE, units::app_service(spec))?;
+    unit(units::USERS_SERVICE, units::users_service(&spec.name))?;
     if spec.connector {
         put("oci/proxy-mode", "", 0o644)?;
-        unit(units::APP_SOCKET, &units::connector_socket(&spec.name))?;
+        unit(units::APP_SOCKET, units::connector_socket(&spec.name))?;
         enable("sockets.target.wants", units::APP_SOCKET)?;
     } else {
-        unit(units::STDOUT_SOCKET, &units::stdout_socket(&spec.name))?;
-        unit(units::LOG_SERVICE, &units::log_service(&spec.name))?;
+        unit(units::STDOUT_SOCKET, units::stdout_socket(&spec.name))?;
+        unit(units::LOG_SERVICE, units::log_service(&spec.name))?;
         enable("multi-user.target.wants", units::APP_SERVICE)?;
     }
     // The health units always exist so that the launcher can switch a check
@@ -313,16 +311,13 @@ pub fn write_app_glue(
     let health = spec.health.as_ref().unwrap_or(&default_health);
     unit(
         units::HEALTH_CHECK_SERVICE,
-        &units::health_check_service(spec, health),
+        units::health_check_service(spec, health),
     )?;
     unit(
         units::HEALTH_SERVICE,
-        &units::health_service(&spec.name, health, "restart"),
+        units::health_service(&spec.name, health, "restart"),
     )?;
-    unit(
-        units::HEALTH_TIMER,
-        &units::health_timer(&spec.name, health),
-    )?;
+    unit(units::HEALTH_TIMER, units::health_timer(&spec.name, health))?;
     if spec.health.is_some() {
         enable(
             &format!("{}.wants", units::APP_SERVICE),

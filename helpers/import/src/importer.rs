@@ -159,6 +159,14 @@ pub fn pull(req: &PullRequest) -> Result<Outcome, String> {
     let resolved = source
         .resolve()
         .map_err(|e| format!("{}: {e}", req.source))?;
+    // The configuration is checked before anything is fetched, so a refused
+    // image leaves the store as it was.
+    RunConfig::from_image_config(&resolved.config_raw).map_err(|e| {
+        format!(
+            "image {} ({}, {}): {e}",
+            req.name, req.source, resolved.manifest_digest
+        )
+    })?;
     let generation = Store::generation_name(&req.name, &resolved.manifest_digest)?;
     if let Some(record) = store.record(&generation)? {
         if record.same_request(&req.mode_text, req.base.as_deref())

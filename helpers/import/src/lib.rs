@@ -2,7 +2,6 @@
 //! in-container layout ("glue") and the container launcher `sdme-nspawn`.
 
 pub mod classify;
-pub mod escape;
 pub mod fetch;
 pub mod gc;
 pub mod glue;

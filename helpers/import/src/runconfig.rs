@@ -1,9 +1,21 @@
 //! The part of an image configuration that says how to run it (`config` of the
 //! OCI/Docker image config JSON), read from the raw bytes so that Docker-only
 //! fields such as `Healthcheck` are kept.
+//!
+//! This is the one boundary where the image's configuration, which anyone
+//! who publishes an image controls, becomes sdme's data: every field that
+//! later reaches a unit, a path, a file name or a file is checked or
+//! normalized here (see [`RunConfig::validate`]), so nothing downstream
+//! sees a raw value. Paths are cleaned lexically as Docker does (`..`
+//! resolved against `/`); NUL bytes, control characters where a value
+//! names a path or an identity, unknown signals and ports, and oversized
+//! values are refused with the field and the (escaped) value named.
 
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
+
+mod validate;
+pub use validate::{clean_path, valid_id, ConfigError};
 
 /// Docker's `HEALTHCHECK`, durations in nanoseconds as in the JSON.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,6 +54,8 @@ pub struct RunConfig {
     pub stop_signal: String,
     #[serde(default)]
     pub healthcheck: Option<Healthcheck>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub labels: BTreeMap<String, String>,
 }
 
 fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
@@ -78,7 +92,17 @@ impl RunConfig {
         }
         let outer: Outer = serde_json::from_slice(raw)
             .map_err(|e| format!("image configuration is not valid JSON: {e}"))?;
-        Ok(outer.config.unwrap_or_default())
+        outer
+            .config
+            .unwrap_or_default()
+            .validate()
+            .map_err(|e| e.to_string())
+    }
+
+    /// The environment as `(name, value)` pairs (entries were checked by
+    /// [`RunConfig::validate`]).
+    pub fn env_pairs(&self) -> Vec<(&str, &str)> {
+        self.env.iter().filter_map(|e| e.split_once('=')).collect()
     }
 
     pub fn entrypoint(&self) -> &[String] {

@@ -4,12 +4,11 @@
 
 use super::options::Options;
 use crate::classify::Kind;
-use crate::escape::setting_value;
 use crate::glue::{account_lines, resolve_argv, resolve_user};
 use crate::merged::MergedView;
 use crate::record::ImageRecord;
-use crate::units::{self, env_setting};
-use sdme_generator::escape::exec_command;
+use crate::units;
+use sdme_unitfile::{Section, Unit, Value};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnitDropin {
@@ -58,32 +57,36 @@ pub fn build(
         .unwrap_or(units::DEFAULT_PATH)
         .to_string();
     let workdir = o.workdir.clone().unwrap_or_else(|| info.workdir.clone());
+    let unit_err = |e: sdme_unitfile::Error| e.to_string();
+    let credentials = match &o.user {
+        Some(u) => {
+            let c = resolve_user(view, u)?;
+            out.accounts = Some(account_lines(view, &c)?);
+            Some(c)
+        }
+        None => None,
+    };
     // Identity and directory, shared by the app and its health check.
-    let mut identity = String::new();
-    if let Some(u) = &o.user {
-        let c = resolve_user(view, u)?;
-        if c.uid == 0 && c.gid == 0 {
-            identity.push_str("User=\nGroup=\n");
-        } else {
-            identity.push_str(&format!("User={}\nGroup={}\n", c.uid, c.gid));
+    let identity = |s: &mut Section| -> Result<(), String> {
+        if let Some(c) = &credentials {
+            units::identity(s, c, true).map_err(unit_err)?;
+            s.set(
+                "Environment",
+                Value::environment(&[("HOME", c.home.as_str())]).map_err(unit_err)?,
+            );
         }
-        identity.push_str("SupplementaryGroups=\n");
-        if !c.groups.is_empty() {
-            let gs: Vec<String> = c.groups.iter().map(u32::to_string).collect();
-            identity.push_str(&format!("SupplementaryGroups={}\n", gs.join(" ")));
+        if o.workdir.is_some() {
+            s.set("WorkingDirectory", Value::path(&workdir).map_err(unit_err)?);
         }
-        identity.push_str(&format!("Environment={}\n", env_setting("HOME", &c.home)));
-        out.accounts = Some(account_lines(view, &c)?);
-    }
-    if o.workdir.is_some() {
-        identity.push_str(&format!("WorkingDirectory={}\n", setting_value(&workdir)));
-        if !view.exists(&workdir) {
-            out.create_workdir = Some(workdir.clone());
-        }
+        Ok(())
+    };
+    let has_identity = credentials.is_some() || o.workdir.is_some();
+    if o.workdir.is_some() && !view.exists(&workdir) {
+        out.create_workdir = Some(workdir.clone());
     }
 
-    let mut app_unit = String::new();
-    let mut app_service = identity.clone();
+    let mut app = dropin();
+    identity(app.section("Service"))?;
     if o.entrypoint.is_some() || o.cmd.is_some() {
         // Docker: a new entrypoint drops the image's cmd unless one is given.
         let mut argv = o
@@ -108,78 +111,85 @@ pub fn build(
                 [units::CONNECTOR_SERVER.to_string(), "--".to_string()],
             );
         }
-        app_service.push_str(&format!("ExecStart=\nExecStart={}\n", exec_command(&argv)));
+        app.section("Service")
+            .set("ExecStart", Value::reset())
+            .set("ExecStart", Value::command(&argv).map_err(unit_err)?);
     }
     if let Some(r) = &o.restart {
-        app_service.push_str(&format!("Restart={r}\n"));
+        app.section("Service")
+            .set("Restart", Value::word(r).map_err(unit_err)?);
     }
 
     let h = &o.health;
     if matches!(h.cmd.as_deref(), Some("none" | "NONE")) {
         out.masked.push(units::HEALTH_TIMER.to_string());
-    } else if h.any() || (!identity.is_empty() && info.health) {
-        let mut check = identity.clone();
+    } else if h.any() || (has_identity && info.health) {
+        let mut check = dropin();
+        let s = check.section("Service");
+        identity(s)?;
         if let Some(cmd) = &h.cmd {
-            let argv = vec!["/bin/sh".to_string(), "-c".to_string(), cmd.clone()];
-            check.push_str(&format!("ExecStart=\nExecStart={}\n", exec_command(&argv)));
-            app_unit.push_str(&format!("Wants={}\n", units::HEALTH_TIMER));
+            let argv = ["/bin/sh", "-c", cmd.as_str()];
+            s.set("ExecStart", Value::reset())
+                .set("ExecStart", Value::command(&argv).map_err(unit_err)?);
+            app.section("Unit")
+                .set("Wants", Value::word(units::HEALTH_TIMER).map_err(unit_err)?);
         }
         if let Some(t) = &h.timeout {
-            check.push_str(&format!("TimeoutStartSec={t}\n"));
+            s.set("TimeoutStartSec", Value::word(t).map_err(unit_err)?);
         }
-        if !check.is_empty() {
-            out.units
-                .push(dropin(units::HEALTH_CHECK_SERVICE, "", &check));
-        }
-        let mut env = Vec::new();
-        if let Some(r) = h.retries {
-            env.push(format!("SDME_HEALTH_RETRIES={r}"));
-        }
-        if let Some(s) = &h.start_period {
-            // /oci/health compares whole seconds.
-            let whole = s.parse::<f64>().map(|x| x.ceil() as u64).unwrap_or(0);
-            env.push(format!("SDME_HEALTH_START_PERIOD={whole}"));
-        }
-        if let Some(a) = &h.on_failure {
-            env.push(format!("SDME_HEALTH_ON_FAILURE={a}"));
-        }
-        if !env.is_empty() {
-            out.units.push(dropin(
-                units::HEALTH_SERVICE,
-                "",
-                &format!("Environment={}\n", env.join(" ")),
-            ));
+        push(&mut out, units::HEALTH_CHECK_SERVICE, &check);
+        // /oci/health compares whole seconds.
+        let start_period = h
+            .start_period
+            .as_ref()
+            .map(|s| s.parse::<f64>().map(|x| x.ceil() as u64).unwrap_or(0));
+        if let Some(env) =
+            units::health_environment(h.retries, start_period, h.on_failure.as_deref())
+                .map_err(unit_err)?
+        {
+            let mut service = dropin();
+            service.section("Service").set("Environment", env);
+            push(&mut out, units::HEALTH_SERVICE, &service);
         }
         if let Some(i) = &h.interval {
-            out.units.push(UnitDropin {
-                unit: units::HEALTH_TIMER.to_string(),
-                text: format!(
-                    // An empty assignment resets every monotonic timer of the unit, not only its own kind.
-                    "# Generated by sdme-nspawn.\n[Timer]\nOnActiveSec=\nOnActiveSec={i}\nOnUnitActiveSec={i}\n"
-                ),
-            });
+            let interval = Value::word(i).map_err(unit_err)?;
+            let mut timer = dropin();
+            // An empty assignment resets every monotonic timer of the unit,
+            // not only its own kind.
+            timer
+                .section("Timer")
+                .set("OnActiveSec", Value::reset())
+                .set("OnActiveSec", interval.clone())
+                .set("OnUnitActiveSec", interval);
+            push(&mut out, units::HEALTH_TIMER, &timer);
         }
     }
-    if !app_unit.is_empty() || !app_service.is_empty() {
-        out.units
-            .insert(0, dropin(units::APP_SERVICE, &app_unit, &app_service));
+    if !app.is_empty() {
+        out.units.insert(
+            0,
+            UnitDropin {
+                unit: units::APP_SERVICE.to_string(),
+                text: app.render(),
+            },
+        );
     }
     Ok(out)
 }
 
-fn dropin(unit: &str, unit_section: &str, service_section: &str) -> UnitDropin {
-    let mut text = String::from("# Generated by sdme-nspawn from the container's settings.\n");
-    if !unit_section.is_empty() {
-        text.push_str("[Unit]\n");
-        text.push_str(unit_section);
-    }
-    if !service_section.is_empty() {
-        text.push_str("[Service]\n");
-        text.push_str(service_section);
-    }
-    UnitDropin {
-        unit: unit.to_string(),
-        text,
+/// A drop-in of the launcher's, `[Unit]` before `[Service]`.
+fn dropin() -> Unit {
+    let mut unit = Unit::new();
+    unit.comment("Generated by sdme-nspawn from the container's settings.");
+    unit.section("Unit");
+    unit
+}
+
+fn push(out: &mut Dropins, unit: &str, dropin: &Unit) {
+    if !dropin.is_empty() {
+        out.units.push(UnitDropin {
+            unit: unit.to_string(),
+            text: dropin.render(),
+        });
     }
 }
 

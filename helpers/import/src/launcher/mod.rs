@@ -202,8 +202,7 @@ pub fn environment_file(files: &[PathBuf], env: &[String]) -> Result<String, Str
             .split_once('=')
             .ok_or_else(|| format!("invalid --env={e:?}"))?;
         out.push_str(
-            &crate::escape::env_file_line(k, v)
-                .ok_or_else(|| format!("invalid variable name in --env={e:?}"))?,
+            &sdme_unitfile::envfile::line(k, v).map_err(|err| format!("--env={e:?}: {err}"))?,
         );
     }
     Ok(out)

@@ -50,16 +50,22 @@ pub fn parse(bytes: &[u8]) -> (Vec<Item>, Vec<SyntaxError>) {
                 continue;
             }
         };
-        let trimmed = text.trim_matches(is_whitespace);
-        if pending.is_some() && trimmed.starts_with(['#', ';']) {
+        // As systemd: a comment line inside a continuation is skipped, and
+        // the continuation is decided on the raw line (a backslash followed
+        // by white space does not continue it), joining raw lines.
+        if pending.is_some()
+            && text
+                .trim_start_matches(is_whitespace)
+                .starts_with(['#', ';'])
+        {
             continue;
         }
         let (mut logical, start) = match pending.take() {
             Some((mut so_far, start)) => {
-                so_far.push_str(trimmed);
+                so_far.push_str(text);
                 (so_far, start)
             }
-            None => (trimmed.to_string(), number),
+            None => (text.to_string(), number),
         };
         if logical.len() > MAX_LINE {
             errors.push(SyntaxError {
@@ -138,7 +144,7 @@ fn parse_logical(line: &str, number: usize, items: &mut Vec<Item>, errors: &mut 
     });
 }
 
-fn is_section_name(name: &str) -> bool {
+pub fn is_section_name(name: &str) -> bool {
     !name.is_empty()
         && name
             .chars()
@@ -200,8 +206,15 @@ mod tests {
     #[test]
     fn continuation_joins_with_space_and_skips_comments() {
         let got = items("[A]\nK=one \\\n# skipped\n  two\\\nthree\nL=x\\\\\n");
-        assert_eq!(got[1], assign("K", "one  two three", 2));
+        assert_eq!(got[1], assign("K", "one    two three", 2));
         assert_eq!(got[2], assign("L", "x\\\\", 6));
+    }
+
+    #[test]
+    fn backslash_then_space_does_not_continue() {
+        let got = items("[A]\nK=a\\ \nL=b\n");
+        assert_eq!(got[1], assign("K", "a\\", 2));
+        assert_eq!(got[2], assign("L", "b", 3));
     }
 
     #[test]

@@ -1,0 +1,314 @@
+//! Every kind of value, hostile and random, read back the way systemd reads
+//! it: the unit has exactly the settings written, each with exactly the
+//! value it was made from.
+
+use super::*;
+use crate::syntax::Item;
+
+/// systemd's specifier expansion where only `%%` may occur: anything else
+/// after `%` would be a specifier the value smuggled in.
+fn unspecify(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '%' {
+            assert_eq!(chars.next(), Some('%'), "lone specifier in {s:?}");
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `$$` → `$` in an exec word, refusing a variable reference.
+fn undollar(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '$' {
+            assert_eq!(chars.next(), Some('$'), "variable reference in {s:?}");
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The unit's assignments as systemd's parser sees them.
+fn settings(text: &str) -> Vec<(String, String)> {
+    let (items, errors) = syntax::parse(text.as_bytes());
+    assert!(errors.is_empty(), "{errors:?} in\n{text}");
+    items
+        .into_iter()
+        .filter_map(|i| match i {
+            Item::Assignment { key, value, .. } => Some((key, value)),
+            Item::Section { .. } => None,
+        })
+        .collect()
+}
+
+fn one(value: Value) -> String {
+    let mut unit = Unit::new();
+    unit.comment("hostile\ncomment %i\\");
+    unit.section("Service")
+        .set("Before", Value::word("a.service").unwrap())
+        .set("Probe", value)
+        .set("After", Value::word("b.service").unwrap());
+    let text = unit.render();
+    let got = settings(&text);
+    let keys: Vec<&str> = got.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ["Before", "Probe", "After"], "in\n{text}");
+    assert_eq!(got[2].1, "b.service");
+    got[1].1.clone()
+}
+
+fn read_command(raw: &str) -> Vec<String> {
+    assert!(
+        !raw.starts_with(|c| "-@:+!|".contains(c)),
+        "exec prefix in {raw:?}"
+    );
+    words::split(&unspecify(raw))
+        .unwrap()
+        .iter()
+        .map(|w| undollar(w))
+        .collect()
+}
+
+fn read_environment(raw: &str) -> Vec<String> {
+    words::split(raw)
+        .unwrap()
+        .iter()
+        .map(|w| unspecify(w))
+        .collect()
+}
+
+/// Deterministic bytes, biased towards what unit syntax cares about.
+struct Noise(u64);
+
+impl Noise {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+
+    fn string(&mut self) -> String {
+        const SPECIAL: &[char] = &[
+            '\n', '\r', '\\', '%', '$', '"', '\'', ';', ' ', '\t', '#', '=', '[', ']', '-', '+',
+            '@', ':', '!', '|', '~', '\u{85}', '\u{2028}', '\x1b', '\x7f', 'é', '{', '}',
+        ];
+        let len = self.next() % 24;
+        (0..len)
+            .map(|_| match self.next() % 3 {
+                0 => SPECIAL[(self.next() as usize) % SPECIAL.len()],
+                1 => char::from_u32((self.next() % 0x80) as u32).unwrap_or('x'),
+                _ => char::from_u32((self.next() % 0x3000) as u32).unwrap_or('y'),
+            })
+            .filter(|c| *c != '\0')
+            .collect()
+    }
+}
+
+const HOSTILE: &[&str] = &[
+    "",
+    " ",
+    "a b",
+    "%i",
+    "%%",
+    "100%",
+    "$HOME",
+    "${X}",
+    "$$",
+    "\"q\"",
+    "'",
+    "\\",
+    "x\\",
+    "x\\\\",
+    ";",
+    "\\;",
+    "#c",
+    ";c",
+    "line\nExecStartPre=+/bin/sh -c id",
+    "cr\rUser=",
+    "tail\\",
+    "\x01\x7f",
+    "\u{85}é\u{2028}",
+    "+/bin/sh",
+    "-x",
+    "@x",
+    "!!x",
+    "[Service]",
+];
+
+#[test]
+fn commands_read_back_exactly() {
+    let mut noise = Noise(1);
+    let mut cases: Vec<Vec<String>> = HOSTILE
+        .iter()
+        .map(|h| vec!["/bin/x".to_string(), h.to_string()])
+        .collect();
+    cases.extend(
+        HOSTILE
+            .iter()
+            .filter(|h| !h.is_empty())
+            .map(|h| vec![h.to_string(), "a".into()]),
+    );
+    for _ in 0..3000 {
+        let n = 1 + noise.next() % 5;
+        let argv: Vec<String> = (0..n).map(|_| noise.string()).collect();
+        if argv[0].is_empty() {
+            continue;
+        }
+        cases.push(argv);
+    }
+    for argv in cases {
+        assert_eq!(read_command(&one(Value::command(&argv).unwrap())), argv);
+        assert_eq!(
+            read_command(&one(Value::command_lines(&argv).unwrap())),
+            argv
+        );
+    }
+    assert!(Value::command::<&str>(&[]).is_err());
+    assert!(Value::command(&[""]).is_err());
+    assert!(Value::command(&["/bin/x", "a\0b"]).is_err());
+}
+
+#[test]
+fn environment_reads_back_exactly() {
+    let mut noise = Noise(2);
+    let mut values: Vec<String> = HOSTILE.iter().map(|s| s.to_string()).collect();
+    values.extend((0..3000).map(|_| noise.string()));
+    for value in values {
+        let raw = one(Value::environment(&[("A", value.as_str()), ("B_2", "x")]).unwrap());
+        assert_eq!(
+            read_environment(&raw),
+            [format!("A={value}"), "B_2=x".to_string()]
+        );
+    }
+    for bad in ["", "1A", "A B", "A=B", "a.b", "é", "A\n"] {
+        assert!(Value::environment(&[(bad, "v")]).is_err(), "{bad:?}");
+    }
+    assert!(Value::environment(&[("A", "x\0")]).is_err());
+}
+
+#[test]
+fn paths_read_back_exactly_or_are_refused() {
+    for path in [
+        "/",
+        "/srv/100%",
+        "/a b/c",
+        "/%i/%%",
+        "/x$y",
+        "/it's",
+        "/q\"",
+    ] {
+        assert_eq!(unspecify(&one(Value::path(path).unwrap())), path);
+        assert_eq!(
+            unspecify(&one(Value::optional_path(path).unwrap())),
+            format!("-{path}")
+        );
+    }
+    for bad in [
+        "",
+        "relative",
+        "/a\nExecStart=/bin/sh",
+        "/a\r",
+        "/a\\",
+        "/a ",
+        "/\x1b",
+    ] {
+        assert!(Value::path(bad).is_err(), "{bad:?}");
+    }
+    assert_eq!(
+        one(Value::bind_path("/etc/hosts", true).unwrap()),
+        "-/etc/hosts"
+    );
+    for bad in ["/a b", "/a:b", "/a\"", "/a\\b"] {
+        assert!(Value::bind_path(bad, false).is_err(), "{bad:?}");
+    }
+}
+
+#[test]
+fn text_never_leaves_its_line() {
+    let mut noise = Noise(3);
+    let mut values: Vec<String> = HOSTILE.iter().map(|s| s.to_string()).collect();
+    values.extend((0..3000).map(|_| noise.string()));
+    for value in values {
+        let raw = one(Value::text(&value));
+        let read = unspecify(&raw);
+        if !value.chars().any(char::is_control) {
+            assert_eq!(read, value.trim_matches([' ', '\t']), "{value:?}");
+        }
+    }
+}
+
+#[test]
+fn words_and_verbatim_are_checked() {
+    assert_eq!(
+        one(Value::word("sdme-import@x.service").unwrap()),
+        "sdme-import@x.service"
+    );
+    assert_eq!(one(Value::words(&["4", "27"]).unwrap()), "4 27");
+    for bad in ["", "a b", "-x", "%i", "a\n", "a\\", "$X", "a;b", "é"] {
+        assert!(Value::word(bad).is_err(), "{bad:?}");
+        assert!(Value::words(&["ok", bad]).is_err(), "{bad:?}");
+    }
+    assert_eq!(one(Value::quantity("50%").unwrap()), "50%");
+    for bad in ["", "5 0", "1\n", "-1", "$X"] {
+        assert!(Value::quantity(bad).is_err(), "{bad:?}");
+    }
+    assert_eq!(one(Value::verbatim("Foo %i bar").unwrap()), "Foo %i bar");
+    assert_eq!(one(Value::verbatim("x\\\\").unwrap()), "x\\\\");
+    for bad in ["a\nB=c", "a\\", "x\r", "\x01"] {
+        assert!(Value::verbatim(bad).is_err(), "{bad:?}");
+    }
+    let mut unit = Unit::new();
+    let s = unit.section("Unit");
+    assert!(s.pass_through("Bad Key", "x").is_err());
+    assert!(s.pass_through("Key\n[Service]", "x").is_err());
+    s.pass_through("After", "x.service").unwrap();
+    assert_eq!(unit.render(), "[Unit]\nAfter=x.service\n");
+}
+
+#[test]
+fn layout_sections_and_resets() {
+    let mut unit = Unit::new();
+    unit.comment("Generated by a test");
+    unit.section("Unit")
+        .set("Description", Value::text("50% of x"));
+    unit.section("Service")
+        .set("ExecStart", Value::reset())
+        .set(
+            "ExecStart",
+            Value::command_lines(&["/bin/x", "a", "b c"]).unwrap(),
+        );
+    unit.section("Install");
+    unit.section("Unit")
+        .set("After", Value::word("y.target").unwrap());
+    assert_eq!(
+        unit.render(),
+        "# Generated by a test\n[Unit]\nDescription=50%% of x\nAfter=y.target\n\n\
+         [Service]\nExecStart=\nExecStart=/bin/x a \\\n        \"b c\"\n"
+    );
+    assert!(Unit::new().is_empty());
+}
+
+#[test]
+fn environment_files_read_back_exactly() {
+    let mut noise = Noise(4);
+    let mut values: Vec<String> = HOSTILE.iter().map(|s| s.to_string()).collect();
+    values.extend((0..2000).map(|_| noise.string()));
+    for value in values {
+        let text = envfile::render(&[("V", value.as_str()), ("W", "1")]).unwrap();
+        assert_eq!(
+            envfile::parse(&text).unwrap(),
+            [("V".to_string(), value.clone()), ("W".into(), "1".into())]
+        );
+    }
+    assert!(envfile::render(&[("1X", "v")]).is_err());
+    assert!(envfile::render(&[("X", "a\0")]).is_err());
+    assert_eq!(
+        envfile::render(&[("Q", "say \"hi\" $USER `x` \\n"), ("ML", "a\nb")]).unwrap(),
+        "Q=\"say \\\"hi\\\" \\$USER \\`x\\` \\\\n\"\nML=\"a\nb\"\n"
+    );
+}
