@@ -22,9 +22,9 @@ pub use platform::Platform;
 
 use std::path::PathBuf;
 
-/// How to reach an image source. Build it with [`SourceOptions::new`]
-/// (`Default` turns TLS verification off, which is never what a caller wants).
-#[derive(Debug, Default, Clone)]
+/// How to reach an image source. [`SourceOptions::new`] and `Default` agree:
+/// TLS verification on, everything else at its default.
+#[derive(Debug, Clone)]
 pub struct SourceOptions {
     /// Verify TLS certificates and refuse plain http. `false` allows plain
     /// http and unverified https, for every registry host including localhost.
@@ -52,8 +52,22 @@ impl SourceOptions {
     pub fn new() -> Self {
         SourceOptions {
             tls_verify: true,
-            ..Default::default()
+            cert_dir: None,
+            authfile: None,
+            platform: None,
+            user_agent: None,
+            retries: None,
+            retry_delay: None,
+            timeout_connect: None,
+            timeout_read: None,
         }
+    }
+}
+
+// By hand, not derived: a derived Default would turn TLS verification off.
+impl Default for SourceOptions {
+    fn default() -> Self {
+        SourceOptions::new()
     }
 }
 
@@ -122,4 +136,20 @@ pub fn open_source(source: &str, opts: &SourceOptions) -> Result<Box<dyn ImageSo
         reference::Reference::parse(source.strip_prefix("docker://").unwrap_or(source))?;
     let fetcher = registry::Registry::connect(reference, opts)?;
     Ok(Box::new(resolve::Resolver { fetcher, platform }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_options_verify_tls() {
+        assert!(SourceOptions::default().tls_verify);
+        assert!(SourceOptions::new().tls_verify);
+        let d = SourceOptions {
+            retries: Some(1),
+            ..Default::default()
+        };
+        assert!(d.tls_verify, "struct update from Default keeps TLS on");
+    }
 }
