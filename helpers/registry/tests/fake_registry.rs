@@ -318,6 +318,91 @@ fn redirect_to_another_host_never_carries_authorization() {
 }
 
 #[test]
+fn bearer_tokens_and_credentials_stay_on_their_own_origin_across_redirects() {
+    let img = simple_image();
+    let content = Content::default().with_image("latest", &img);
+    // Another loopback address: another host, for the CDN and the token mirror.
+    let cdn_content = content.clone();
+    let other = Server::start(
+        "127.0.0.2",
+        Arc::new(move |req| {
+            if req.path() == "/token" {
+                return Reply::new(200, r#"{"token":"carol-token"}"#);
+            }
+            let digest = req.path().trim_start_matches("/cdn/");
+            range_reply(req, &cdn_content.blobs[digest])
+        }),
+    );
+    let other_url = other.url();
+    let addr: Arc<Mutex<String>> = Arc::default();
+    let a2 = addr.clone();
+    let registry = Server::start(
+        "127.0.0.1",
+        Arc::new(move |req| {
+            let host = a2.lock().unwrap().clone();
+            if req.path() == "/token" {
+                // The token service moved: its redirect must not carry the password.
+                return Reply::new(307, "").header("Location", format!("{other_url}/token"));
+            }
+            if req.header("authorization") != Some("Bearer carol-token") {
+                return Reply::new(401, "").header(
+                    "WWW-Authenticate",
+                    format!(r#"Bearer realm="http://{host}/token",service="svc""#),
+                );
+            }
+            if let Some(d) = req.path().strip_prefix(&format!("/v2/{REPO}/blobs/")) {
+                return Reply::new(307, "").header("Location", format!("{other_url}/cdn/{d}"));
+            }
+            content.serve(req)
+        }),
+    );
+    *addr.lock().unwrap() = registry.host();
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = http_opts();
+    opts.authfile = Some(write_authfile(dir.path(), &registry.host(), "carol", "pw"));
+    pull_and_check(&format!("{}/{REPO}", registry.host()), &opts, &img);
+    // The credentials went to the realm the registry named, and nowhere else.
+    let basic = format!("Basic {}", base64("carol:pw"));
+    let token_requests = registry.requests_to("/token");
+    assert!(!token_requests.is_empty());
+    assert!(token_requests
+        .iter()
+        .all(|r| r.header("authorization") == Some(basic.as_str())));
+    let other_requests = other.requests();
+    assert_eq!(
+        other_requests.len(),
+        token_requests.len() + 3,
+        "tokens, then config and two layers from the CDN: {other_requests:?}"
+    );
+    for r in &other_requests {
+        assert!(
+            r.header("authorization").is_none(),
+            "Authorization leaked to {}: {r:?}",
+            other.host()
+        );
+    }
+}
+
+#[test]
+fn bearer_realm_that_is_not_http_is_refused() {
+    let server = Server::start(
+        "127.0.0.1",
+        Arc::new(|_| {
+            Reply::new(401, "").header("WWW-Authenticate", r#"Bearer realm="file:///etc/shadow""#)
+        }),
+    );
+    let e = open_source(&format!("{}/{REPO}", server.host()), &http_opts())
+        .unwrap()
+        .resolve()
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unauthorized, "{e}");
+    assert!(
+        e.to_string().contains("file:///etc/shadow") && e.to_string().contains("not an http"),
+        "{e}"
+    );
+}
+
+#[test]
 fn registry_without_credentials_for_basic_auth_says_so() {
     let server = Server::start(
         "127.0.0.1",
