@@ -11,6 +11,13 @@ use std::io::Read;
 /// Largest manifest or config accepted (they are small JSON documents).
 pub const MAX_DOCUMENT_SIZE: u64 = 8 * 1024 * 1024;
 
+/// Refuses a digest a document names before it is used for anything (a URL
+/// path, a file name in a layout, a map key): containers/image CVE-2024-3727.
+fn check_digest(digest: &str, what: &str) -> Result<(), Error> {
+    crate::reference::validate_digest(digest)
+        .map_err(|why| Error::new(ErrorKind::Integrity, format!("{what}: {why}")))
+}
+
 /// A manifest document as fetched.
 pub struct Fetched {
     pub raw: Vec<u8>,
@@ -86,6 +93,7 @@ impl<F: Fetcher> ImageSource for Resolver<F> {
             match manifest::parse(&doc.raw, doc.media_type.as_deref(), &what)? {
                 Parsed::Index(entries) => {
                     let entry = manifest::select_platform(&entries, &self.platform, &what)?;
+                    check_digest(&entry.digest, &what)?;
                     let mut next = self.fetcher.manifest(&entry.digest)?;
                     if next.raw.len() as u64 != entry.size {
                         return Err(Error::new(
@@ -142,6 +150,10 @@ impl<F: Fetcher> Resolver<F> {
                     config.media_type
                 ),
             ));
+        }
+        check_digest(&config.digest, &format!("{source}: config"))?;
+        for d in &layers {
+            check_digest(&d.digest, &format!("{source}: layer"))?;
         }
         let what = format!("{source}: config {}", config.digest);
         let config_raw = self.read_small_blob(&config.digest, config.size, &what)?;

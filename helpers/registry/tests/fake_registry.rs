@@ -614,6 +614,68 @@ fn manifest_digest_mismatch_is_refused() {
     assert!(e.to_string().contains("Docker-Content-Digest"), "{e}");
 }
 
+/// Digests a hostile registry might put in a document, each of which must be
+/// refused before it becomes a URL path segment.
+fn hostile_digests() -> Vec<String> {
+    let hex = "ab".repeat(32);
+    vec![
+        "sha256:../../x".to_string(),
+        format!("sha256:../../../../{}", &hex[12..]),
+        format!("sha256:{}", &hex[2..]),
+        format!("sha256:{}", hex.to_uppercase()),
+        format!("blake9:{hex}"),
+        format!("sha256:{hex}?x=1"),
+    ]
+}
+
+#[test]
+fn hostile_digests_in_documents_are_never_requested() {
+    let img = simple_image();
+    for bad in hostile_digests() {
+        let mut content = Content::default().with_image("good", &img);
+        let index = serde_json::json!({
+            "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": bad, "size": 100, "platform": {"os": "linux", "architecture": "amd64"}}]});
+        let index = Blob::new(serde_json::to_vec(&index).unwrap());
+        content = content.with_index("index", &index);
+        let mut doc: serde_json::Value = serde_json::from_slice(&img.manifest.data).unwrap();
+        doc["config"]["digest"] = serde_json::json!(bad);
+        let bad_config = serde_json::to_vec(&doc).unwrap();
+        let mut doc: serde_json::Value = serde_json::from_slice(&img.manifest.data).unwrap();
+        doc["layers"][1]["digest"] = serde_json::json!(bad);
+        let bad_layer = serde_json::to_vec(&doc).unwrap();
+        let mt = img.manifest_media_type.clone();
+        content
+            .manifests
+            .insert("config".into(), (mt.clone(), bad_config));
+        content.manifests.insert("layer".into(), (mt, bad_layer));
+        let server = Server::start("127.0.0.1", Arc::new(move |req| content.serve(req)));
+        let mut opts = http_opts();
+        opts.platform = Some(Platform::parse("linux/amd64").unwrap());
+        for tag in ["index", "config", "layer"] {
+            let e = open_source(&format!("{}/{REPO}:{tag}", server.host()), &opts)
+                .unwrap()
+                .resolve()
+                .unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Integrity, "{tag} {bad}: {e}");
+            assert!(e.to_string().contains(&bad), "{tag} {bad}: {e}");
+        }
+        // Only the three tags were asked for: no manifest by the bad digest, no blob at all.
+        let paths: Vec<String> = server
+            .requests()
+            .iter()
+            .filter(|r| r.path() != "/v2/")
+            .map(|r| r.target.clone())
+            .collect();
+        assert_eq!(
+            paths,
+            ["index", "config", "layer"].map(|t| format!("/v2/{REPO}/manifests/{t}")),
+            "{bad}"
+        );
+    }
+}
+
 #[test]
 fn schema1_is_refused_with_a_clear_message() {
     let mut content = Content::default();
