@@ -81,6 +81,8 @@ impl<F: Fetcher> ImageSource for Resolver<F> {
     fn resolve(&self) -> Result<ResolvedImage, Error> {
         let source = self.fetcher.describe();
         let mut doc = self.fetcher.root_manifest()?;
+        // The media type the index entry promised for `doc`, once we follow one.
+        let mut promised: Option<String> = None;
         // An index may point to another index; two levels is all anyone nests.
         for _ in 0..3 {
             let what = match &doc.expected_digest {
@@ -90,7 +92,17 @@ impl<F: Fetcher> ImageSource for Resolver<F> {
             if let Some(expected) = &doc.expected_digest {
                 verify_bytes(expected, &doc.raw, &what)?;
             }
-            match manifest::parse(&doc.raw, doc.media_type.as_deref(), &what)? {
+            let claims: Vec<(&str, &str)> = [
+                (
+                    "the media type it was served with",
+                    doc.media_type.as_deref(),
+                ),
+                ("the index entry's mediaType", promised.as_deref()),
+            ]
+            .into_iter()
+            .filter_map(|(who, mt)| Some((who, mt?)))
+            .collect();
+            match manifest::parse(&doc.raw, &claims, &what)? {
                 Parsed::Index(entries) => {
                     let entry = manifest::select_platform(&entries, &self.platform, &what)?;
                     check_digest(&entry.digest, &what)?;
@@ -107,9 +119,7 @@ impl<F: Fetcher> ImageSource for Resolver<F> {
                         ));
                     }
                     next.expected_digest = Some(entry.digest.clone());
-                    if next.media_type.is_none() && !entry.media_type.is_empty() {
-                        next.media_type = Some(entry.media_type.clone());
-                    }
+                    promised = (!entry.media_type.is_empty()).then(|| entry.media_type.clone());
                     doc = next;
                 }
                 Parsed::Image { config, layers } => {

@@ -677,6 +677,40 @@ fn hostile_digests_in_documents_are_never_requested() {
 }
 
 #[test]
+fn manifests_served_as_something_else_are_refused() {
+    let img = simple_image();
+    let mut content = Content::default().with_image("good", &img);
+    // By tag, a manifest body whose Content-Type says index.
+    content.manifests.insert(
+        "served-as-index".into(),
+        (
+            "application/vnd.oci.image.index.v1+json".into(),
+            img.manifest.data.clone(),
+        ),
+    );
+    // An index whose entry promises an index where the registry has a manifest.
+    let index = serde_json::json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{"mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": img.manifest.digest, "size": img.manifest.data.len(),
+            "platform": {"os": "linux", "architecture": "amd64"}}]});
+    let index = Blob::new(serde_json::to_vec(&index).unwrap());
+    content = content.with_index("promised-index", &index);
+    let server = Server::start("127.0.0.1", Arc::new(move |req| content.serve(req)));
+    let mut opts = http_opts();
+    opts.platform = Some(Platform::parse("linux/amd64").unwrap());
+    pull_and_check(&format!("{}/{REPO}:good", server.host()), &opts, &img);
+    for tag in ["served-as-index", "promised-index"] {
+        let e = open_source(&format!("{}/{REPO}:{tag}", server.host()), &opts)
+            .unwrap()
+            .resolve()
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Integrity, "{tag}: {e}");
+        assert!(e.to_string().contains("ambiguous"), "{tag}: {e}");
+    }
+}
+
+#[test]
 fn schema1_is_refused_with_a_clear_message() {
     let mut content = Content::default();
     content.manifests.insert(
