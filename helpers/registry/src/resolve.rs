@@ -46,6 +46,7 @@ pub trait Fetcher: Send + Sync {
 pub struct Resolver<F> {
     pub fetcher: F,
     pub platform: Platform,
+    pub limits: layer_stream::Limits,
 }
 
 impl<F: Fetcher> Resolver<F> {
@@ -140,6 +141,7 @@ impl<F: Fetcher> ImageSource for Resolver<F> {
             layer,
             &self.fetcher.describe(),
             self.fetcher.media_types_are_authoritative(),
+            &self.limits,
         )
     }
 }

@@ -538,6 +538,55 @@ fn wrong_blob_digest_is_refused_while_streaming() {
 }
 
 #[test]
+fn layer_size_limits_come_from_the_options() {
+    let img = simple_image();
+    let mut content = Content::default().with_image("latest", &img);
+    // Layer 0 is served with 4 MiB more than its descriptor announces.
+    let mut long = img.layers[0].blob.data.clone();
+    long.extend(vec![0u8; 4 << 20]);
+    content.blobs.insert("long".into(), long);
+    let digest0 = img.layers[0].blob.digest.clone();
+    let server = Server::start(
+        "127.0.0.1",
+        Arc::new(move |req| {
+            if req.path().ends_with(&digest0) {
+                let mut r = req.clone();
+                r.target = format!("/v2/{REPO}/blobs/long");
+                return content.serve(&r);
+            }
+            content.serve(req)
+        }),
+    );
+    let mut opts = http_opts();
+    // Layer 1 decompresses to a little over 600 kB.
+    opts.max_layer_size = Some(100_000);
+    let src = open_source(&format!("{}/{REPO}", server.host()), &opts).unwrap();
+    let r = src.resolve().unwrap();
+    let e = match src.open_layer(&r.layers[0]) {
+        Ok(mut l) => read_all(&mut *l).unwrap_err().to_string(),
+        Err(e) => {
+            assert_eq!(e.kind(), ErrorKind::Integrity, "{e}");
+            e.to_string()
+        }
+    };
+    assert!(
+        e.contains(&r.layers[0].digest) && e.contains("more data than"),
+        "{e}"
+    );
+    let e = read_all(&mut *src.open_layer(&r.layers[1]).unwrap()).unwrap_err();
+    assert_eq!(e.kind(), IoKind::InvalidData);
+    let m = e.to_string();
+    assert!(
+        m.contains(&r.layers[1].digest) && m.contains("limit of 100000 bytes"),
+        "{m}"
+    );
+    // The default limits let the same layer through.
+    let src = open_source(&format!("{}/{REPO}", server.host()), &http_opts()).unwrap();
+    let tar = read_all(&mut *src.open_layer(&r.layers[1]).unwrap()).unwrap();
+    assert_eq!(tar, img.layers[1].tar);
+}
+
+#[test]
 fn wrong_diff_id_is_refused() {
     let mut img = simple_image();
     // A config whose diff_id for layer 0 is another layer's.
