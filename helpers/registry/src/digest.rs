@@ -107,6 +107,11 @@ impl<R: Read> VerifyingReader<R> {
         &mut self.inner
     }
 
+    /// Bytes read from the inner stream so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.seen
+    }
+
     /// True once the whole stream was read and matched.
     #[cfg(test)]
     pub fn verified(&self) -> bool {

@@ -22,9 +22,9 @@ pub use platform::Platform;
 
 use std::path::PathBuf;
 
-/// How to reach an image source. Build it with [`SourceOptions::new`]
-/// (`Default` turns TLS verification off, which is never what a caller wants).
-#[derive(Debug, Default, Clone)]
+/// How to reach an image source. [`SourceOptions::new`] and `Default` agree:
+/// TLS verification on, everything else at its default.
+#[derive(Debug, Clone)]
 pub struct SourceOptions {
     /// Verify TLS certificates and refuse plain http. `false` allows plain
     /// http and unverified https, for every registry host including localhost.
@@ -45,6 +45,11 @@ pub struct SourceOptions {
     pub timeout_connect: Option<std::time::Duration>,
     /// Longest wait for any single read from the network; 60 s if `None`.
     pub timeout_read: Option<std::time::Duration>,
+    /// Largest decompressed size of one layer, in bytes; 128 GiB if `None`.
+    pub max_layer_size: Option<u64>,
+    /// Largest ratio of a layer's decompressed bytes to the compressed bytes
+    /// read so far, once past 1 GiB decompressed; 1100 if `None`.
+    pub max_layer_ratio: Option<u64>,
 }
 
 impl SourceOptions {
@@ -52,8 +57,24 @@ impl SourceOptions {
     pub fn new() -> Self {
         SourceOptions {
             tls_verify: true,
-            ..Default::default()
+            cert_dir: None,
+            authfile: None,
+            platform: None,
+            user_agent: None,
+            retries: None,
+            retry_delay: None,
+            timeout_connect: None,
+            timeout_read: None,
+            max_layer_size: None,
+            max_layer_ratio: None,
         }
+    }
+}
+
+// By hand, not derived: a derived Default would turn TLS verification off.
+impl Default for SourceOptions {
+    fn default() -> Self {
+        SourceOptions::new()
     }
 }
 
@@ -109,17 +130,38 @@ pub trait ImageSource: Send + Sync {
 /// `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]` or `docker-archive:FILE`.
 pub fn open_source(source: &str, opts: &SourceOptions) -> Result<Box<dyn ImageSource>, Error> {
     let platform = opts.platform.clone().unwrap_or_else(Platform::host);
+    let limits = layer_stream::Limits::from_options(opts);
     if let Some(dir) = source.strip_prefix("oci:") {
-        return local::open_oci_dir(dir, platform);
+        return local::open_oci_dir(dir, platform, limits);
     }
     if let Some(file) = source.strip_prefix("oci-archive:") {
-        return local::open_oci_archive(file, platform);
+        return local::open_oci_archive(file, platform, limits);
     }
     if let Some(file) = source.strip_prefix("docker-archive:") {
-        return local::open_docker_archive(file, platform);
+        return local::open_docker_archive(file, platform, limits);
     }
     let reference =
         reference::Reference::parse(source.strip_prefix("docker://").unwrap_or(source))?;
     let fetcher = registry::Registry::connect(reference, opts)?;
-    Ok(Box::new(resolve::Resolver { fetcher, platform }))
+    Ok(Box::new(resolve::Resolver {
+        fetcher,
+        platform,
+        limits,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_options_verify_tls() {
+        assert!(SourceOptions::default().tls_verify);
+        assert!(SourceOptions::new().tls_verify);
+        let d = SourceOptions {
+            retries: Some(1),
+            ..Default::default()
+        };
+        assert!(d.tls_verify, "struct update from Default keeps TLS on");
+    }
 }

@@ -52,13 +52,22 @@ pub enum Parsed {
     },
 }
 
-/// Parses a manifest; `content_type` is the transport's idea of its type, if any.
-pub fn parse(raw: &[u8], content_type: Option<&str>, what: &str) -> Result<Parsed, Error> {
-    let content_type = content_type.map(|c| c.split(';').next().unwrap_or(c).trim());
-    if matches!(
-        content_type,
-        Some(media::DOCKER_SCHEMA1 | media::DOCKER_SCHEMA1_SIGNED)
-    ) {
+/// Parses a manifest. `claims` are what others say the document is, as
+/// `(who, media type)`: the transport's `Content-Type`, the descriptor that
+/// named it. Against ambiguous manifests (CVE-2021-41190) the document must be
+/// one thing only: never both `manifests` and `config`/`layers`, and its own
+/// `mediaType` and every claim that names a manifest type must agree (claims
+/// such as `application/json` say nothing and are ignored).
+pub fn parse(raw: &[u8], claims: &[(&str, &str)], what: &str) -> Result<Parsed, Error> {
+    let claims: Vec<(&str, &str)> = claims
+        .iter()
+        .map(|&(who, c)| (who, c.split(';').next().unwrap_or(c).trim()))
+        .filter(|(_, c)| !c.is_empty())
+        .collect();
+    if claims
+        .iter()
+        .any(|(_, c)| matches!(*c, media::DOCKER_SCHEMA1 | media::DOCKER_SCHEMA1_SIGNED))
+    {
         return Err(schema1(what));
     }
     let doc: Raw = serde_json::from_slice(raw).map_err(|e| {
@@ -79,23 +88,63 @@ pub fn parse(raw: &[u8], content_type: Option<&str>, what: &str) -> Result<Parse
             ),
         ));
     }
-    let media_type = doc.media_type.as_deref().or(content_type).unwrap_or("");
+    if doc.manifests.is_some() && (doc.config.is_some() || doc.layers.is_some()) {
+        return Err(Error::new(
+            ErrorKind::Integrity,
+            format!(
+                "{what}: ambiguous document: it has both \"manifests\" (an index) and \
+                 \"config\"/\"layers\" (an image manifest)"
+            ),
+        ));
+    }
+    if let Some(mt) = doc.media_type.as_deref().filter(|m| !is_manifest_type(m)) {
+        return Err(Error::new(
+            ErrorKind::Unsupported,
+            format!("{what}: unsupported manifest media type {mt:?}"),
+        ));
+    }
+    let mut known = doc
+        .media_type
+        .as_deref()
+        .map(|m| ("the document's mediaType", m))
+        .into_iter()
+        .chain(claims.into_iter().filter(|(_, c)| is_manifest_type(c)));
+    let declared = known.next();
+    if let Some((who, mt)) = declared {
+        if let Some((other, omt)) = known.find(|(_, c)| c != &mt) {
+            return Err(Error::new(
+                ErrorKind::Integrity,
+                format!("{what}: ambiguous document: {who} is {mt:?} but {other} is {omt:?}"),
+            ));
+        }
+    }
+    let declared = declared.map(|(_, mt)| mt);
+    let index_type = matches!(
+        declared,
+        Some(media::OCI_INDEX | media::DOCKER_MANIFEST_LIST)
+    );
+    let image_type = matches!(declared, Some(media::OCI_MANIFEST | media::DOCKER_MANIFEST));
     match (doc.manifests, doc.config, doc.layers) {
-        (Some(m), None, _)
-            if !matches!(media_type, media::OCI_MANIFEST | media::DOCKER_MANIFEST) =>
-        {
-            Ok(Parsed::Index(m))
-        }
-        (None, Some(config), Some(layers))
-            if !matches!(media_type, media::OCI_INDEX | media::DOCKER_MANIFEST_LIST) =>
-        {
-            Ok(Parsed::Image { config, layers })
-        }
+        (Some(m), None, None) if !image_type => Ok(Parsed::Index(m)),
+        (None, Some(config), Some(layers)) if !index_type => Ok(Parsed::Image { config, layers }),
         _ => Err(Error::new(
             ErrorKind::Unsupported,
-            format!("{what}: not an image manifest or index (media type {media_type:?})"),
+            format!(
+                "{what}: not an image manifest or index (media type {:?})",
+                declared.unwrap_or("")
+            ),
         )),
     }
+}
+
+fn is_manifest_type(media_type: &str) -> bool {
+    matches!(
+        media_type,
+        media::OCI_MANIFEST
+            | media::OCI_INDEX
+            | media::DOCKER_MANIFEST
+            | media::DOCKER_MANIFEST_LIST
+    )
 }
 
 fn schema1(what: &str) -> Error {

@@ -77,25 +77,131 @@ fn parse_kinds() {
     let m = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",
         "config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:aa","size":2},
         "layers":[]}"#;
-    assert!(matches!(parse(m, None, "m").unwrap(), Parsed::Image { .. }));
+    assert!(matches!(parse(m, &[], "m").unwrap(), Parsed::Image { .. }));
     let i = br#"{"schemaVersion":2,"manifests":[]}"#;
     assert!(matches!(
-        parse(i, Some(media::OCI_INDEX), "i").unwrap(),
+        parse(i, &[("Content-Type", media::OCI_INDEX)], "i").unwrap(),
         Parsed::Index(_)
     ));
     let s1 = br#"{"schemaVersion":1,"name":"x","tag":"y","fsLayers":[]}"#;
-    let e = parse(s1, None, "ref").unwrap_err();
+    let e = parse(s1, &[], "ref").unwrap_err();
     assert!(e.to_string().contains("schema 1"), "{e}");
     let e = parse(
         b"{}",
-        Some("application/vnd.docker.distribution.manifest.v1+prettyjws"),
+        &[(
+            "Content-Type",
+            "application/vnd.docker.distribution.manifest.v1+prettyjws",
+        )],
         "r",
     )
     .unwrap_err();
     assert!(e.to_string().contains("schema 1"));
-    assert!(parse(b"not json", None, "x").is_err());
+    assert!(parse(b"not json", &[], "x").is_err());
     // A manifest body that claims to be an index is refused.
     let liar = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json",
         "config":{"mediaType":"a","digest":"sha256:aa","size":2},"layers":[]}"#;
-    assert!(parse(liar, None, "x").is_err());
+    assert!(parse(liar, &[], "x").is_err());
+}
+
+const OCI_M: &str = "application/vnd.oci.image.manifest.v1+json";
+const OCI_I: &str = "application/vnd.oci.image.index.v1+json";
+const DOCKER_M: &str = "application/vnd.docker.distribution.manifest.v2+json";
+
+fn doc(media_type: Option<&str>, manifests: bool, config: bool, layers: bool) -> Vec<u8> {
+    let mut v = serde_json::json!({"schemaVersion": 2});
+    let d = serde_json::json!({"mediaType": OCI_M, "digest": format!("sha256:{}", "a".repeat(64)), "size": 2});
+    if let Some(m) = media_type {
+        v["mediaType"] = m.into();
+    }
+    if manifests {
+        v["manifests"] = serde_json::json!([d]);
+    }
+    if config {
+        v["config"] = d.clone();
+    }
+    if layers {
+        v["layers"] = serde_json::json!([d]);
+    }
+    serde_json::to_vec(&v).unwrap()
+}
+
+fn kind(raw: &[u8], claims: &[(&str, &str)]) -> Result<&'static str, ErrorKind> {
+    match parse(raw, claims, "doc") {
+        Ok(Parsed::Index(_)) => Ok("index"),
+        Ok(Parsed::Image { .. }) => Ok("image"),
+        Err(e) => Err(e.kind()),
+    }
+}
+
+#[test]
+fn documents_that_are_both_index_and_manifest_are_refused() {
+    let ct = |m| [("Content-Type", m)];
+    for mt in [None, Some(OCI_M), Some(OCI_I)] {
+        for claims in [
+            &[][..],
+            &ct(OCI_M)[..],
+            &ct(OCI_I)[..],
+            &ct("application/json")[..],
+        ] {
+            for (config, layers) in [(true, true), (true, false), (false, true)] {
+                let raw = doc(mt, true, config, layers);
+                assert_eq!(
+                    kind(&raw, claims),
+                    Err(ErrorKind::Integrity),
+                    "{}",
+                    String::from_utf8_lossy(&raw)
+                );
+            }
+        }
+    }
+    let e = parse(&doc(None, true, true, true), &[], "idx").unwrap_err();
+    assert!(e.to_string().contains("both \"manifests\""), "{e}");
+}
+
+#[test]
+fn media_type_must_agree_with_every_claim() {
+    let image = doc(Some(OCI_M), false, true, true);
+    let index = doc(Some(OCI_I), true, false, false);
+    let bare_image = doc(None, false, true, true);
+    let bare_index = doc(None, true, false, false);
+    let ct = |m| ("Content-Type", m);
+    let entry = |m| ("the index entry", m);
+    assert_eq!(kind(&image, &[ct(OCI_M), entry(OCI_M)]), Ok("image"));
+    assert_eq!(kind(&index, &[ct(OCI_I)]), Ok("index"));
+    // Claims that say nothing about manifests are ignored.
+    assert_eq!(kind(&image, &[ct("application/octet-stream")]), Ok("image"));
+    assert_eq!(kind(&bare_image, &[]), Ok("image"));
+    assert_eq!(kind(&bare_index, &[]), Ok("index"));
+    // The document says one thing, the transport or the index another.
+    assert_eq!(kind(&image, &[ct(OCI_I)]), Err(ErrorKind::Integrity));
+    assert_eq!(kind(&image, &[ct(DOCKER_M)]), Err(ErrorKind::Integrity));
+    assert_eq!(kind(&index, &[entry(OCI_M)]), Err(ErrorKind::Integrity));
+    assert_eq!(
+        kind(&bare_image, &[ct(OCI_M), entry(DOCKER_M)]),
+        Err(ErrorKind::Integrity)
+    );
+    // Without a mediaType of its own, the claims decide, and the shape must fit.
+    assert_eq!(kind(&bare_image, &[ct(OCI_I)]), Err(ErrorKind::Unsupported));
+    assert_eq!(
+        kind(&bare_index, &[entry(OCI_M)]),
+        Err(ErrorKind::Unsupported)
+    );
+    assert_eq!(kind(&bare_image, &[ct(DOCKER_M)]), Ok("image"));
+    // Half a manifest, or a mediaType we do not read.
+    assert!(kind(&doc(Some(OCI_M), false, true, false), &[]).is_err());
+    assert!(kind(&doc(Some(OCI_M), false, false, true), &[]).is_err());
+    assert_eq!(
+        kind(
+            &doc(Some("application/vnd.example+json"), false, true, true),
+            &[]
+        ),
+        Err(ErrorKind::Unsupported)
+    );
+    let e = parse(&image, &[ct(OCI_I)], "m").unwrap_err();
+    assert!(
+        e.to_string().contains(OCI_M)
+            && e.to_string().contains(OCI_I)
+            && e.to_string().contains("Content-Type"),
+        "{e}"
+    );
 }

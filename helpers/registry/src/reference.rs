@@ -272,7 +272,7 @@ pub fn validate_digest(digest: &str) -> Result<(), String> {
         "sha256" => 64,
         "sha384" => 96,
         "sha512" => 128,
-        _ => return Err(format!("unsupported digest algorithm {algorithm:?}")),
+        _ => return Err(format!("unsupported digest algorithm in {digest:?}")),
     };
     if hex.len() != expected_len || hex.bytes().any(|b| b.is_ascii_uppercase()) {
         return Err(format!("invalid {algorithm} digest {digest:?}"));

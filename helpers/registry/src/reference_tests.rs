@@ -248,3 +248,28 @@ fn loopback_detection() {
     assert!(!ok("example.com/a").is_loopback());
     assert!(!ok("busybox").is_loopback());
 }
+
+#[test]
+fn hostile_digests_are_refused() {
+    validate_digest(&format!("sha256:{H64}")).unwrap();
+    validate_digest(&format!("sha512:{}", "0".repeat(128))).unwrap();
+    for d in [
+        "sha256:../../x".to_string(),
+        format!("sha256:../../{}", &H64[6..]),
+        format!("sha256:{}/..", &H64[3..]),
+        format!("sha256:{}", &H64[1..]),
+        format!("sha256:{H64}0"),
+        format!("sha256:{}", H64.to_uppercase()),
+        format!("SHA256:{H64}"),
+        format!("md5:{}", &H64[..32]),
+        format!("blake3:{H64}"),
+        format!("sha512:{H64}"),
+        format!("sha256:{H64}\n"),
+        format!("sha256:{}%2f", &H64[3..]),
+        format!("/sha256:{H64}"),
+        H64.to_string(),
+        String::new(),
+    ] {
+        assert!(validate_digest(&d).is_err(), "{d:?} was accepted");
+    }
+}

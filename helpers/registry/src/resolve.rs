@@ -11,6 +11,13 @@ use std::io::Read;
 /// Largest manifest or config accepted (they are small JSON documents).
 pub const MAX_DOCUMENT_SIZE: u64 = 8 * 1024 * 1024;
 
+/// Refuses a digest a document names before it is used for anything (a URL
+/// path, a file name in a layout, a map key): containers/image CVE-2024-3727.
+fn check_digest(digest: &str, what: &str) -> Result<(), Error> {
+    crate::reference::validate_digest(digest)
+        .map_err(|why| Error::new(ErrorKind::Integrity, format!("{what}: {why}")))
+}
+
 /// A manifest document as fetched.
 pub struct Fetched {
     pub raw: Vec<u8>,
@@ -39,6 +46,7 @@ pub trait Fetcher: Send + Sync {
 pub struct Resolver<F> {
     pub fetcher: F,
     pub platform: Platform,
+    pub limits: layer_stream::Limits,
 }
 
 impl<F: Fetcher> Resolver<F> {
@@ -74,6 +82,8 @@ impl<F: Fetcher> ImageSource for Resolver<F> {
     fn resolve(&self) -> Result<ResolvedImage, Error> {
         let source = self.fetcher.describe();
         let mut doc = self.fetcher.root_manifest()?;
+        // The media type the index entry promised for `doc`, once we follow one.
+        let mut promised: Option<String> = None;
         // An index may point to another index; two levels is all anyone nests.
         for _ in 0..3 {
             let what = match &doc.expected_digest {
@@ -83,9 +93,20 @@ impl<F: Fetcher> ImageSource for Resolver<F> {
             if let Some(expected) = &doc.expected_digest {
                 verify_bytes(expected, &doc.raw, &what)?;
             }
-            match manifest::parse(&doc.raw, doc.media_type.as_deref(), &what)? {
+            let claims: Vec<(&str, &str)> = [
+                (
+                    "the media type it was served with",
+                    doc.media_type.as_deref(),
+                ),
+                ("the index entry's mediaType", promised.as_deref()),
+            ]
+            .into_iter()
+            .filter_map(|(who, mt)| Some((who, mt?)))
+            .collect();
+            match manifest::parse(&doc.raw, &claims, &what)? {
                 Parsed::Index(entries) => {
                     let entry = manifest::select_platform(&entries, &self.platform, &what)?;
+                    check_digest(&entry.digest, &what)?;
                     let mut next = self.fetcher.manifest(&entry.digest)?;
                     if next.raw.len() as u64 != entry.size {
                         return Err(Error::new(
@@ -99,9 +120,7 @@ impl<F: Fetcher> ImageSource for Resolver<F> {
                         ));
                     }
                     next.expected_digest = Some(entry.digest.clone());
-                    if next.media_type.is_none() && !entry.media_type.is_empty() {
-                        next.media_type = Some(entry.media_type.clone());
-                    }
+                    promised = (!entry.media_type.is_empty()).then(|| entry.media_type.clone());
                     doc = next;
                 }
                 Parsed::Image { config, layers } => {
@@ -122,6 +141,7 @@ impl<F: Fetcher> ImageSource for Resolver<F> {
             layer,
             &self.fetcher.describe(),
             self.fetcher.media_types_are_authoritative(),
+            &self.limits,
         )
     }
 }
@@ -142,6 +162,10 @@ impl<F: Fetcher> Resolver<F> {
                     config.media_type
                 ),
             ));
+        }
+        check_digest(&config.digest, &format!("{source}: config"))?;
+        for d in &layers {
+            check_digest(&d.digest, &format!("{source}: layer"))?;
         }
         let what = format!("{source}: config {}", config.digest);
         let config_raw = self.read_small_blob(&config.digest, config.size, &what)?;

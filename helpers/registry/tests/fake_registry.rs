@@ -318,6 +318,91 @@ fn redirect_to_another_host_never_carries_authorization() {
 }
 
 #[test]
+fn bearer_tokens_and_credentials_stay_on_their_own_origin_across_redirects() {
+    let img = simple_image();
+    let content = Content::default().with_image("latest", &img);
+    // Another loopback address: another host, for the CDN and the token mirror.
+    let cdn_content = content.clone();
+    let other = Server::start(
+        "127.0.0.2",
+        Arc::new(move |req| {
+            if req.path() == "/token" {
+                return Reply::new(200, r#"{"token":"carol-token"}"#);
+            }
+            let digest = req.path().trim_start_matches("/cdn/");
+            range_reply(req, &cdn_content.blobs[digest])
+        }),
+    );
+    let other_url = other.url();
+    let addr: Arc<Mutex<String>> = Arc::default();
+    let a2 = addr.clone();
+    let registry = Server::start(
+        "127.0.0.1",
+        Arc::new(move |req| {
+            let host = a2.lock().unwrap().clone();
+            if req.path() == "/token" {
+                // The token service moved: its redirect must not carry the password.
+                return Reply::new(307, "").header("Location", format!("{other_url}/token"));
+            }
+            if req.header("authorization") != Some("Bearer carol-token") {
+                return Reply::new(401, "").header(
+                    "WWW-Authenticate",
+                    format!(r#"Bearer realm="http://{host}/token",service="svc""#),
+                );
+            }
+            if let Some(d) = req.path().strip_prefix(&format!("/v2/{REPO}/blobs/")) {
+                return Reply::new(307, "").header("Location", format!("{other_url}/cdn/{d}"));
+            }
+            content.serve(req)
+        }),
+    );
+    *addr.lock().unwrap() = registry.host();
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = http_opts();
+    opts.authfile = Some(write_authfile(dir.path(), &registry.host(), "carol", "pw"));
+    pull_and_check(&format!("{}/{REPO}", registry.host()), &opts, &img);
+    // The credentials went to the realm the registry named, and nowhere else.
+    let basic = format!("Basic {}", base64("carol:pw"));
+    let token_requests = registry.requests_to("/token");
+    assert!(!token_requests.is_empty());
+    assert!(token_requests
+        .iter()
+        .all(|r| r.header("authorization") == Some(basic.as_str())));
+    let other_requests = other.requests();
+    assert_eq!(
+        other_requests.len(),
+        token_requests.len() + 3,
+        "tokens, then config and two layers from the CDN: {other_requests:?}"
+    );
+    for r in &other_requests {
+        assert!(
+            r.header("authorization").is_none(),
+            "Authorization leaked to {}: {r:?}",
+            other.host()
+        );
+    }
+}
+
+#[test]
+fn bearer_realm_that_is_not_http_is_refused() {
+    let server = Server::start(
+        "127.0.0.1",
+        Arc::new(|_| {
+            Reply::new(401, "").header("WWW-Authenticate", r#"Bearer realm="file:///etc/shadow""#)
+        }),
+    );
+    let e = open_source(&format!("{}/{REPO}", server.host()), &http_opts())
+        .unwrap()
+        .resolve()
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unauthorized, "{e}");
+    assert!(
+        e.to_string().contains("file:///etc/shadow") && e.to_string().contains("not an http"),
+        "{e}"
+    );
+}
+
+#[test]
 fn registry_without_credentials_for_basic_auth_says_so() {
     let server = Server::start(
         "127.0.0.1",
@@ -453,6 +538,55 @@ fn wrong_blob_digest_is_refused_while_streaming() {
 }
 
 #[test]
+fn layer_size_limits_come_from_the_options() {
+    let img = simple_image();
+    let mut content = Content::default().with_image("latest", &img);
+    // Layer 0 is served with 4 MiB more than its descriptor announces.
+    let mut long = img.layers[0].blob.data.clone();
+    long.extend(vec![0u8; 4 << 20]);
+    content.blobs.insert("long".into(), long);
+    let digest0 = img.layers[0].blob.digest.clone();
+    let server = Server::start(
+        "127.0.0.1",
+        Arc::new(move |req| {
+            if req.path().ends_with(&digest0) {
+                let mut r = req.clone();
+                r.target = format!("/v2/{REPO}/blobs/long");
+                return content.serve(&r);
+            }
+            content.serve(req)
+        }),
+    );
+    let mut opts = http_opts();
+    // Layer 1 decompresses to a little over 600 kB.
+    opts.max_layer_size = Some(100_000);
+    let src = open_source(&format!("{}/{REPO}", server.host()), &opts).unwrap();
+    let r = src.resolve().unwrap();
+    let e = match src.open_layer(&r.layers[0]) {
+        Ok(mut l) => read_all(&mut *l).unwrap_err().to_string(),
+        Err(e) => {
+            assert_eq!(e.kind(), ErrorKind::Integrity, "{e}");
+            e.to_string()
+        }
+    };
+    assert!(
+        e.contains(&r.layers[0].digest) && e.contains("more data than"),
+        "{e}"
+    );
+    let e = read_all(&mut *src.open_layer(&r.layers[1]).unwrap()).unwrap_err();
+    assert_eq!(e.kind(), IoKind::InvalidData);
+    let m = e.to_string();
+    assert!(
+        m.contains(&r.layers[1].digest) && m.contains("limit of 100000 bytes"),
+        "{m}"
+    );
+    // The default limits let the same layer through.
+    let src = open_source(&format!("{}/{REPO}", server.host()), &http_opts()).unwrap();
+    let tar = read_all(&mut *src.open_layer(&r.layers[1]).unwrap()).unwrap();
+    assert_eq!(tar, img.layers[1].tar);
+}
+
+#[test]
 fn wrong_diff_id_is_refused() {
     let mut img = simple_image();
     // A config whose diff_id for layer 0 is another layer's.
@@ -527,6 +661,102 @@ fn manifest_digest_mismatch_is_refused() {
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Integrity);
     assert!(e.to_string().contains("Docker-Content-Digest"), "{e}");
+}
+
+/// Digests a hostile registry might put in a document, each of which must be
+/// refused before it becomes a URL path segment.
+fn hostile_digests() -> Vec<String> {
+    let hex = "ab".repeat(32);
+    vec![
+        "sha256:../../x".to_string(),
+        format!("sha256:../../../../{}", &hex[12..]),
+        format!("sha256:{}", &hex[2..]),
+        format!("sha256:{}", hex.to_uppercase()),
+        format!("blake9:{hex}"),
+        format!("sha256:{hex}?x=1"),
+    ]
+}
+
+#[test]
+fn hostile_digests_in_documents_are_never_requested() {
+    let img = simple_image();
+    for bad in hostile_digests() {
+        let mut content = Content::default().with_image("good", &img);
+        let index = serde_json::json!({
+            "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": bad, "size": 100, "platform": {"os": "linux", "architecture": "amd64"}}]});
+        let index = Blob::new(serde_json::to_vec(&index).unwrap());
+        content = content.with_index("index", &index);
+        let mut doc: serde_json::Value = serde_json::from_slice(&img.manifest.data).unwrap();
+        doc["config"]["digest"] = serde_json::json!(bad);
+        let bad_config = serde_json::to_vec(&doc).unwrap();
+        let mut doc: serde_json::Value = serde_json::from_slice(&img.manifest.data).unwrap();
+        doc["layers"][1]["digest"] = serde_json::json!(bad);
+        let bad_layer = serde_json::to_vec(&doc).unwrap();
+        let mt = img.manifest_media_type.clone();
+        content
+            .manifests
+            .insert("config".into(), (mt.clone(), bad_config));
+        content.manifests.insert("layer".into(), (mt, bad_layer));
+        let server = Server::start("127.0.0.1", Arc::new(move |req| content.serve(req)));
+        let mut opts = http_opts();
+        opts.platform = Some(Platform::parse("linux/amd64").unwrap());
+        for tag in ["index", "config", "layer"] {
+            let e = open_source(&format!("{}/{REPO}:{tag}", server.host()), &opts)
+                .unwrap()
+                .resolve()
+                .unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Integrity, "{tag} {bad}: {e}");
+            assert!(e.to_string().contains(&bad), "{tag} {bad}: {e}");
+        }
+        // Only the three tags were asked for: no manifest by the bad digest, no blob at all.
+        let paths: Vec<String> = server
+            .requests()
+            .iter()
+            .filter(|r| r.path() != "/v2/")
+            .map(|r| r.target.clone())
+            .collect();
+        assert_eq!(
+            paths,
+            ["index", "config", "layer"].map(|t| format!("/v2/{REPO}/manifests/{t}")),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn manifests_served_as_something_else_are_refused() {
+    let img = simple_image();
+    let mut content = Content::default().with_image("good", &img);
+    // By tag, a manifest body whose Content-Type says index.
+    content.manifests.insert(
+        "served-as-index".into(),
+        (
+            "application/vnd.oci.image.index.v1+json".into(),
+            img.manifest.data.clone(),
+        ),
+    );
+    // An index whose entry promises an index where the registry has a manifest.
+    let index = serde_json::json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{"mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": img.manifest.digest, "size": img.manifest.data.len(),
+            "platform": {"os": "linux", "architecture": "amd64"}}]});
+    let index = Blob::new(serde_json::to_vec(&index).unwrap());
+    content = content.with_index("promised-index", &index);
+    let server = Server::start("127.0.0.1", Arc::new(move |req| content.serve(req)));
+    let mut opts = http_opts();
+    opts.platform = Some(Platform::parse("linux/amd64").unwrap());
+    pull_and_check(&format!("{}/{REPO}:good", server.host()), &opts, &img);
+    for tag in ["served-as-index", "promised-index"] {
+        let e = open_source(&format!("{}/{REPO}:{tag}", server.host()), &opts)
+            .unwrap()
+            .resolve()
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Integrity, "{tag}: {e}");
+        assert!(e.to_string().contains("ambiguous"), "{tag}: {e}");
+    }
 }
 
 #[test]

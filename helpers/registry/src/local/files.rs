@@ -240,3 +240,16 @@ impl Files for TarFiles {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_unnamed_temp_file_is_close_on_exec() {
+        // A decompressed archive must not leak into a credential helper or anything else exec'd.
+        let f = unnamed_temp_file().unwrap();
+        let flags = rustix::io::fcntl_getfd(&f).unwrap();
+        assert!(flags.contains(rustix::io::FdFlags::CLOEXEC));
+    }
+}

@@ -6,6 +6,7 @@ mod files;
 mod oci_layout;
 
 use crate::error::Error;
+use crate::layer_stream::Limits;
 use crate::resolve::Resolver;
 use crate::{ImageSource, Platform};
 use std::path::Path;
@@ -19,21 +20,41 @@ fn split_path(spec: &str) -> (&str, Option<&str>) {
     }
 }
 
-pub fn open_oci_dir(spec: &str, platform: Platform) -> Result<Box<dyn ImageSource>, Error> {
+pub fn open_oci_dir(
+    spec: &str,
+    platform: Platform,
+    limits: Limits,
+) -> Result<Box<dyn ImageSource>, Error> {
     let (dir, tag) = split_path(spec);
     let files = files::DirFiles::new(Path::new(dir))?;
     let fetcher = oci_layout::OciLayout::open(Box::new(files), tag, format!("oci:{spec}"))?;
-    Ok(Box::new(Resolver { fetcher, platform }))
+    Ok(Box::new(Resolver {
+        fetcher,
+        platform,
+        limits,
+    }))
 }
 
-pub fn open_oci_archive(spec: &str, platform: Platform) -> Result<Box<dyn ImageSource>, Error> {
+pub fn open_oci_archive(
+    spec: &str,
+    platform: Platform,
+    limits: Limits,
+) -> Result<Box<dyn ImageSource>, Error> {
     let (file, tag) = split_path(spec);
     let files = files::TarFiles::index(Path::new(file))?;
     let fetcher = oci_layout::OciLayout::open(Box::new(files), tag, format!("oci-archive:{spec}"))?;
-    Ok(Box::new(Resolver { fetcher, platform }))
+    Ok(Box::new(Resolver {
+        fetcher,
+        platform,
+        limits,
+    }))
 }
 
-pub fn open_docker_archive(spec: &str, platform: Platform) -> Result<Box<dyn ImageSource>, Error> {
+pub fn open_docker_archive(
+    spec: &str,
+    platform: Platform,
+    limits: Limits,
+) -> Result<Box<dyn ImageSource>, Error> {
     let (file, name) = split_path(spec);
     let files = files::TarFiles::index(Path::new(file))?;
     let fetcher = docker_archive::DockerArchive::open(
@@ -41,5 +62,9 @@ pub fn open_docker_archive(spec: &str, platform: Platform) -> Result<Box<dyn Ima
         name,
         format!("docker-archive:{spec}"),
     )?;
-    Ok(Box::new(Resolver { fetcher, platform }))
+    Ok(Box::new(Resolver {
+        fetcher,
+        platform,
+        limits,
+    }))
 }

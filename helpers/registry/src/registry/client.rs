@@ -86,6 +86,34 @@ fn with_tls_hint(err: Error, tls_verify: bool) -> Error {
     Error::new(err.kind(), format!("{m} ({hint})"))
 }
 
+/// Whether the registry's basic credentials may be sent to the bearer token
+/// service `realm` named by the challenge of the registry at `registry_base`.
+///
+/// Another host is allowed: token services usually live elsewhere (Docker Hub:
+/// registry-1.docker.io sends clients to auth.docker.io), and the registry,
+/// reached over https, is the one naming it. A weaker transport is not: when
+/// the registry is https, a plain-http realm would put the password on the
+/// wire in clear (a downgrade any on-path attacker could also inject), so it
+/// is refused with an error rather than quietly retried anonymously, which
+/// would end in a confusing 401 or a pull the user believes authenticated.
+/// A plain-http registry (`--tls-verify=no`) sends its credentials in clear
+/// anyway, so its realm may be http too.
+pub(crate) fn credentials_may_go_to_realm(registry_base: &str, realm: &str) -> Result<(), String> {
+    let Some((realm_scheme, _, _)) = origin(realm) else {
+        return Err(format!(
+            "bearer realm {realm:?} is not an http or https URL"
+        ));
+    };
+    let registry_https = origin(registry_base).is_some_and(|(scheme, _, _)| scheme == "https");
+    if registry_https && realm_scheme != "https" {
+        return Err(format!(
+            "refusing to send the credentials for registry {registry_base} to the plain-http \
+             token realm {realm} (an https registry's token service must be https too)"
+        ));
+    }
+    Ok(())
+}
+
 fn retryable_status(status: u16) -> bool {
     matches!(status, 429 | 500 | 502 | 503 | 504)
 }
@@ -286,6 +314,15 @@ impl Client {
         let sep = if realm.contains('?') { '&' } else { '?' };
         let token_url = format!("{realm}{sep}{}", query.join("&"));
         let creds = self.credentials()?;
+        if creds.is_some() {
+            credentials_may_go_to_realm(&self.base, realm)
+                .map_err(|why| Error::new(ErrorKind::Unauthorized, format!("{url}: {why}")))?;
+        } else if origin(realm).is_none() {
+            return Err(Error::new(
+                ErrorKind::Unauthorized,
+                format!("{url}: bearer realm {realm:?} is not an http or https URL"),
+            ));
+        }
         let auth = creds.as_ref().map(Credentials::basic_header);
         let resp = self.execute_with_auth(&token_url, &[], auth.as_deref(), true)?;
         let status = resp.status().as_u16();
@@ -457,5 +494,133 @@ impl Client {
             ),
             false,
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpListener;
+
+    #[test]
+    fn which_realms_may_receive_credentials() {
+        let ok = |base, realm| credentials_may_go_to_realm(base, realm).is_ok();
+        // Docker Hub: the token service is another https host.
+        assert!(ok(
+            "https://registry-1.docker.io",
+            "https://auth.docker.io/token"
+        ));
+        assert!(ok("https://reg.example:5000", "https://reg.example/token"));
+        // Downgrade to plain http: refused, same host or another.
+        assert!(!ok("https://reg.example", "http://reg.example/token"));
+        assert!(!ok("https://reg.example", "http://auth.example/token"));
+        assert!(!ok("https://reg.example", "HTTP://auth.example/token"));
+        // Not a URL we would fetch at all.
+        assert!(!ok("https://reg.example", "ftp://auth.example/token"));
+        assert!(!ok("https://reg.example", "/token"));
+        assert!(!ok("http://reg.example", "file:///etc/passwd"));
+        // A plain-http registry (--tls-verify=no) already sends them in clear.
+        assert!(ok("http://127.0.0.1:5000", "http://127.0.0.1:5000/token"));
+        assert!(ok("http://127.0.0.1:5000", "https://auth.example/token"));
+        let e = credentials_may_go_to_realm("https://reg.example", "http://evil.example/t")
+            .unwrap_err();
+        assert!(
+            e.contains("https://reg.example") && e.contains("http://evil.example/t"),
+            "{e}"
+        );
+    }
+
+    /// A client for `base` that has credentials, without a ping.
+    fn client_with_credentials(base: &str) -> Client {
+        let creds = Credentials {
+            username: "alice".into(),
+            password: "s3cret".into(),
+        };
+        Client {
+            agent: ureq::Agent::config_builder()
+                .max_redirects(0)
+                .http_status_as_error(false)
+                // A regression that contacts the realm fails here instead of hanging.
+                .timeout_global(Some(Duration::from_secs(5)))
+                .build()
+                .into(),
+            base: base.to_string(),
+            domain: "reg.example".into(),
+            repository: "test/img".into(),
+            authfile: None,
+            user_agent: "test".into(),
+            retries: 0,
+            retry_delay: Duration::from_millis(1),
+            credentials: OnceLock::from(Ok(Some(creds))),
+            auth: Mutex::new(AuthState::default()),
+        }
+    }
+
+    fn bearer(realm: &str) -> Vec<Challenge> {
+        challenge::parse([format!(r#"Bearer realm="{realm}",service="svc""#).as_str()])
+    }
+
+    #[test]
+    fn https_registry_never_sends_credentials_to_an_http_realm() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let realm = format!("http://{}/token", listener.local_addr().unwrap());
+        let url = "https://reg.example/v2/test/img/manifests/latest";
+
+        let https = client_with_credentials("https://reg.example");
+        let e = https.authenticate(&bearer(&realm), url).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unauthorized);
+        assert!(
+            e.to_string().contains("https://reg.example") && e.to_string().contains(&realm),
+            "{e}"
+        );
+        // authenticate() is synchronous: had it connected, the connection
+        // would be waiting in the listen queue now.
+        listener.set_nonblocking(true).unwrap();
+        match listener.accept() {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            other => panic!("the http realm was contacted: {other:?}"),
+        }
+        listener.set_nonblocking(false).unwrap();
+
+        // Control: a plain-http registry does send them there, so the check
+        // above would have seen a connection.
+        let http = client_with_credentials("http://reg.example");
+        let realm2 = realm.clone();
+        let t = std::thread::spawn(move || http.authenticate(&bearer(&realm2), url).map(|_| http));
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut authorization = None;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap() == 0 || line.trim().is_empty() {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':') {
+                if k.eq_ignore_ascii_case("authorization") {
+                    authorization = Some(v.trim().to_string());
+                }
+            }
+        }
+        let body = r#"{"token":"t"}"#;
+        write!(
+            &stream,
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let http = t.join().unwrap().unwrap();
+        assert_eq!(
+            authorization.as_deref(),
+            Some(
+                Credentials {
+                    username: "alice".into(),
+                    password: "s3cret".into()
+                }
+                .basic_header()
+                .as_str()
+            )
+        );
+        assert_eq!(http.lock_auth().header.as_deref(), Some("Bearer t"));
     }
 }

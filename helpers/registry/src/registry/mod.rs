@@ -109,6 +109,10 @@ impl Fetcher for Registry {
     }
 
     fn manifest(&self, digest: &str) -> Result<Fetched, Error> {
+        // It becomes a URL path segment: `sha256:../../x` must never be sent.
+        crate::reference::validate_digest(digest).map_err(|why| {
+            Error::new(ErrorKind::Integrity, format!("{}: {why}", self.reference))
+        })?;
         self.fetch_manifest(digest)
     }
 
