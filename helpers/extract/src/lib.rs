@@ -5,6 +5,7 @@
 //! `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`, so neither `..`, absolute
 //! names nor symlinks in the image can make it write outside the root.
 
+pub mod confined;
 mod extract;
 mod meta;
 mod path;

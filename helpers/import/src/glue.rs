@@ -9,6 +9,7 @@ use crate::passwd::{self, Credentials};
 use crate::record::AppInfo;
 use crate::runconfig::RunConfig;
 use crate::units::{self, AppSpec, HealthSpec};
+use sdme_extract::confined::Tree;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
@@ -17,35 +18,29 @@ fn err(path: &Path, e: impl std::fmt::Display) -> String {
     format!("{}: {e}", path.display())
 }
 
-/// Creates `rel` (and its parents) below `top`, giving every directory the
-/// mode and owner it has in `view` (an upper layer's directory attributes win
-/// in overlayfs, so a glue `etc/` must look like the image's `/etc`).
-pub fn mkdir_like(top: &Path, rel: &str, view: Option<&MergedView>) -> Result<(), String> {
-    let mut path = top.to_path_buf();
+/// Creates `rel` (and its parents) in the glue tree, giving every new
+/// directory the mode and owner it has in `view` (an upper layer's directory
+/// attributes win in overlayfs, so a glue `etc/` must look like the image's
+/// `/etc`). Writes are confined to the tree (sdme_extract::confined).
+pub fn mkdir_like(top: &Tree, rel: &str, view: Option<&MergedView>) -> Result<(), String> {
     let mut seen = String::new();
     for comp in rel.split('/').filter(|c| !c.is_empty() && *c != ".") {
         seen.push('/');
         seen.push_str(comp);
-        path.push(comp);
-        if path.is_dir() {
-            continue;
-        }
-        fs::create_dir(&path).map_err(|e| err(&path, e))?;
         let (mode, uid, gid) = match view.map(|v| v.dir_metadata(&seen)) {
             Some(Ok(Some(m))) => (m.mode() & 0o7777, m.uid(), m.gid()),
             _ => (0o755, 0, 0),
         };
-        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).map_err(|e| err(&path, e))?;
-        if rustix::process::geteuid().is_root() {
-            std::os::unix::fs::lchown(&path, Some(uid), Some(gid)).map_err(|e| err(&path, e))?;
-        }
+        let owner = rustix::process::geteuid().is_root().then_some((uid, gid));
+        top.make_dir(&seen, mode, owner)
+            .map_err(|e| format!("glue {seen}: {e}"))?;
     }
     Ok(())
 }
 
-/// Writes a file below `top`, creating parents like [`mkdir_like`].
+/// Writes a file in the glue tree, creating parents like [`mkdir_like`].
 pub fn write_file(
-    top: &Path,
+    top: &Tree,
     rel: &str,
     contents: &[u8],
     mode: u32,
@@ -54,32 +49,31 @@ pub fn write_file(
     if let Some((parent, _)) = rel.rsplit_once('/') {
         mkdir_like(top, parent, view)?;
     }
-    let path = top.join(rel.trim_start_matches('/'));
-    fs::write(&path, contents).map_err(|e| err(&path, e))?;
-    fs::set_permissions(&path, fs::Permissions::from_mode(mode)).map_err(|e| err(&path, e))
+    top.write_file(rel, contents, mode, None)
+        .map_err(|e| format!("glue {rel}: {e}"))
 }
 
-fn symlink(top: &Path, rel: &str, target: &str, view: Option<&MergedView>) -> Result<(), String> {
+fn symlink(top: &Tree, rel: &str, target: &str, view: Option<&MergedView>) -> Result<(), String> {
     if let Some((parent, _)) = rel.rsplit_once('/') {
         mkdir_like(top, parent, view)?;
     }
-    let path = top.join(rel.trim_start_matches('/'));
-    let _ = fs::remove_file(&path);
-    std::os::unix::fs::symlink(target, &path).map_err(|e| err(&path, e))
+    top.symlink(rel, target)
+        .map_err(|e| format!("glue {rel}: {e}"))
 }
 
 /// A new, empty layer directory: mode 0755 (it becomes the merged root's
-/// attributes when it is the topmost layer).
-pub fn create_layer_dir(dir: &Path) -> Result<(), String> {
+/// attributes when it is the topmost layer), opened for confined writes.
+pub fn create_layer_dir(dir: &Path) -> Result<Tree, String> {
     fs::create_dir_all(dir).map_err(|e| err(dir, e))?;
-    fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).map_err(|e| err(dir, e))
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).map_err(|e| err(dir, e))?;
+    Tree::open(dir).map_err(|e| err(dir, e))
 }
 
 /// The glue of a base image: an empty `/etc/machine-id`, so every container
 /// gets a transient id (and nested journals link).
 pub fn write_base_glue(glue: &Path, base_view: &MergedView) -> Result<(), String> {
-    create_layer_dir(glue)?;
-    write_file(glue, "etc/machine-id", b"", 0o444, Some(base_view))
+    let tree = create_layer_dir(glue)?;
+    write_file(&tree, "etc/machine-id", b"", 0o444, Some(base_view))
 }
 
 fn image_path_env(config: &RunConfig) -> String {
@@ -216,7 +210,7 @@ pub fn write_app_root_glue(
     view: &MergedView,
     spec: &AppSpec,
 ) -> Result<Vec<String>, String> {
-    create_layer_dir(appglue)?;
+    let tree = create_layer_dir(appglue)?;
     for (dir, mode) in [
         ("/tmp", 0o1777),
         ("/var/tmp", 0o1777),
@@ -226,13 +220,13 @@ pub fn write_app_root_glue(
         ("/sys", 0o555),
     ] {
         if !view.exists(dir) {
-            mkdir_like(appglue, dir, Some(view))?;
-            let p = appglue.join(&dir[1..]);
-            fs::set_permissions(&p, fs::Permissions::from_mode(mode)).map_err(|e| err(&p, e))?;
+            mkdir_like(&tree, dir, Some(view))?;
+            tree.set_dir_mode(dir, mode)
+                .map_err(|e| format!("appglue {dir}: {e}"))?;
         }
     }
     if !view.exists(&spec.workdir) {
-        mkdir_like(appglue, &spec.workdir, Some(view))?;
+        mkdir_like(&tree, &spec.workdir, Some(view))?;
     }
     // The container's resolver and hosts files, like Docker provides them.
     let mut binds = Vec::new();
@@ -242,7 +236,7 @@ pub fn write_app_root_glue(
             .map_err(|e| format!("{file}: {e}"))?
         {
             None => {
-                write_file(appglue, file, b"", 0o644, Some(view))?;
+                write_file(&tree, file, b"", 0o644, Some(view))?;
                 binds.push(file.to_string());
             }
             Some(r) => {
@@ -255,7 +249,7 @@ pub fn write_app_root_glue(
         }
     }
     if spec.connector && !view.exists(units::CONNECTOR_SERVER) {
-        write_file(appglue, units::CONNECTOR_SERVER, b"", 0o755, Some(view))?;
+        write_file(&tree, units::CONNECTOR_SERVER, b"", 0o755, Some(view))?;
     }
     Ok(binds)
 }
@@ -269,22 +263,22 @@ pub fn write_app_glue(
     accounts: &(String, String),
     base_view: Option<&MergedView>,
 ) -> Result<AppInfo, String> {
-    create_layer_dir(glue)?;
+    let tree = create_layer_dir(glue)?;
     let v = base_view;
-    let put = |rel: &str, text: &str, mode: u32| write_file(glue, rel, text.as_bytes(), mode, v);
+    let put = |rel: &str, text: &str, mode: u32| write_file(&tree, rel, text.as_bytes(), mode, v);
     let unit = |name: &str, text: Result<String, sdme_unitfile::Error>| {
         let text = text.map_err(|e| format!("unit {name}: {e}"))?;
         put(&format!("etc/systemd/system/{name}"), &text, 0o644)
     };
     let enable = |wants: &str, name: &str| {
         symlink(
-            glue,
+            &tree,
             &format!("etc/systemd/system/{wants}/{name}"),
             &format!("../{name}"),
             v,
         )
     };
-    mkdir_like(glue, "oci/root", v)?;
+    mkdir_like(&tree, "oci/root", v)?;
     let env = sdme_unitfile::envfile::render(&config.env_pairs())
         .map_err(|e| format!("image environment: {e}"))?;
     put("oci/env", &env, 0o644)?;

@@ -495,6 +495,41 @@ fn launcher_assembles_overlays_lowest_first_with_binds() {
     )));
     let gens = fs::read_to_string(s.join("containers/web/generations")).unwrap();
     assert!(gens.contains(base_gen.to_str().unwrap()) && gens.contains(app_gen.to_str().unwrap()));
+
+    // The app's upper layer is the container's: a symlink its root planted
+    // there between two starts must not send the launcher's mkdir of the
+    // working directory onto the host.
+    let canary = f.work.join("canary");
+    fs::create_dir(&canary).unwrap();
+    fs::set_permissions(&canary, fs::Permissions::from_mode(0o700)).unwrap();
+    std::os::unix::fs::symlink(&canary, s.join("containers/web/app/srv")).unwrap();
+    // Resolved inside the upper layer, the link leads nowhere: a clear error.
+    let out = Command::new(NSPAWN)
+        .args([
+            "--machine=web",
+            "--image=app1",
+            "--dry-run",
+            "--workdir=/srv/work",
+        ])
+        .arg(format!("--store={}", s.display()))
+        .arg(format!("--runtime-dir={}", runtime.display()))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("working directory /srv/work in"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        fs::read_dir(&canary).unwrap().count(),
+        0,
+        "mkdir went through the symlink"
+    );
+    assert_eq!(
+        fs::metadata(&canary).unwrap().permissions().mode() & 0o7777,
+        0o700
+    );
 }
 
 #[test]

@@ -165,7 +165,11 @@ pub fn prepare(o: &Options) -> Result<Vec<OsString>, String> {
         }
     }
     if let (Some(dir), Some((_, app_upper))) = (&dropins.create_workdir, &app_view) {
-        mkdir(&app_upper.join(dir.trim_start_matches('/')), 0o755)?;
+        // The app's upper layer is the container's to write: confined, so a
+        // symlink planted there cannot send this mkdir onto the host.
+        sdme_extract::confined::Tree::open(app_upper)
+            .and_then(|tree| tree.make_dirs(dir, 0o755))
+            .map_err(|e| format!("working directory {dir} in {}: {e}", app_upper.display()))?;
     }
 
     let gens = container.join("generations");
