@@ -27,7 +27,7 @@ fn io_err(e: Errno) -> io::Error {
 }
 
 /// The parent's fd and the last component of `path`; the root has none.
-fn parent_of<'p>(root: BorrowedFd<'_>, path: &'p CleanPath) -> io::Result<(OwnedFd, Vec<u8>)> {
+fn parent_of(root: BorrowedFd<'_>, path: &CleanPath) -> io::Result<(OwnedFd, Vec<u8>)> {
     let (parent, name) = path
         .split_last()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the tree's root itself"))?;
