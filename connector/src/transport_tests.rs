@@ -42,9 +42,10 @@ fn request_with_three_fds_round_trips() {
     let (p0, mut p1) = pair();
     let req = Request {
         argv: vec!["hello".into(), "world".into()],
+        tty: false,
     };
     send_request(&a, [p0.as_fd(), p0.as_fd(), p0.as_fd()], &req).unwrap();
-    let got = recv_request(&b).unwrap();
+    let got = recv_request(&b, None).unwrap();
     assert_eq!(got.request, req);
     // The descriptors are live and close-on-exec.
     for fd in &got.stdio {
@@ -62,14 +63,17 @@ fn request_with_three_fds_round_trips() {
 fn follow_up_message_is_not_consumed_with_the_request() {
     let (a, b) = pair();
     let (p0, _p1) = pair();
-    let req = Request { argv: vec![] };
+    let req = Request {
+        argv: vec![],
+        tty: false,
+    };
     send_request(&a, [p0.as_fd(), p0.as_fd(), p0.as_fd()], &req).unwrap();
     send_message(&a, &SignalMessage { signal: 2 }).unwrap();
-    assert_eq!(recv_request(&b).unwrap().request, req);
-    let body = recv_plain_frame(&b).unwrap().unwrap();
+    assert_eq!(recv_request(&b, None).unwrap().request, req);
+    let body = recv_plain_frame(&b, None).unwrap().unwrap();
     assert_eq!(protocol::decode_signal(&body).unwrap().signal, 2);
     drop(a);
-    assert!(recv_plain_frame(&b).unwrap().is_none());
+    assert!(recv_plain_frame(&b, None).unwrap().is_none());
 }
 
 #[test]
@@ -77,7 +81,7 @@ fn request_without_fds_is_rejected() {
     let (a, b) = pair();
     send_raw(&a, &frame(br#"{"argv":[]}"#), &[]);
     assert_eq!(
-        protocol_error(recv_request(&b)),
+        protocol_error(recv_request(&b, None)),
         ProtocolError::WrongFdCount(0)
     );
 }
@@ -90,7 +94,7 @@ fn request_with_wrong_fd_count_is_rejected() {
         let fds: Vec<_> = (0..n).map(|_| p0.as_fd()).collect();
         send_raw(&a, &frame(br#"{"argv":[]}"#), &fds);
         assert_eq!(
-            protocol_error(recv_request(&b)),
+            protocol_error(recv_request(&b, None)),
             ProtocolError::WrongFdCount(n),
             "{n} fds"
         );
@@ -104,7 +108,7 @@ fn too_many_fds_for_the_buffer_are_rejected() {
     let fds: Vec<_> = (0..12).map(|_| p0.as_fd()).collect();
     send_raw(&a, &frame(br#"{"argv":[]}"#), &fds);
     assert_eq!(
-        protocol_error(recv_request(&b)),
+        protocol_error(recv_request(&b, None)),
         ProtocolError::FdsTruncated
     );
 }
@@ -119,7 +123,7 @@ fn oversize_length_is_rejected_without_reading_the_body() {
         &[p0.as_fd(), p0.as_fd(), p0.as_fd()],
     );
     assert_eq!(
-        protocol_error(recv_request(&b)),
+        protocol_error(recv_request(&b, None)),
         ProtocolError::Oversize(MAX_FRAME + 1)
     );
 }
@@ -130,7 +134,7 @@ fn truncated_header_and_body_are_rejected() {
     send_raw(&a, &[0, 0], &[]);
     drop(a);
     assert!(matches!(
-        protocol_error(recv_request(&b)),
+        protocol_error(recv_request(&b, None)),
         ProtocolError::Truncated {
             expected: 4,
             got: 2
@@ -144,7 +148,7 @@ fn truncated_header_and_body_are_rejected() {
     send_raw(&a, &f, &[p0.as_fd(), p0.as_fd(), p0.as_fd()]);
     drop(a);
     assert!(matches!(
-        protocol_error(recv_request(&b)),
+        protocol_error(recv_request(&b, None)),
         ProtocolError::Truncated { .. }
     ));
 }
@@ -161,7 +165,7 @@ fn not_json_and_bad_argv_are_rejected() {
         let (p0, _p1) = pair();
         send_raw(&a, &frame(body), &[p0.as_fd(), p0.as_fd(), p0.as_fd()]);
         assert!(matches!(
-            protocol_error(recv_request(&b)),
+            protocol_error(recv_request(&b, None)),
             ProtocolError::Malformed(_)
         ));
     }
@@ -171,7 +175,7 @@ fn not_json_and_bad_argv_are_rejected() {
 fn immediate_close_is_reported_as_closed() {
     let (a, b) = pair();
     drop(a);
-    assert!(matches!(recv_request(&b), Err(RecvError::Closed)));
+    assert!(matches!(recv_request(&b, None), Err(RecvError::Closed)));
 }
 
 #[test]
@@ -180,7 +184,7 @@ fn fds_outside_the_request_are_refused() {
     let (p0, _p1) = pair();
     send_raw(&a, &frame(br#"{"signal":2}"#), &[p0.as_fd()]);
     assert!(matches!(
-        recv_plain_frame(&b),
+        recv_plain_frame(&b, None),
         Err(RecvError::Protocol(ProtocolError::UnexpectedFds(1)))
     ));
 }
@@ -196,7 +200,7 @@ fn reply_is_a_plain_frame() {
         },
     )
     .unwrap();
-    let body = recv_plain_frame(&b).unwrap().unwrap();
+    let body = recv_plain_frame(&b, None).unwrap().unwrap();
     assert_eq!(protocol::decode_reply(&body).unwrap().exit_code, 42);
 }
 
@@ -206,12 +210,13 @@ fn large_request_crosses_several_reads() {
     let (p0, _p1) = pair();
     let req = Request {
         argv: vec!["y".repeat(MAX_FRAME - 100)],
+        tty: false,
     };
     let sender = std::thread::spawn(move || {
         send_request(&a, [p0.as_fd(), p0.as_fd(), p0.as_fd()], &req).unwrap();
         (a, p0)
     });
-    let got = recv_request(&b).unwrap();
+    let got = recv_request(&b, None).unwrap();
     assert_eq!(got.request.argv[0].len(), MAX_FRAME - 100);
     sender.join().unwrap();
 }
