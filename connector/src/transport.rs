@@ -237,7 +237,10 @@ fn recv_exact(
                 });
             }
         }
-        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(FD_ROOM))];
+        // Room for credentials too, so that unexpected ones are reported as
+        // what they are rather than as a truncation.
+        let mut space =
+            [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(FD_ROOM), ScmCredentials(1))];
         let mut control = RecvAncillaryBuffer::new(&mut space);
         let mut iov = [IoSliceMut::new(&mut buf[filled..])];
         // With a deadline, poll() said readable; DONTWAIT keeps a spurious

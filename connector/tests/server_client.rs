@@ -286,28 +286,119 @@ fn a_hundred_concurrent_clients_get_their_own_exit_codes() {
 #[test]
 fn malformed_requests_are_refused_and_the_server_keeps_serving() {
     let mut srv = Server::shell(r#"exit "$1""#, &[], &[]);
-    let cases: Vec<(&str, Vec<u8>, usize)> = vec![
-        ("no fds", raw_frame(br#"{"argv":["1"]}"#), 0),
-        ("one fd", raw_frame(br#"{"argv":["1"]}"#), 1),
-        ("four fds", raw_frame(br#"{"argv":["1"]}"#), 4),
-        ("not json", raw_frame(b"hello"), 3),
-        ("no argv", raw_frame(br#"{"args":["1"]}"#), 3),
-        ("argv not strings", raw_frame(br#"{"argv":[1]}"#), 3),
-        ("oversize", (64u32 << 20).to_be_bytes().to_vec(), 3),
-        ("zero length", vec![0, 0, 0, 0], 3),
+    // (what, data, descriptors, what the log line says)
+    let cases: Vec<(&str, Vec<u8>, usize, &str)> = vec![
+        (
+            "no fds",
+            raw_frame(br#"{"argv":["1"]}"#),
+            0,
+            "carried 0 file descriptors",
+        ),
+        (
+            "one fd",
+            raw_frame(br#"{"argv":["1"]}"#),
+            1,
+            "carried 1 file descriptors",
+        ),
+        (
+            "two fds",
+            raw_frame(br#"{"argv":["1"]}"#),
+            2,
+            "carried 2 file descriptors",
+        ),
+        (
+            "four fds",
+            raw_frame(br#"{"argv":["1"]}"#),
+            4,
+            "carried 4 file descriptors",
+        ),
+        ("not json", raw_frame(b"hello"), 3, "not JSON"),
+        (
+            "not UTF-8",
+            raw_frame(b"{\"argv\":[\"\xff\"]}"),
+            3,
+            "not JSON",
+        ),
+        (
+            "no argv",
+            raw_frame(br#"{"args":["1"]}"#),
+            3,
+            "has no \"argv\"",
+        ),
+        (
+            "argv not strings",
+            raw_frame(br#"{"argv":[1]}"#),
+            3,
+            "argv[0] is not a string",
+        ),
+        (
+            "argv not an array",
+            raw_frame(br#"{"argv":"1"}"#),
+            3,
+            "\"argv\" is not an array",
+        ),
+        (
+            "NUL in argv",
+            raw_frame(br#"{"argv":["a\u0000"]}"#),
+            3,
+            "contains a NUL byte",
+        ),
+        (
+            "oversize",
+            (64u32 << 20).to_be_bytes().to_vec(),
+            3,
+            "exceeds the limit",
+        ),
+        (
+            "length 0xffffffff",
+            vec![0xff; 4],
+            3,
+            "4294967295 bytes exceeds",
+        ),
+        ("zero length", vec![0, 0, 0, 0], 3, "frame of length 0"),
     ];
-    for (what, data, nfds) in cases {
+    for (what, data, nfds, logged) in cases {
+        let before = srv.log_text().len();
         let sock = UnixStream::connect(&srv.socket).unwrap();
         send_with_fds(&sock, &data, nfds);
         sock.shutdown(std::net::Shutdown::Write).unwrap();
         assert_eq!(answer(sock), Some(70), "{what}: refused with exit code 70");
+        // The log line is written before the reply is sent.
+        let log = srv.log_text();
+        let line = &log[before..];
+        assert!(
+            line.contains("rejected request: ") && line.contains(logged),
+            "{what}: {line}"
+        );
     }
+    // Three descriptors with the header and more with the body (separate
+    // sendmsg calls): refused once the fourth arrives.
+    let sock = UnixStream::connect(&srv.socket).unwrap();
+    let frame = raw_frame(br#"{"argv":["1"]}"#);
+    send_with_fds(&sock, &frame[..4], 3);
+    send_with_fds(&sock, &frame[4..], 3);
+    assert_eq!(answer(sock), Some(70));
+    assert!(srv
+        .log_text()
+        .contains("request carried 6 file descriptors"));
     // Truncated: half a frame, then the client hangs up.
+    let before = srv.log_text().len();
     let sock = UnixStream::connect(&srv.socket).unwrap();
     send_with_fds(&sock, &raw_frame(br#"{"argv":["1"]}"#)[..8], 3);
     drop(sock);
+    wait_for(
+        || srv.log_text()[before..].contains("connection closed after 8 of 18 bytes"),
+        Duration::from_secs(10),
+        "the truncated request's log line",
+    );
     // Connect and leave without a byte.
+    let before = srv.log_text().len();
     drop(UnixStream::connect(&srv.socket).unwrap());
+    wait_for(
+        || srv.log_text()[before..].contains("closed without a request"),
+        Duration::from_secs(10),
+        "the empty connection's log line",
+    );
     // Garbage after a valid request must not disturb the command's answer.
     let mut sock = UnixStream::connect(&srv.socket).unwrap();
     send_with_fds(&sock, &raw_frame(br#"{"argv":["5"]}"#), 3);
@@ -316,8 +407,7 @@ fn malformed_requests_are_refused_and_the_server_keeps_serving() {
 
     assert!(srv.running(), "server died: {}", srv.log_text());
     assert_eq!(run(&mut srv.client(&["7"])).0, 7);
-    let log = srv.log_text();
-    assert!(log.contains("rejected request"), "{log}");
+    assert!(!srv.log_text().contains("panicked"), "{}", srv.log_text());
 }
 
 #[test]
