@@ -6,7 +6,9 @@
 //! `sendmsg()` as its three descriptors, and the server's reply
 //! `{"exit_code": N}`. sdme adds one optional message, `{"signal": N}`, that a
 //! client may send on the same connection after its request to forward a
-//! signal; a server that does not know it simply never reads it.
+//! signal; a server that does not know it simply never reads it. It also
+//! adds two optional fields: `"error"` in replies and `"tty": true` in
+//! requests (take the terminal as controlling terminal; absent = false).
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -21,11 +23,22 @@ pub const REQUEST_FDS: usize = 3;
 /// Signals a client may forward; anything else is refused by the server.
 pub const FORWARDED_SIGNALS: [i32; 6] = [1, 2, 3, 15, 10, 12]; // HUP INT QUIT TERM USR1 USR2
 
+/// Exit code in the reply to a connection refused because the server (or
+/// the peer's uid) already has as many sessions as allowed (EX_TEMPFAIL:
+/// try again later).
+pub const EXIT_BUSY: i32 = 75;
+
 /// The client's request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Request {
     /// The client's arguments without its own program name.
     pub argv: Vec<String>,
+    /// sdme's addition: the client asks the command to take its stdin
+    /// terminal as controlling terminal. Absent (seed clients, and sdme
+    /// clients that do not ask) means no; never sent when false, so such a
+    /// request is byte for byte the seed's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tty: bool,
 }
 
 /// The server's answer: the command's exit status (128+N when killed by
@@ -61,6 +74,8 @@ pub enum ProtocolError {
     FdsTruncated,
     /// The peer sent descriptors with a message that must carry none.
     UnexpectedFds(usize),
+    /// The peer sent ancillary data other than descriptors.
+    UnexpectedControl,
 }
 
 impl fmt::Display for ProtocolError {
@@ -80,6 +95,7 @@ impl fmt::Display for ProtocolError {
             }
             Self::FdsTruncated => write!(f, "too many file descriptors (control data truncated)"),
             Self::UnexpectedFds(n) => write!(f, "{n} file descriptors sent outside the request"),
+            Self::UnexpectedControl => write!(f, "ancillary data other than file descriptors"),
         }
     }
 }
@@ -137,13 +153,21 @@ pub fn split_frame(frame: &[u8]) -> Result<&[u8], ProtocolError> {
     Ok(body)
 }
 
-/// Parses a request body; every argument must be a string without NUL bytes.
+/// Parses a request body; every argument must be a string without NUL bytes,
+/// and `tty`, when present, a boolean. Unknown fields are ignored.
 pub fn decode_request(body: &[u8]) -> Result<Request, ProtocolError> {
     let value: serde_json::Value = serde_json::from_slice(body)
         .map_err(|e| ProtocolError::Malformed(format!("not JSON: {e}")))?;
-    let argv = value
+    let object = value
         .as_object()
-        .ok_or_else(|| ProtocolError::Malformed("request is not a JSON object".into()))?
+        .ok_or_else(|| ProtocolError::Malformed("request is not a JSON object".into()))?;
+    let tty = match object.get("tty") {
+        None => false,
+        Some(v) => v
+            .as_bool()
+            .ok_or_else(|| ProtocolError::Malformed("\"tty\" is not a boolean".into()))?,
+    };
+    let argv = object
         .get("argv")
         .ok_or_else(|| ProtocolError::Malformed("request has no \"argv\"".into()))?
         .as_array()
@@ -160,7 +184,7 @@ pub fn decode_request(body: &[u8]) -> Result<Request, ProtocolError> {
         }
         out.push(s.to_owned());
     }
-    Ok(Request { argv: out })
+    Ok(Request { argv: out, tty })
 }
 
 /// Parses the server's reply.

@@ -10,6 +10,7 @@ fn frame_of(body: &[u8]) -> Vec<u8> {
 fn request_round_trip_is_seed_compatible() {
     let req = Request {
         argv: vec!["-t".into(), "a b".into(), "ünï".into(), String::new()],
+        tty: false,
     };
     let frame = encode(&req).unwrap();
     assert_eq!(&frame[..4], &((frame.len() - 4) as u32).to_be_bytes());
@@ -86,6 +87,7 @@ fn oversize_length_is_rejected() {
 fn encode_refuses_oversize_bodies() {
     let req = Request {
         argv: vec!["x".repeat(MAX_FRAME)],
+        tty: false,
     };
     assert!(matches!(encode(&req), Err(ProtocolError::Oversize(_))));
 }

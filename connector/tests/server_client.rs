@@ -144,30 +144,119 @@ fn session_and_tty(out: &str) -> (i64, i64, i64) {
 }
 
 #[test]
-fn a_pty_as_stdin_becomes_the_controlling_terminal() {
-    let srv = Server::shell(SESSION_AND_TTY, &[], &[]);
-    let (_master, slave) = open_pty();
-    let out = srv
-        .client(&[])
-        .stdin(slave)
-        .stderr(Stdio::inherit())
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    let (pid, session, tty) = session_and_tty(&String::from_utf8_lossy(&out.stdout));
-    assert_eq!(pid, session, "the command leads its own session");
-    assert_ne!(tty, 0, "the pty is the command's controlling terminal");
+fn a_pty_as_stdin_becomes_the_controlling_terminal_only_when_the_client_opts_in() {
+    let srv = Server::shell(
+        &format!("{SESSION_AND_TTY}\n[ -t 0 ] && echo stdin-is-a-tty || :"),
+        &[],
+        &[],
+    );
+    // Opted in ($SDME_CONNECTOR_TTY=1, or --tty): the pty, nobody's
+    // controlling terminal yet, becomes the command's.
+    for (how, env, flag) in [("env", Some("1"), false), ("--tty", None, true)] {
+        let (_master, slave) = open_pty();
+        let mut client = if flag {
+            let mut c = Command::new(CLIENT);
+            c.arg(format!("--socket={}", srv.socket.display()))
+                .arg("--tty");
+            c
+        } else {
+            srv.client(&[])
+        };
+        if let Some(v) = env {
+            client.env("SDME_CONNECTOR_TTY", v);
+        }
+        let out = client
+            .stdin(slave)
+            .stderr(Stdio::inherit())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{how}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let (pid, session, tty) = session_and_tty(&text);
+        assert_eq!(pid, session, "{how}: the command leads its own session");
+        assert_ne!(
+            tty, 0,
+            "{how}: the pty is the command's controlling terminal"
+        );
+    }
 
-    // Without a terminal: its own session still, but no controlling tty.
-    let (code, out, _) = run(&mut srv.client(&[]));
+    // By default: the terminal is the command's stdin, but not its
+    // controlling terminal (so it cannot TIOCSTI into the client's input).
+    for env in [None, Some("0"), Some("")] {
+        let (_master, slave) = open_pty();
+        let mut client = srv.client(&[]);
+        if let Some(v) = env {
+            client.env("SDME_CONNECTOR_TTY", v);
+        }
+        let out = client.stdin(slave).output().unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        let text = String::from_utf8_lossy(&out.stdout);
+        let (pid, session, tty) = session_and_tty(&text);
+        assert_eq!(
+            (pid == session, tty),
+            (true, 0),
+            "SDME_CONNECTOR_TTY={env:?}"
+        );
+        assert!(text.contains("stdin-is-a-tty"), "{text}");
+    }
+
+    // Opted in without a terminal: its own session still, no controlling tty.
+    let (code, out, _) = run(srv.client(&[]).env("SDME_CONNECTOR_TTY", "1"));
     assert_eq!(code, 0);
     let (pid, session, tty) = session_and_tty(&out);
     assert_eq!((pid == session, tty), (true, 0));
 }
 
+/// What the command sees when a raw request passes `fd` as all three
+/// descriptors, with the given JSON body.
+fn raw_request_session(srv: &Server, body: &[u8], fd: std::os::fd::BorrowedFd<'_>) -> String {
+    use std::os::fd::AsFd;
+    let sock = UnixStream::connect(&srv.socket).unwrap();
+    let (out_r, out_w) = rustix::pipe::pipe().unwrap();
+    send_with(&sock, &raw_frame(body), &[fd, out_w.as_fd(), out_w.as_fd()]);
+    drop(out_w);
+    assert_eq!(answer(sock), Some(0), "{}", srv.log_text());
+    let mut text = String::new();
+    std::fs::File::from(out_r)
+        .read_to_string(&mut text)
+        .unwrap();
+    text
+}
+
+#[test]
+fn only_a_request_with_tty_true_gets_a_controlling_terminal() {
+    use std::os::fd::AsFd;
+    let srv = Server::shell(SESSION_AND_TTY, &[], &[]);
+    // A seed client's request has no "tty" field: no controlling terminal,
+    // even with a terminal that could be acquired.
+    let (_m1, slave) = open_pty();
+    let text = raw_request_session(&srv, br#"{"argv":[]}"#, slave.as_fd());
+    assert_eq!(session_and_tty(&text).2, 0, "{text}");
+    let (_m2, slave) = open_pty();
+    let text = raw_request_session(&srv, br#"{"argv":[],"tty":false}"#, slave.as_fd());
+    assert_eq!(session_and_tty(&text).2, 0, "{text}");
+    let (_m3, slave) = open_pty();
+    let text = raw_request_session(&srv, br#"{"argv":[],"tty":true}"#, slave.as_fd());
+    assert_ne!(session_and_tty(&text).2, 0, "{text}");
+    // "tty" must be a boolean.
+    let sock = UnixStream::connect(&srv.socket).unwrap();
+    send_with_fds(&sock, &raw_frame(br#"{"argv":[],"tty":"yes"}"#), 3);
+    assert_eq!(answer(sock), Some(70));
+    assert!(
+        srv.log_text().contains("\"tty\" is not a boolean"),
+        "{}",
+        srv.log_text()
+    );
+}
+
 #[test]
 fn a_hundred_concurrent_clients_get_their_own_exit_codes() {
-    let srv = Server::shell(r#"sleep 0.3; echo "$1"; exit "$1""#, &[], &[]);
+    // All from one uid: above the default --max-per-uid.
+    let srv = Server::shell(
+        r#"sleep 0.3; echo "$1"; exit "$1""#,
+        &["--max-per-uid=100"],
+        &[],
+    );
     let start = Instant::now();
     let children: Vec<_> = (0..100)
         .map(|i| {
@@ -194,67 +283,122 @@ fn a_hundred_concurrent_clients_get_their_own_exit_codes() {
     assert!(took < Duration::from_secs(15), "took {took:?}");
 }
 
-fn raw_frame(body: &[u8]) -> Vec<u8> {
-    let mut f = (body.len() as u32).to_be_bytes().to_vec();
-    f.extend_from_slice(body);
-    f
-}
-
-fn send_with_fds(sock: &UnixStream, data: &[u8], nfds: usize) {
-    use rustix::net::{sendmsg, SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
-    use std::os::fd::AsFd;
-    let devnull = std::fs::File::open("/dev/null").unwrap();
-    let fds: Vec<_> = (0..nfds).map(|_| devnull.as_fd()).collect();
-    let mut space = vec![std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(8))];
-    let mut control = SendAncillaryBuffer::new(&mut space);
-    if nfds > 0 {
-        assert!(control.push(SendAncillaryMessage::ScmRights(&fds)));
-    }
-    sendmsg(
-        sock,
-        &[std::io::IoSlice::new(data)],
-        &mut control,
-        SendFlags::empty(),
-    )
-    .unwrap();
-}
-
-/// Reads the server's answer to a broken request: its exit code, if any.
-fn answer(mut sock: UnixStream) -> Option<i32> {
-    sock.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut buf = Vec::new();
-    let _ = sock.read_to_end(&mut buf);
-    let body = buf.get(4..)?;
-    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
-    v["exit_code"].as_i64().map(|c| c as i32)
-}
-
 #[test]
 fn malformed_requests_are_refused_and_the_server_keeps_serving() {
     let mut srv = Server::shell(r#"exit "$1""#, &[], &[]);
-    let cases: Vec<(&str, Vec<u8>, usize)> = vec![
-        ("no fds", raw_frame(br#"{"argv":["1"]}"#), 0),
-        ("one fd", raw_frame(br#"{"argv":["1"]}"#), 1),
-        ("four fds", raw_frame(br#"{"argv":["1"]}"#), 4),
-        ("not json", raw_frame(b"hello"), 3),
-        ("no argv", raw_frame(br#"{"args":["1"]}"#), 3),
-        ("argv not strings", raw_frame(br#"{"argv":[1]}"#), 3),
-        ("oversize", (64u32 << 20).to_be_bytes().to_vec(), 3),
-        ("zero length", vec![0, 0, 0, 0], 3),
+    // (what, data, descriptors, what the log line says)
+    let cases: Vec<(&str, Vec<u8>, usize, &str)> = vec![
+        (
+            "no fds",
+            raw_frame(br#"{"argv":["1"]}"#),
+            0,
+            "carried 0 file descriptors",
+        ),
+        (
+            "one fd",
+            raw_frame(br#"{"argv":["1"]}"#),
+            1,
+            "carried 1 file descriptors",
+        ),
+        (
+            "two fds",
+            raw_frame(br#"{"argv":["1"]}"#),
+            2,
+            "carried 2 file descriptors",
+        ),
+        (
+            "four fds",
+            raw_frame(br#"{"argv":["1"]}"#),
+            4,
+            "carried 4 file descriptors",
+        ),
+        ("not json", raw_frame(b"hello"), 3, "not JSON"),
+        (
+            "not UTF-8",
+            raw_frame(b"{\"argv\":[\"\xff\"]}"),
+            3,
+            "not JSON",
+        ),
+        (
+            "no argv",
+            raw_frame(br#"{"args":["1"]}"#),
+            3,
+            "has no \"argv\"",
+        ),
+        (
+            "argv not strings",
+            raw_frame(br#"{"argv":[1]}"#),
+            3,
+            "argv[0] is not a string",
+        ),
+        (
+            "argv not an array",
+            raw_frame(br#"{"argv":"1"}"#),
+            3,
+            "\"argv\" is not an array",
+        ),
+        (
+            "NUL in argv",
+            raw_frame(br#"{"argv":["a\u0000"]}"#),
+            3,
+            "contains a NUL byte",
+        ),
+        (
+            "oversize",
+            (64u32 << 20).to_be_bytes().to_vec(),
+            3,
+            "exceeds the limit",
+        ),
+        (
+            "length 0xffffffff",
+            vec![0xff; 4],
+            3,
+            "4294967295 bytes exceeds",
+        ),
+        ("zero length", vec![0, 0, 0, 0], 3, "frame of length 0"),
     ];
-    for (what, data, nfds) in cases {
+    for (what, data, nfds, logged) in cases {
+        let before = srv.log_text().len();
         let sock = UnixStream::connect(&srv.socket).unwrap();
         send_with_fds(&sock, &data, nfds);
         sock.shutdown(std::net::Shutdown::Write).unwrap();
         assert_eq!(answer(sock), Some(70), "{what}: refused with exit code 70");
+        // The log line is written before the reply is sent.
+        let log = srv.log_text();
+        let line = &log[before..];
+        assert!(
+            line.contains("rejected request: ") && line.contains(logged),
+            "{what}: {line}"
+        );
     }
+    // Three descriptors with the header and more with the body (separate
+    // sendmsg calls): refused once the fourth arrives.
+    let sock = UnixStream::connect(&srv.socket).unwrap();
+    let frame = raw_frame(br#"{"argv":["1"]}"#);
+    send_with_fds(&sock, &frame[..4], 3);
+    send_with_fds(&sock, &frame[4..], 3);
+    assert_eq!(answer(sock), Some(70));
+    assert!(srv
+        .log_text()
+        .contains("request carried 6 file descriptors"));
     // Truncated: half a frame, then the client hangs up.
+    let before = srv.log_text().len();
     let sock = UnixStream::connect(&srv.socket).unwrap();
     send_with_fds(&sock, &raw_frame(br#"{"argv":["1"]}"#)[..8], 3);
     drop(sock);
+    wait_for(
+        || srv.log_text()[before..].contains("connection closed after 8 of 18 bytes"),
+        Duration::from_secs(10),
+        "the truncated request's log line",
+    );
     // Connect and leave without a byte.
+    let before = srv.log_text().len();
     drop(UnixStream::connect(&srv.socket).unwrap());
+    wait_for(
+        || srv.log_text()[before..].contains("closed without a request"),
+        Duration::from_secs(10),
+        "the empty connection's log line",
+    );
     // Garbage after a valid request must not disturb the command's answer.
     let mut sock = UnixStream::connect(&srv.socket).unwrap();
     send_with_fds(&sock, &raw_frame(br#"{"argv":["5"]}"#), 3);
@@ -263,8 +407,7 @@ fn malformed_requests_are_refused_and_the_server_keeps_serving() {
 
     assert!(srv.running(), "server died: {}", srv.log_text());
     assert_eq!(run(&mut srv.client(&["7"])).0, 7);
-    let log = srv.log_text();
-    assert!(log.contains("rejected request"), "{log}");
+    assert!(!srv.log_text().contains("panicked"), "{}", srv.log_text());
 }
 
 #[test]

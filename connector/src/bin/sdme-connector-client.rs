@@ -16,7 +16,10 @@ fn main() {
         cwd: cwd.as_deref(),
     };
     let invocation = match client::parse(std::env::args_os().collect(), &lookup) {
-        Ok(client::Parsed::Run(i)) => i,
+        Ok(client::Parsed::Run(mut i)) => {
+            i.tty |= client::tty_opt_in(std::env::var_os(client::TTY_ENV).as_deref());
+            i
+        }
         Ok(client::Parsed::Help) => {
             println!("{}", client::USAGE);
             return;

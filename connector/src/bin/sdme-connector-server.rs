@@ -29,11 +29,22 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::UNAVAILABLE as u8);
         }
     };
+    let callers = if opts.access.restricted() {
+        format!(
+            "uid 0, uids {:?}, gids {:?}",
+            opts.access.uids, opts.access.gids
+        )
+    } else {
+        "whoever can reach the socket".into()
+    };
     eprintln!(
-        "serving {:?} (idle timeout: {})",
+        "serving {:?} (idle timeout: {}; request timeout: {} s; callers: {callers}; \
+         at most {} sessions per uid)",
         opts.entrypoint,
         opts.idle_timeout
-            .map_or("never".into(), |t| format!("{} s", t.as_secs_f64()))
+            .map_or("never".into(), |t| format!("{} s", t.as_secs_f64())),
+        opts.request_timeout.as_secs_f64(),
+        opts.max_per_uid,
     );
     match server::serve(listener, opts) {
         Ok(()) => ExitCode::SUCCESS,

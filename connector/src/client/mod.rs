@@ -20,12 +20,24 @@ pub const PROGRAM: &str = "sdme-connector-client";
 pub const FORWARDED: [i32; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
 
 pub const USAGE: &str = "usage: sdme-connector-client [--connector-dir=DIR] [--name=NAME] \
-[--socket=PATH] [--] [ARGS...]\n       <connector-dir>/<command> [ARGS...]   (through a symlink)";
+[--socket=PATH] [--tty] [--] [ARGS...]\n       <connector-dir>/<command> [ARGS...]   (through a symlink)";
+
+/// Environment variable that opts in to giving the command the client's
+/// terminal as controlling terminal (`1`, `yes` or `true`), like `--tty`.
+pub const TTY_ENV: &str = "SDME_CONNECTOR_TTY";
 
 /// What to run: where, and with which arguments.
 pub struct Invocation {
     pub target: Target,
     pub args: Vec<OsString>,
+    /// Opted in (`--tty` or `$SDME_CONNECTOR_TTY`) to asking the server for
+    /// a controlling terminal; only asked when stdin is a terminal.
+    pub tty: bool,
+}
+
+/// Whether a value of [`TTY_ENV`] opts in.
+pub fn tty_opt_in(value: Option<&std::ffi::OsStr>) -> bool {
+    value.is_some_and(|v| matches!(v.to_str(), Some("1" | "yes" | "true")))
 }
 
 pub enum Parsed {
@@ -46,6 +58,7 @@ pub fn parse(argv: Vec<OsString>, env: &Lookup<'_>) -> Result<Parsed, String> {
         return Ok(Parsed::Run(Invocation {
             target,
             args: argv.collect(),
+            tty: false,
         }));
     }
     parse_explicit(argv.collect(), env)
@@ -55,6 +68,7 @@ fn parse_explicit(args: Vec<OsString>, env: &Lookup<'_>) -> Result<Parsed, Strin
     use lexopt::prelude::*;
     let mut parser = lexopt::Parser::from_args(args);
     let (mut dir, mut name, mut socket) = (None::<PathBuf>, None::<String>, None::<PathBuf>);
+    let mut tty = false;
     let mut rest = Vec::new();
     loop {
         match parser.next().map_err(|e| e.to_string())? {
@@ -67,6 +81,7 @@ fn parse_explicit(args: Vec<OsString>, env: &Lookup<'_>) -> Result<Parsed, Strin
                 );
             }
             Some(Long("socket")) => socket = Some(value(&mut parser)?.into()),
+            Some(Long("tty")) => tty = true,
             Some(Long("help") | Short('h')) => return Ok(Parsed::Help),
             Some(Long("version")) => return Ok(Parsed::Version),
             Some(Value(v)) => {
@@ -87,7 +102,11 @@ fn parse_explicit(args: Vec<OsString>, env: &Lookup<'_>) -> Result<Parsed, Strin
         (None, None, Some(name)) => locate::by_name(&name)?,
         (None, None, None) => locate::default_connector(env)?,
     };
-    Ok(Parsed::Run(Invocation { target, args: rest }))
+    Ok(Parsed::Run(Invocation {
+        target,
+        args: rest,
+        tty,
+    }))
 }
 
 fn value(parser: &mut lexopt::Parser) -> Result<OsString, String> {
@@ -122,8 +141,27 @@ pub fn run(inv: Invocation) -> Result<i32, Failure> {
         rustix::stdio::stdout(),
         rustix::stdio::stderr(),
     ];
-    transport::send_request(&socket, stdio, &Request { argv })
-        .map_err(|e| fail(exit::PROTOCOL, format!("sending the request failed: {e}")))?;
+    let request = Request {
+        argv,
+        tty: inv.tty && rustix::termios::isatty(rustix::stdio::stdin()),
+    };
+    if let Err(e) = transport::send_request(&socket, stdio, &request) {
+        // A server that refuses a peer (not allowed, too many sessions)
+        // answers and closes at once, maybe before the request is sent:
+        // its answer is then already waiting in the socket.
+        if matches!(
+            e.kind(),
+            io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+        ) {
+            if let Ok((code, Some(error))) = read_reply(&socket) {
+                return Err(fail(code, error));
+            }
+        }
+        return Err(fail(
+            exit::PROTOCOL,
+            format!("sending the request failed: {e}"),
+        ));
+    }
     loop {
         let mut fds = [
             PollFd::new(&socket, PollFlags::IN),
@@ -176,7 +214,7 @@ fn connect(target: &Target) -> Result<UnixStream, (i32, String)> {
 /// The exit code, and the server's explanation when it refused or could not
 /// start the command.
 fn read_reply(socket: &UnixStream) -> Result<(i32, Option<String>), (i32, String)> {
-    let body = match transport::recv_plain_frame(socket) {
+    let body = match transport::recv_plain_frame(socket, None) {
         Ok(Some(body)) => body,
         Ok(None) | Err(RecvError::Closed) => {
             return Err((

@@ -2,31 +2,41 @@
 //! answer with the exit status.
 
 use super::options::Options;
+use super::peer::Peer;
 use super::spawn;
 use crate::protocol::{self, Reply};
 use crate::transport::{self, RecvError};
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::io::Errno;
 use rustix::process::{kill_process_group, pidfd_open, Pid, PidfdFlags, Signal};
-use std::io::ErrorKind;
 use std::os::fd::OwnedFd;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-/// Serves one accepted connection. Never panics on client input; every
-/// problem is logged to stderr (the journal) with the connection's id.
-pub fn serve_connection(id: u64, conn: OwnedFd, opts: &Options) {
-    let peer = super::peer::describe(&conn);
-    // A client that connects and never sends must not hold a slot forever.
-    let _ = rustix::net::sockopt::set_socket_timeout(
-        &conn,
-        rustix::net::sockopt::Timeout::Recv,
-        Some(opts.request_timeout),
-    );
-    let received = match transport::recv_request(&conn) {
+/// Serves one admitted connection. Never panics on client input; every
+/// problem is logged to stderr (the journal) with the connection's id. The
+/// whole request must have arrived by `deadline`. The client's arguments
+/// are never logged (they may hold secrets), only how many there are.
+pub fn serve_connection(id: u64, conn: OwnedFd, peer: Peer, deadline: Instant, opts: &Options) {
+    let peer = peer.describe();
+    let received = match transport::recv_request(&conn, Some(deadline)) {
         Ok(r) => r,
         Err(RecvError::Closed) => {
             eprintln!("[{id}] {peer}: closed without a request");
+            return;
+        }
+        Err(RecvError::Deadline { got }) => {
+            let secs = opts.request_timeout.as_secs_f64();
+            eprintln!(
+                "[{id}] {peer}: dropped: request not complete within {secs} s \
+                 ({got} bytes received; --request-timeout)"
+            );
+            reply(
+                id,
+                &conn,
+                crate::exit::PROTOCOL,
+                Some(format!("request rejected: not complete within {secs} s")),
+            );
             return;
         }
         Err(e) => {
@@ -40,11 +50,20 @@ pub fn serve_connection(id: u64, conn: OwnedFd, opts: &Options) {
             return;
         }
     };
-    // The receive timeout stays: a follow-up message that starts but never
-    // ends must not stall the supervision of the command.
-    eprintln!("[{id}] {peer}: argv {:?}", received.request.argv);
+    let request = received.request;
+    eprintln!(
+        "[{id}] {peer}: running {} with {} client argument{}{}",
+        opts.entrypoint[0].to_string_lossy(),
+        request.argv.len(),
+        if request.argv.len() == 1 { "" } else { "s" },
+        if request.tty {
+            " (terminal requested)"
+        } else {
+            ""
+        },
+    );
     let started = Instant::now();
-    let child = match spawn::spawn(&opts.entrypoint, &received.request.argv, received.stdio) {
+    let child = match spawn::spawn(&opts.entrypoint, &request.argv, received.stdio, request.tty) {
         Ok(c) => c,
         Err(e) => {
             let (code, msg) = spawn::spawn_failure(&opts.entrypoint[0], &e);
@@ -104,39 +123,46 @@ fn supervise(id: u64, conn: &OwnedFd, mut child: Child, opts: &Options) -> i32 {
         let gone = match watch {
             Watch::Nothing => false,
             Watch::HangUp => true,
-            Watch::Messages => match transport::recv_plain_frame(conn) {
-                Ok(Some(body)) => {
-                    match protocol::decode_signal(&body) {
-                        Ok(msg) => {
-                            eprintln!("[{id}] forwarding signal {}", msg.signal);
-                            if let Some(sig) = Signal::from_named_raw(msg.signal) {
-                                signal_group(pid, sig);
-                            }
-                        }
-                        Err(e) => eprintln!("[{id}] ignored follow-up message: {e}"),
-                    }
-                    false
-                }
-                Err(RecvError::Io(e))
-                    if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
+            // A started follow-up message must be whole within the request
+            // timeout, or the supervision would stall on it.
+            Watch::Messages => {
+                match transport::recv_plain_frame(conn, Some(Instant::now() + opts.request_timeout))
                 {
-                    eprintln!("[{id}] follow-up message timed out, ignoring the rest");
-                    watch = Watch::HangUp;
-                    false
+                    Ok(Some(body)) => {
+                        match protocol::decode_signal(&body) {
+                            Ok(msg) => {
+                                eprintln!("[{id}] forwarding signal {}", msg.signal);
+                                if let Some(sig) = Signal::from_named_raw(msg.signal) {
+                                    signal_group(pid, sig);
+                                }
+                            }
+                            Err(e) => eprintln!("[{id}] ignored follow-up message: {e}"),
+                        }
+                        false
+                    }
+                    Err(RecvError::Deadline { got }) => {
+                        eprintln!(
+                            "[{id}] follow-up message timed out ({got} bytes within {} s), \
+                         ignoring the rest",
+                            opts.request_timeout.as_secs_f64()
+                        );
+                        watch = Watch::HangUp;
+                        false
+                    }
+                    // End of stream without a hang-up: the client only shut down
+                    // its writing side (allowed; it still waits for the reply).
+                    Ok(None) | Err(RecvError::Closed) if !conn_events.contains(PollFlags::HUP) => {
+                        watch = Watch::HangUp;
+                        false
+                    }
+                    Ok(None) | Err(RecvError::Closed) | Err(RecvError::Io(_)) => true,
+                    Err(RecvError::Protocol(e)) => {
+                        eprintln!("[{id}] broken follow-up stream, ignoring the rest: {e}");
+                        watch = Watch::HangUp;
+                        false
+                    }
                 }
-                // End of stream without a hang-up: the client only shut down
-                // its writing side (allowed; it still waits for the reply).
-                Ok(None) | Err(RecvError::Closed) if !conn_events.contains(PollFlags::HUP) => {
-                    watch = Watch::HangUp;
-                    false
-                }
-                Ok(None) | Err(RecvError::Closed) | Err(RecvError::Io(_)) => true,
-                Err(RecvError::Protocol(e)) => {
-                    eprintln!("[{id}] broken follow-up stream, ignoring the rest: {e}");
-                    watch = Watch::HangUp;
-                    false
-                }
-            },
+            }
         };
         if gone {
             eprintln!("[{id}] client went away: SIGTERM to the command");

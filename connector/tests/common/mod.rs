@@ -5,7 +5,10 @@
 use std::os::unix::process::CommandExt;
 
 use std::fs;
+use std::io::Read;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::symlink;
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -99,6 +102,40 @@ impl Server {
         c
     }
 
+    /// Lets any local user reach the socket (as a socket unit's
+    /// `SocketMode=0666` under world-traversable directories does), so that
+    /// what refuses a peer is the server, not the file system.
+    pub fn open_to_everyone(&self) {
+        use std::os::unix::fs::PermissionsExt;
+        let mut dir = self.socket.parent().unwrap();
+        while dir.starts_with(self.tmp.path().canonicalize().unwrap()) {
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
+            dir = dir.parent().unwrap();
+        }
+        fs::set_permissions(&self.socket, fs::Permissions::from_mode(0o666)).unwrap();
+    }
+
+    /// A client command run with other credentials (needs root): uid, gid
+    /// and supplementary groups as given.
+    pub fn client_as(&self, id: &Identity, args: &[&str]) -> Command {
+        let mut c = self.client(args);
+        let id = id.clone();
+        // SAFETY: only raw system calls between fork and exec (the group
+        // list is allocated before the fork).
+        unsafe {
+            c.pre_exec(move || {
+                if libc::setgroups(id.groups.len(), id.groups.as_ptr()) != 0
+                    || libc::setresgid(id.gid, id.gid, id.gid) != 0
+                    || libc::setresuid(id.uid, id.uid, id.uid) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        c
+    }
+
     /// The busybox-style client symlink.
     pub fn symlink_path(&self) -> PathBuf {
         self.dir.join("cmd")
@@ -121,6 +158,28 @@ impl Drop for Server {
     }
 }
 
+/// Credentials to run a client with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+}
+
+impl Identity {
+    pub fn new(uid: u32, gid: u32, groups: &[u32]) -> Identity {
+        Identity {
+            uid,
+            gid,
+            groups: groups.to_vec(),
+        }
+    }
+}
+
+pub fn running_as_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
 pub fn wait_for(mut cond: impl FnMut() -> bool, limit: Duration, what: &str) {
     let start = Instant::now();
     while !cond() {
@@ -141,4 +200,49 @@ pub fn alive(pid: i32) -> bool {
 
 pub fn read_pid(path: &Path) -> Option<i32> {
     fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+pub fn raw_frame(body: &[u8]) -> Vec<u8> {
+    let mut f = (body.len() as u32).to_be_bytes().to_vec();
+    f.extend_from_slice(body);
+    f
+}
+
+pub fn send_with_fds(sock: &UnixStream, data: &[u8], nfds: usize) {
+    let devnull = std::fs::File::open("/dev/null").unwrap();
+    let fds: Vec<_> = (0..nfds).map(|_| devnull.as_fd()).collect();
+    send_with(sock, data, &fds);
+}
+
+/// One sendmsg() of `data` with `fds` as SCM_RIGHTS (none: no control data).
+pub fn send_with(sock: &UnixStream, data: &[u8], fds: &[BorrowedFd<'_>]) {
+    use rustix::net::{sendmsg, SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+    let mut space = vec![std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(8))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    if !fds.is_empty() {
+        assert!(control.push(SendAncillaryMessage::ScmRights(fds)));
+    }
+    sendmsg(
+        sock,
+        &[std::io::IoSlice::new(data)],
+        &mut control,
+        SendFlags::NOSIGNAL,
+    )
+    .unwrap();
+}
+
+/// Reads the server's answer to a broken request: its exit code, if any.
+pub fn answer(sock: UnixStream) -> Option<i32> {
+    reply_of(sock).and_then(|v| v["exit_code"].as_i64().map(|c| c as i32))
+}
+
+/// Reads everything the server sends until it closes (10 s at most) and
+/// parses it as one reply frame.
+pub fn reply_of(mut sock: UnixStream) -> Option<serde_json::Value> {
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = Vec::new();
+    let _ = sock.read_to_end(&mut buf);
+    let body = buf.get(4..)?;
+    serde_json::from_slice(body).ok()
 }
