@@ -9,6 +9,7 @@ MANDIR      ?= $(PREFIX)/share/man
 # systemd's own idea of its directories, with the usual fallbacks.
 SYSTEMDSYSTEMUNITDIR ?= $(shell $(PKG_CONFIG) --variable=systemdsystemunitdir systemd 2>/dev/null || echo $(PREFIX)/lib/systemd/system)
 SYSTEMGENERATORDIR   ?= $(shell $(PKG_CONFIG) --variable=systemdsystemgeneratordir systemd 2>/dev/null || echo $(PREFIX)/lib/systemd/system-generators)
+TMPFILESDIR          ?= $(shell $(PKG_CONFIG) --variable=tmpfilesdir systemd 2>/dev/null || echo $(PREFIX)/lib/tmpfiles.d)
 RELEASE := target/release
 # Connector binaries run inside arbitrary application roots (the server is
 # chrooted into the app's /oci/root, which may lack glibc or have another one),
@@ -41,11 +42,14 @@ install: build connector-static
 	install -Dm755 $(CONNECTOR_STATIC)/sdme-connector-client $(DESTDIR)$(LIBEXECDIR)/sdme-connector-client
 	for u in units/*.service units/*.socket units/*.timer units/*.target; do \
 		[ -e "$$u" ] && install -Dm644 "$$u" $(DESTDIR)$(SYSTEMDSYSTEMUNITDIR)/$$(basename "$$u"); done; true
+	install -Dm644 units/tmpfiles.d/sdme.conf $(DESTDIR)$(TMPFILESDIR)/sdme.conf
+	[ -n "$(DESTDIR)" ] || ! command -v systemd-tmpfiles >/dev/null || systemd-tmpfiles --create sdme.conf
 	for m in man/*.[0-9]; do [ -e "$$m" ] || continue; s=$${m##*.}; install -Dm644 "$$m" $(DESTDIR)$(MANDIR)/man$$s/$$(basename "$$m"); done
 	install -d $(DESTDIR)/etc/sdme
 
 uninstall:
 	rm -f $(DESTDIR)$(SYSTEMGENERATORDIR)/sdme-generator $(DESTDIR)$(BINDIR)/sdme-import $(DESTDIR)$(BINDIR)/sdme
+	rm -f $(DESTDIR)$(TMPFILESDIR)/sdme.conf
 	rm -rf $(DESTDIR)$(LIBEXECDIR)
 
 # The README's second command: installs what the tests need, then runs every tier.

@@ -250,7 +250,14 @@ fn container_dropin(
     argv.push("--".to_string());
     argv.extend(nspawn_options(d, c, is_connector, &connectors));
     s.set("ExecStart", Value::reset())
-        .set("ExecStart", Value::command_lines(&argv)?);
+        .set("ExecStart", Value::command_lines(&argv)?)
+        // The launcher's environment file (secrets) and drop-ins: removed
+        // by systemd when the container stops.
+        .set(
+            "RuntimeDirectory",
+            Value::relative_path(&format!("{}/{}", paths::RUNTIME_DIR, d.name))?,
+        )
+        .set("RuntimeDirectoryMode", word("0700")?);
     for (key, value) in [
         ("MemoryMax", &c.memory_max),
         ("CPUQuota", &c.cpu_quota),

@@ -23,3 +23,6 @@ pub const DROPIN_NAME: &str = "50-sdme.conf";
 /// Import timeout unless `ImportTimeoutSec=` says otherwise: large images
 /// over slow links take a while, and a stuck import should still end.
 pub const DEFAULT_IMPORT_TIMEOUT: &str = "30min";
+/// The launcher's runtime files of a container live in
+/// `/run/RUNTIME_DIR/NAME` (`RuntimeDirectory=`, removed when it stops).
+pub const RUNTIME_DIR: &str = "sdme-containers";

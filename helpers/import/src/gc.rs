@@ -7,28 +7,6 @@ use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-/// A lock that imports share and gc takes alone, so gc never removes the
-/// layers of an import that has not written its record yet.
-pub struct StoreLock(#[allow(dead_code)] std::fs::File);
-
-pub fn lock(store: &Store, exclusive: bool) -> Result<StoreLock, String> {
-    std::fs::create_dir_all(store.root())
-        .map_err(|e| format!("{}: {e}", store.root().display()))?;
-    let path = store.root().join(".lock");
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    let op = if exclusive {
-        rustix::fs::FlockOperation::LockExclusive
-    } else {
-        rustix::fs::FlockOperation::LockShared
-    };
-    rustix::fs::flock(&f, op).map_err(|e| format!("locking {}: {e}", path.display()))?;
-    Ok(StoreLock(f))
-}
-
 #[derive(Debug, Default)]
 pub struct Report {
     pub removed: Vec<String>,
@@ -79,7 +57,7 @@ fn entries(dir: &Path) -> Vec<(String, std::fs::Metadata)> {
 }
 
 pub fn gc(store: &Store) -> Result<Report, String> {
-    let _lock = lock(store, true)?;
+    let _lock = store.lock(true)?;
     let images = store.images_dir();
     let mut keep_generations: HashSet<String> = HashSet::new();
     for (name, m) in entries(&images) {

@@ -133,7 +133,7 @@ pub fn pull(req: &PullRequest) -> Result<Outcome, String> {
         }
         Plan::Fail(e) => return Err(e),
         Plan::Reglue(g) => {
-            let _lock = crate::gc::lock(store, false)?;
+            let _lock = store.lock(false)?;
             let progress = Progress::from_env();
             let (_, old) = current.ok_or("internal: reglue without a record")?;
             progress.status(&format!("Regenerating {g}: mode or base changed"));
@@ -150,7 +150,7 @@ pub fn pull(req: &PullRequest) -> Result<Outcome, String> {
         }
         Plan::Resolve => {}
     }
-    let _lock = crate::gc::lock(store, false)?;
+    let _lock = store.lock(false)?;
     remove_stale_temporaries(store);
     let progress = Progress::from_env();
     progress.status(&format!("Resolving {}", req.source));

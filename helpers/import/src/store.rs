@@ -8,6 +8,15 @@ use std::path::{Path, PathBuf};
 pub const DEFAULT_STORE: &str = "/var/lib/sdme";
 /// Prefix of every temporary entry; `gc` removes stale ones.
 pub const TMP_PREFIX: &str = ".tmp.";
+/// The store root is private: layers hold the images' setuid binaries and
+/// device nodes, containers' upper layers whatever their root wrote, and
+/// volumes the apps' data; no host user but root may reach any of it.
+/// (Containers reach their connector directories through bind mounts.)
+pub const ROOT_MODE: u32 = 0o700;
+
+/// A lock that imports share and gc takes alone, so gc never removes the
+/// layers of an import that has not written its record yet.
+pub struct StoreLock(#[allow(dead_code)] std::fs::File);
 
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -48,6 +57,54 @@ impl Store {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Creates the root if needed and makes it private ([`ROOT_MODE`]),
+    /// also when an older sdme or an administrator left it open.
+    pub fn ensure_root(&self) -> Result<(), String> {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        let shown = |e: std::io::Error| format!("{}: {e}", self.root.display());
+        if let Some(parent) = self.root.parent() {
+            std::fs::create_dir_all(parent).map_err(shown)?;
+        }
+        match std::fs::DirBuilder::new()
+            .mode(ROOT_MODE)
+            .create(&self.root)
+        {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(shown(e)),
+        }
+        let meta = std::fs::metadata(&self.root).map_err(shown)?;
+        if !meta.is_dir() {
+            return Err(format!(
+                "{}: the store is not a directory",
+                self.root.display()
+            ));
+        }
+        if meta.permissions().mode() & 0o7777 != ROOT_MODE {
+            std::fs::set_permissions(&self.root, std::fs::Permissions::from_mode(ROOT_MODE))
+                .map_err(shown)?;
+        }
+        Ok(())
+    }
+
+    /// Takes the store lock, shared (imports, the launcher) or exclusive (gc).
+    pub fn lock(&self, exclusive: bool) -> Result<StoreLock, String> {
+        self.ensure_root()?;
+        let path = self.root.join(".lock");
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let op = if exclusive {
+            rustix::fs::FlockOperation::LockExclusive
+        } else {
+            rustix::fs::FlockOperation::LockShared
+        };
+        rustix::fs::flock(&f, op).map_err(|e| format!("locking {}: {e}", path.display()))?;
+        Ok(StoreLock(f))
     }
 
     pub fn layers_dir(&self) -> PathBuf {
@@ -196,6 +253,23 @@ pub fn sync_dir(dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn the_root_is_created_private_and_tightened() {
+        let t = tempfile::tempdir().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        let fresh = Store::new(t.path().join("a/store"));
+        drop(fresh.lock(false).unwrap());
+        assert_eq!(mode(fresh.root()), 0o700);
+        let open = t.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
+        drop(Store::new(&open).lock(true).unwrap());
+        assert_eq!(mode(&open), 0o700);
+        std::fs::write(t.path().join("file"), "").unwrap();
+        assert!(Store::new(t.path().join("file")).lock(false).is_err());
+    }
 
     #[test]
     fn digests_and_names_are_checked_before_becoming_paths() {

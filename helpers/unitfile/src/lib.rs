@@ -127,6 +127,19 @@ impl Value {
         Ok(Value(format!("{prefix}{}", escape::path(path)?)))
     }
 
+    /// A relative path of plain names for settings such as
+    /// `RuntimeDirectory=` and `StateDirectory=`: [`Value::word`]s joined
+    /// by `/`, no `.` or `..` components.
+    pub fn relative_path(path: &str) -> Result<Value, Error> {
+        for component in path.split('/') {
+            if component == "." || component == ".." {
+                return Err(Error::new(format!("{path:?} has a . or .. component")));
+            }
+            escape::check_word(component)?;
+        }
+        Ok(Value(path.to_string()))
+    }
+
     /// A path in a setting that splits words (`BindReadOnlyPaths=`): as
     /// [`Value::path`] and additionally without white space, quotes, `:` or
     /// backslashes, so that it stays one source path.

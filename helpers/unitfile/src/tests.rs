@@ -254,6 +254,10 @@ fn words_and_verbatim_are_checked() {
         assert!(Value::words(&["ok", bad]).is_err(), "{bad:?}");
     }
     assert_eq!(one(Value::quantity("50%").unwrap()), "50%");
+    assert_eq!(one(Value::relative_path("a/b.c").unwrap()), "a/b.c");
+    for bad in ["", "/a", "a/", "a//b", "a/../b", "./a", "a b", "%i/x"] {
+        assert!(Value::relative_path(bad).is_err(), "{bad:?}");
+    }
     for bad in ["", "5 0", "1\n", "-1", "$X"] {
         assert!(Value::quantity(bad).is_err(), "{bad:?}");
     }

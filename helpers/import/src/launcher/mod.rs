@@ -13,7 +13,10 @@ use std::ffi::OsString;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-pub const RUNTIME_ROOT: &str = "/run/sdme/containers";
+/// Runtime files of containers: outside `/run/sdme`, a descriptor directory.
+/// The generated drop-in names `sdme-containers/NAME` as the service's
+/// `RuntimeDirectory=`, so systemd removes it when the container stops.
+pub const RUNTIME_ROOT: &str = "/run/sdme-containers";
 
 fn err(path: &Path, e: impl std::fmt::Display) -> String {
     format!("{}: {e}", path.display())
