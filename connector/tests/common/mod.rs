@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 
 pub const SERVER: &str = env!("CARGO_BIN_EXE_sdme-connector-server");
 pub const CLIENT: &str = env!("CARGO_BIN_EXE_sdme-connector-client");
-pub const SDME: &str = env!("CARGO_BIN_EXE_sdme");
 
 /// A running server for connector `svc` in a private directory.
 pub struct Server {

@@ -1,29 +1,7 @@
 //! Base OS image or application image.
 
-use crate::runconfig::RunConfig;
-use serde::{Deserialize, Serialize};
-
-/// What an imported image is, and so how its container is laid out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    /// An OS tree booted as the container's root (systemd installed if missing).
-    Base,
-    /// An application run by `sdme-oci-app.service` in `/oci/root` on a base.
-    App,
-    /// An application whose entrypoint is offered to other containers through a socket.
-    Connector,
-}
-
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Base => "base",
-            Kind::App => "app",
-            Kind::Connector => "connector",
-        }
-    }
-}
+use sdme_store::runconfig::RunConfig;
+pub use sdme_store::Kind;
 
 /// `--mode=`: `auto` classifies, the others force a kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,10 +4,10 @@
 
 use crate::glue::create_layer_dir;
 use crate::notify::{human_bytes, Progress};
-use crate::store::{digest_hex, Store, TMP_PREFIX};
 use sdme_registry::{ImageSource, Layer};
+use sdme_store::remove_tree;
+use sdme_store::{digest_hex, Store, TMP_PREFIX};
 use std::os::fd::AsFd;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -141,20 +141,6 @@ fn fetch_one(
         Err(e) => {
             let _ = remove_tree(&tmp);
             Err(e)
-        }
-    }
-}
-
-/// `rm -rf`, tolerating absence.
-pub fn remove_tree(path: &Path) -> Result<(), String> {
-    match std::fs::symlink_metadata(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(format!("{}: {e}", path.display())),
-        Ok(m) if m.is_dir() => {
-            std::fs::remove_dir_all(path).map_err(|e| format!("removing {}: {e}", path.display()))
-        }
-        Ok(_) => {
-            std::fs::remove_file(path).map_err(|e| format!("removing {}: {e}", path.display()))
         }
     }
 }

@@ -4,12 +4,12 @@
 //! the app root needs but the image may lack).
 
 use crate::classify::Kind;
-use crate::merged::MergedView;
 use crate::passwd::{self, Credentials};
-use crate::record::AppInfo;
-use crate::runconfig::RunConfig;
 use crate::units::{self, AppSpec, HealthSpec};
 use sdme_extract::confined::Tree;
+use sdme_store::merged::MergedView;
+use sdme_store::record::AppInfo;
+use sdme_store::runconfig::RunConfig;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
@@ -240,7 +240,7 @@ pub fn write_app_root_glue(
                 binds.push(file.to_string());
             }
             Some(r) => {
-                if let crate::merged::Node::Other { metadata, .. } = r.node {
+                if let sdme_store::merged::Node::Other { metadata, .. } = r.node {
                     if metadata.is_file() {
                         binds.push(file.to_string());
                     }

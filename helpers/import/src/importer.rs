@@ -2,15 +2,16 @@
 //! missing layers, builds the image generation aside and switches to it.
 
 use crate::classify::{decide, Kind, Mode};
-use crate::fetch::{fetch_layers, remove_tree};
+use crate::fetch::fetch_layers;
 use crate::glue;
 use crate::install::{has_systemd, install_systemd};
-use crate::merged::MergedView;
 use crate::notify::{human_bytes, Progress};
-use crate::record::{ImageRecord, GLUE_VERSION};
-use crate::runconfig::RunConfig;
-use crate::store::{check_name, sync_dir, Store, TMP_PREFIX};
 use sdme_registry::{open_source, SourceOptions};
+use sdme_store::merged::MergedView;
+use sdme_store::record::{ImageRecord, GLUE_VERSION};
+use sdme_store::remove_tree;
+use sdme_store::runconfig::RunConfig;
+use sdme_store::{check_name, sync_dir, Store, TMP_PREFIX};
 use std::path::Path;
 use std::time::Instant;
 
@@ -253,7 +254,7 @@ fn remove_stale_temporaries(store: &Store) {
         };
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with(TMP_PREFIX) && crate::gc::tmp_is_stale(&name) {
+            if name.starts_with(TMP_PREFIX) && sdme_store::gc::tmp_is_stale(&name) {
                 let _ = remove_tree(&e.path());
             }
         }

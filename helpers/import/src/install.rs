@@ -2,13 +2,13 @@
 //! package manager runs in a chroot on an overlayfs of the image's layers,
 //! whose upper directory becomes a layer of its own.
 
-use crate::fetch::remove_tree;
-use crate::merged::MergedView;
 use crate::notify::Progress;
 use rustix::mount::{
     mount, mount_bind, mount_bind_recursive, mount_change, unmount, MountFlags,
     MountPropagationFlags, UnmountFlags,
 };
+use sdme_store::merged::MergedView;
+use sdme_store::remove_tree;
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,17 +1,18 @@
-//! sdme-import's library: the image store, the import pipeline, the
-//! in-container layout ("glue") and the container launcher `sdme-nspawn`.
+//! sdme-import: `sdme-import pull` (resolve → fetch → classify → glue →
+//! commit into the store), `unpack` and `gc`'s command line; and the
+//! in-container layout ("glue": the units and `/oci/*` files a container
+//! runs its app with), which the launcher reads to write its overrides.
+//!
+//! It may call the registry client, the extractor, the store and the unit
+//! writer. It must never run an image's code on the host (a base's systemd
+//! install runs inside a container) and never writes outside the store.
 
 pub mod classify;
+pub mod cli;
 pub mod fetch;
-pub mod gc;
 pub mod glue;
 pub mod importer;
 pub mod install;
-pub mod launcher;
-pub mod merged;
 pub mod notify;
 pub mod passwd;
-pub mod record;
-pub mod runconfig;
-pub mod store;
 pub mod units;

@@ -1,7 +1,8 @@
 //! sdme-import: pull, verify, unpack and lay out OCI images.
 
-mod pull;
 mod unpack;
+
+use sdme_import::cli as pull;
 
 use std::process::ExitCode;
 

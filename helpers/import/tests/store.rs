@@ -9,7 +9,11 @@ use std::process::Command;
 use std::time::Instant;
 
 const IMPORT: &str = env!("CARGO_BIN_EXE_sdme-import");
-const NSPAWN: &str = env!("CARGO_BIN_EXE_sdme-nspawn");
+/// The launcher, built by its own package into the same directory (the
+/// workspace's test run, `make test`, builds every binary first).
+fn nspawn() -> std::path::PathBuf {
+    Path::new(IMPORT).with_file_name("sdme-nspawn")
+}
 
 /// These tests need root (ownership, whiteouts), umoci and busybox-static;
 /// `make test` (as root) installs the packages. A missing prerequisite fails
@@ -24,6 +28,9 @@ fn require_prerequisites() {
     }
     if !Path::new("/bin/busybox").exists() {
         missing.push("/bin/busybox (busybox-static)");
+    }
+    if !nspawn().exists() {
+        missing.push("sdme-nspawn (cargo test --workspace builds it)");
     }
     assert!(
         missing.is_empty(),
@@ -400,7 +407,7 @@ fn launcher_assembles_overlays_lowest_first_with_binds() {
     let f = fixture();
     let s = &f.store;
     let runtime = f.work.join("run");
-    let out = Command::new(NSPAWN)
+    let out = Command::new(nspawn())
         .args(["--machine=web", "--image=app1", "--dry-run"])
         .arg(format!("--store={}", s.display()))
         .output()
@@ -412,7 +419,7 @@ fn launcher_assembles_overlays_lowest_first_with_binds() {
     pull_ok(s, "app1", &["--base=base", "--pull=missing"], &f.app1);
     let envfile = f.work.join("secret.env");
     fs::write(&envfile, "TOKEN=abc\n").unwrap();
-    let line = run(Command::new(NSPAWN)
+    let line = run(Command::new(nspawn())
         .args([
             "--machine=web",
             "--image=app1",
@@ -504,7 +511,7 @@ fn launcher_assembles_overlays_lowest_first_with_binds() {
     fs::set_permissions(&canary, fs::Permissions::from_mode(0o700)).unwrap();
     std::os::unix::fs::symlink(&canary, s.join("containers/web/app/srv")).unwrap();
     // Resolved inside the upper layer, the link leads nowhere: a clear error.
-    let out = Command::new(NSPAWN)
+    let out = Command::new(nspawn())
         .args([
             "--machine=web",
             "--image=app1",

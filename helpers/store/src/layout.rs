@@ -1,8 +1,8 @@
 //! The store's layout (`/var/lib/sdme`), see HACKING.md: content-addressed
 //! layers, image generations with their record and glue, the symlink per name.
 
-use crate::classify::Kind;
 use crate::record::ImageRecord;
+use crate::Kind;
 use std::path::{Path, PathBuf};
 
 pub const DEFAULT_STORE: &str = "/var/lib/sdme";
@@ -247,6 +247,20 @@ impl Store {
 pub fn sync_dir(dir: &Path) {
     if let Ok(f) = std::fs::File::open(dir) {
         let _ = f.sync_all();
+    }
+}
+
+/// `rm -rf`, tolerating absence.
+pub fn remove_tree(path: &Path) -> Result<(), String> {
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!("{}: {e}", path.display())),
+        Ok(m) if m.is_dir() => {
+            std::fs::remove_dir_all(path).map_err(|e| format!("removing {}: {e}", path.display()))
+        }
+        Ok(_) => {
+            std::fs::remove_file(path).map_err(|e| format!("removing {}: {e}", path.display()))
+        }
     }
 }
 

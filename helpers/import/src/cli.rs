@@ -1,9 +1,9 @@
 //! `sdme-import pull` and `sdme-import gc`: command lines.
 
-use sdme_import::classify::Mode;
-use sdme_import::importer::{pull, PullPolicy, PullRequest};
-use sdme_import::store::{Store, DEFAULT_STORE};
+use crate::classify::Mode;
+use crate::importer::{pull, PullPolicy, PullRequest};
 use sdme_registry::{Platform, SourceOptions};
+use sdme_store::{Store, DEFAULT_STORE};
 use std::ffi::OsString;
 use std::path::PathBuf;
 
@@ -95,13 +95,13 @@ pub fn gc(args: Vec<OsString>) -> Result<(), String> {
             other => return Err(format!("gc: {}", other.unexpected())),
         }
     }
-    let report = sdme_import::gc::gc(&Store::new(store))?;
+    let report = sdme_store::gc::gc(&Store::new(store))?;
     for r in &report.removed {
         println!("removed {r}");
     }
     println!(
         "freed {} ({} entries)",
-        sdme_import::notify::human_bytes(report.freed),
+        crate::notify::human_bytes(report.freed),
         report.removed.len()
     );
     Ok(())

@@ -1,14 +1,23 @@
-//! `sdme-nspawn`: assembles a container's root from the store and execs
-//! `systemd-nspawn` (same PID, so the stock unit's `Type=notify` holds).
+//! sdme-launcher: `sdme-nspawn`, run by each container's systemd-nspawn@
+//! drop-in: assembles the container's root from the store (overlay stacks
+//! of the image's layers under the container's own upper layers), its
+//! volumes, its root-only environment file and the drop-ins that carry the
+//! descriptor's overrides into the container, then execs `systemd-nspawn`
+//! (same PID, so the stock unit's `Type=notify` holds).
+//!
+//! It may read the store (`sdme-store`), use the in-container layout of
+//! `sdme-import`'s glue and the unit writer, and write only the container's
+//! own directories (confined where the container controls them) and its
+//! runtime directory. It must never fetch, unpack, or change an image.
 
 pub mod dropin;
 pub mod options;
 pub mod volumes;
 
-use crate::classify::Kind;
-use crate::merged::MergedView;
-use crate::store::Store;
 use options::{Options, Volume};
+use sdme_store::merged::MergedView;
+use sdme_store::Kind;
+use sdme_store::Store;
 use std::ffi::OsString;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -61,7 +70,7 @@ pub fn prepare(o: &Options) -> Result<Vec<OsString>, String> {
     let store = Store::new(
         o.store
             .clone()
-            .unwrap_or_else(|| PathBuf::from(crate::store::DEFAULT_STORE)),
+            .unwrap_or_else(|| PathBuf::from(sdme_store::DEFAULT_STORE)),
     );
     let (generation, record) = store.image(&o.image)?;
     let (lowers, mut generations) = store.root_lowers(&o.image)?;
@@ -75,7 +84,7 @@ pub fn prepare(o: &Options) -> Result<Vec<OsString>, String> {
         .runtime_dir
         .clone()
         .unwrap_or_else(|| Path::new(RUNTIME_ROOT).join(&o.machine));
-    crate::fetch::remove_tree(&runtime)?;
+    sdme_store::remove_tree(&runtime)?;
     mkdir(&runtime, 0o700)?;
 
     let mut args: Vec<OsString> =

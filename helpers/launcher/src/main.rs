@@ -1,6 +1,6 @@
 //! sdme-nspawn: assembles a container's root from the store and execs systemd-nspawn.
 
-use sdme_import::launcher::{self, options};
+use sdme_launcher::{self as launcher, options};
 use std::os::unix::process::CommandExt;
 use std::process::ExitCode;
 

@@ -1,8 +1,6 @@
 //! `sdme connector add|ls|rm` as an administrator runs it (with --root).
 
-mod common;
-
-use common::SDME;
+const SDME: &str = env!("CARGO_BIN_EXE_sdme");
 use std::process::Command;
 
 fn sdme(root: &std::path::Path, args: &[&str]) -> (i32, String, String) {

@@ -1,8 +1,8 @@
 //! `image.json`: what an image generation is, written last so that its
 //! presence marks the generation complete.
 
-use crate::classify::Kind;
 use crate::runconfig::RunConfig;
+use crate::Kind;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 

@@ -2,12 +2,12 @@
 //! workdir, restart, health) into the container, bound at
 //! `/run/systemd/system/UNIT.d/50-launcher.conf`.
 
-use super::options::Options;
-use crate::classify::Kind;
-use crate::glue::{account_lines, resolve_argv, resolve_user};
-use crate::merged::MergedView;
-use crate::record::ImageRecord;
-use crate::units;
+use crate::options::Options;
+use sdme_import::glue::{account_lines, resolve_argv, resolve_user};
+use sdme_import::units;
+use sdme_store::merged::MergedView;
+use sdme_store::record::ImageRecord;
+use sdme_store::Kind;
 use sdme_unitfile::{Section, Unit, Value};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,7 +96,7 @@ pub fn build(
         if record.kind == Kind::Connector {
             // The client supplies the arguments; only the program is set here.
             let cmd = o.cmd.clone().unwrap_or_else(|| config.cmd().to_vec());
-            argv = crate::glue::connector_command(&argv, &cmd);
+            argv = sdme_import::glue::connector_command(&argv, &cmd);
         } else {
             match &o.cmd {
                 Some(c) => argv.extend(c.iter().cloned()),
@@ -196,8 +196,8 @@ fn push(out: &mut Dropins, unit: &str, dropin: &Unit) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{AppInfo, GLUE_VERSION};
-    use crate::runconfig::RunConfig;
+    use sdme_store::record::{AppInfo, GLUE_VERSION};
+    use sdme_store::runconfig::RunConfig;
     use std::os::unix::fs::PermissionsExt;
 
     fn fixture(t: &std::path::Path) -> (MergedView, ImageRecord) {

@@ -1,7 +1,13 @@
-//! `sdme`: the administrator's command line. Today: `sdme connector
-//! add|ls|rm`, which edit `Connector=` drop-ins and reload systemd.
+//! sdme-cli: `sdme`, the administrator's command line. Today: `sdme
+//! connector add|ls|rm`, which edit `Connector=` drop-ins and reload systemd.
+//!
+//! It reads descriptors only through the generator's library (the one
+//! parser) and changes the system only through systemd's own tools; it
+//! must never touch the store.
 
-use sdme_connector::admin::{self, Change};
+mod admin;
+
+use admin::Change;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};

@@ -1,8 +1,8 @@
 //! `sdme-import gc`: removes image generations and layers that no current
 //! image (and no container's last launch) uses, and stale temporary entries.
 
-use crate::fetch::remove_tree;
-use crate::store::{Store, TMP_PREFIX};
+use crate::remove_tree;
+use crate::{Store, TMP_PREFIX};
 use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -85,7 +85,7 @@ pub fn gc(store: &Store) -> Result<Report, String> {
     for g in &keep_generations {
         if let Ok(Some(record)) = store.record(g) {
             for d in &record.layers {
-                if let Ok(hex) = crate::store::digest_hex(d) {
+                if let Ok(hex) = crate::digest_hex(d) {
                     keep_layers.insert(hex.to_string());
                 }
             }

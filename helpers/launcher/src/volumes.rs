@@ -5,8 +5,8 @@
 //! path (Docker's behaviour), so e.g. a data directory the image prepared
 //! with its owner, mode and initial files is there on the first start.
 
-use super::options::Volume;
-use crate::merged::{MergedView, Node};
+use crate::options::Volume;
+use sdme_store::merged::{MergedView, Node};
 use std::ffi::OsString;
 use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -111,7 +111,7 @@ pub fn ensure(
     }
     std::fs::create_dir_all(volumes_dir).map_err(|e| err(volumes_dir, e))?;
     let tmp = volumes_dir.join(format!(".tmp.{name}"));
-    crate::fetch::remove_tree(&tmp)?;
+    sdme_store::remove_tree(&tmp)?;
     std::fs::create_dir(&tmp).map_err(|e| err(&tmp, e))?;
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))
         .map_err(|e| err(&tmp, e))?;

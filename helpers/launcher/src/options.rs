@@ -200,8 +200,8 @@ pub fn parse(args: Vec<OsString>) -> Result<Option<Options>, String> {
     if o.machine.is_empty() || o.image.is_empty() {
         return Err("--machine=NAME and --image=IMAGE are required".into());
     }
-    crate::store::check_name(&o.machine)?;
-    crate::store::check_name(&o.image)?;
+    sdme_store::check_name(&o.machine)?;
+    sdme_store::check_name(&o.image)?;
     Ok(Some(o))
 }
 
