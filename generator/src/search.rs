@@ -321,13 +321,7 @@ fn split_last(path: &[u8]) -> (&[u8], &[u8]) {
 /// `O_NOCTTY` (a terminal now is not acquired); `fstat` then insists on a
 /// regular file again.
 fn read_regular(parent: &impl AsFd, name: &[u8]) -> Result<Vec<u8>, String> {
-    let fd = rustix::fs::openat(
-        parent,
-        name,
-        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| format!("cannot open: {}", describe_errno(e)))?;
+    let fd = open_file(parent, name).map_err(|e| format!("cannot open: {}", describe_errno(e)))?;
     let stat = rustix::fs::fstat(&fd).map_err(|e| format!("cannot stat: {e}"))?;
     let kind = FileType::from_raw_mode(stat.st_mode);
     if kind != FileType::RegularFile {
@@ -346,6 +340,15 @@ fn read_regular(parent: &impl AsFd, name: &[u8]) -> Result<Vec<u8>, String> {
         return Err(too_big());
     }
     Ok(contents)
+}
+
+fn open_file(parent: &impl AsFd, name: &[u8]) -> Result<OwnedFd, Errno> {
+    rustix::fs::openat(
+        parent,
+        name,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
 }
 
 fn too_big() -> String {
@@ -403,13 +406,7 @@ mod tests {
         // open_at adds O_CLOEXEC even when the caller forgets it.
         let sub = root.open_at(b"/etc/sdme", OFlags::RDONLY).unwrap();
         assert!(flags_of(&sub).contains(rustix::io::FdFlags::CLOEXEC));
-        let file = rustix::fs::openat(
-            &sub,
-            "a.oci",
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .unwrap();
+        let file = open_file(&sub, b"a.oci").unwrap();
         assert!(flags_of(&file).contains(rustix::io::FdFlags::CLOEXEC));
     }
 
