@@ -71,7 +71,7 @@ pub fn discover(root: &Path) -> (BTreeMap<String, Found>, Vec<Diagnostic>) {
     let mut dropin_dirs: BTreeMap<String, Vec<&'static str>> = BTreeMap::new();
 
     for dir in SEARCH_DIRS {
-        for file_name in list_dir(&root, dir, &mut diagnostics) {
+        for file_name in list_dir(&root, dir, &mut diagnostics).unwrap_or_default() {
             if let Some(name) = file_name.strip_suffix(".oci.d") {
                 dropin_dirs.entry(name.to_string()).or_default().push(dir);
             } else if let Some(name) = file_name.strip_suffix(".oci") {
@@ -164,8 +164,9 @@ impl Root {
 }
 
 /// Names in `root/dir`, sorted; hidden files skipped. A missing directory is
-/// normal (most systems have no `/run/sdme`).
-fn list_dir(root: &Root, dir: &str, diagnostics: &mut Vec<Diagnostic>) -> Vec<String> {
+/// normal (most systems have no `/run/sdme`): no names. `None` when it
+/// exists but cannot be read (reported).
+fn list_dir(root: &Root, dir: &str, diagnostics: &mut Vec<Diagnostic>) -> Option<Vec<String>> {
     let shown = format!("/{dir}");
     let problem = |e: Errno| match e {
         Errno::NOSYS => {
@@ -180,17 +181,17 @@ fn list_dir(root: &Root, dir: &str, diagnostics: &mut Vec<Diagnostic>) -> Vec<St
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NONBLOCK,
     ) {
         Ok(fd) => fd,
-        Err(Errno::NOENT) => return Vec::new(),
+        Err(Errno::NOENT) => return Some(Vec::new()),
         Err(e) => {
             diagnostics.push(Diagnostic::at(&shown, 0, problem(e)));
-            return Vec::new();
+            return None;
         }
     };
     let mut entries = match rustix::fs::Dir::new(fd) {
         Ok(entries) => entries,
         Err(e) => {
             diagnostics.push(Diagnostic::at(&shown, 0, problem(e)));
-            return Vec::new();
+            return None;
         }
     };
     let mut names = Vec::new();
@@ -210,12 +211,12 @@ fn list_dir(root: &Root, dir: &str, diagnostics: &mut Vec<Diagnostic>) -> Vec<St
             },
             Err(e) => {
                 diagnostics.push(Diagnostic::at(&shown, 0, problem(e)));
-                break;
+                return None;
             }
         }
     }
     names.sort();
-    names
+    Some(names)
 }
 
 /// Merges `NAME.oci.d/*.conf` over the directories that have one. `None`
@@ -228,16 +229,21 @@ fn read_dropins(
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Option<Vec<SourceFile>> {
     let mut chosen: BTreeMap<String, &'static str> = BTreeMap::new();
+    let mut ok = true;
     for dir in dirs {
         let sub = format!("{dir}/{name}.oci.d");
-        for file_name in list_dir(root, &sub, diagnostics) {
+        // An unreadable drop-in directory counts as unreadable drop-ins.
+        let Some(file_names) = list_dir(root, &sub, diagnostics) else {
+            ok = false;
+            continue;
+        };
+        for file_name in file_names {
             if file_name.ends_with(".conf") {
                 chosen.entry(file_name).or_insert(dir);
             }
         }
     }
     let mut dropins = Vec::new();
-    let mut ok = true;
     for (file_name, dir) in chosen {
         let shown = format!("/{dir}/{name}.oci.d/{file_name}");
         if file_name.chars().any(char::is_control) {

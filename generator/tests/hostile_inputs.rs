@@ -81,6 +81,9 @@ fn fifos_and_sockets_are_skipped_without_blocking() {
     // A FIFO drop-in: its descriptor is skipped, as for any unreadable one.
     write(&root.join("etc/sdme/withfifo.oci"), &image("withfifo"));
     mkfifo(&root.join("etc/sdme/withfifo.oci.d/10-x.conf"));
+    // A FIFO where the drop-in directory should be: unreadable drop-ins.
+    write(&root.join("etc/sdme/fifodir.oci"), &image("fifodir"));
+    mkfifo(&root.join("etc/sdme/fifodir.oci.d"));
     // A FIFO reached through a symlink is no better.
     mkfifo(&root.join("srv/pipe"));
     std::fs::create_dir_all(root.join("usr/lib/sdme")).unwrap();
@@ -94,6 +97,7 @@ fn fifos_and_sockets_are_skipped_without_blocking() {
         "sdme-generator: /etc/sdme/sock.oci: not a regular file (a socket)\n",
         "sdme-generator: /etc/sdme/withfifo.oci.d/10-x.conf: not a regular file (a FIFO)\n",
         "sdme-generator: /usr/lib/sdme/linked.oci: not a regular file (a FIFO)\n",
+        "sdme-generator: /etc/sdme/fifodir.oci.d: cannot read directory: not a directory\n",
     ] {
         assert!(
             run.stderr.contains(line),
@@ -106,6 +110,7 @@ fn fifos_and_sockets_are_skipped_without_blocking() {
         .contains("# sdme-generator: file sdme-import@good.service\n"));
     assert!(run.stdout.contains("docker.io/library/good:1"));
     assert!(!run.stdout.contains("withfifo"), "{}", run.stdout);
+    assert!(!run.stdout.contains("fifodir"), "{}", run.stdout);
 }
 
 /// Where the kernel allows it (root), a device node is refused without
