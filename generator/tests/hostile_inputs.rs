@@ -279,3 +279,31 @@ fn a_dev_null_link_masks_without_a_dev_in_the_root() {
     assert!(run.stdout.contains("docker.io/library/good:1"));
     assert!(!run.stdout.contains("masked"));
 }
+
+/// `lookup` (what `sdme connector` reads) says why such a descriptor is
+/// unusable: the diagnostics name its drop-in directory or drop-in.
+#[test]
+fn lookup_reports_the_unreadable_part() {
+    use sdme_generator::lookup::{lookup, Lookup};
+    let top = tempfile::tempdir().unwrap();
+    let root = top.path();
+    write(&root.join("etc/sdme/a.oci"), &image("a"));
+    mkfifo(&root.join("etc/sdme/a.oci.d"));
+    write(&root.join("etc/sdme/b.oci"), &image("b"));
+    mkfifo(&root.join("usr/lib/sdme/b.oci.d/10-x.conf"));
+    let messages = |name: &str| match lookup(root, name) {
+        Lookup::Broken(diagnostics) => diagnostics
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        _ => panic!("{name} is not reported broken"),
+    };
+    assert_eq!(
+        messages("a"),
+        ["/etc/sdme/a.oci.d: cannot read directory: not a directory"]
+    );
+    assert_eq!(
+        messages("b"),
+        ["/usr/lib/sdme/b.oci.d/10-x.conf: not a regular file (a FIFO)"]
+    );
+}
