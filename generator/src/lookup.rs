@@ -43,16 +43,18 @@ pub fn search_dirs_shown(root: &Path) -> String {
         .join(", ")
 }
 
-/// The diagnostics about `name`'s descriptor or drop-ins.
+/// The diagnostics about `name`'s descriptor, drop-in directories or
+/// drop-ins.
 fn about(name: &str, diagnostics: Vec<Diagnostic>) -> Vec<Diagnostic> {
     let main = format!("/{name}.oci");
+    let dropin_dir = format!("/{name}.oci.d");
     let dropin = format!("/{name}.oci.d/");
     diagnostics
         .into_iter()
         .filter(|d| {
-            d.file
-                .as_ref()
-                .is_some_and(|f| f.ends_with(&main) || f.contains(&dropin))
+            d.file.as_ref().is_some_and(|f| {
+                f.ends_with(&main) || f.ends_with(&dropin_dir) || f.contains(&dropin)
+            })
         })
         .collect()
 }

@@ -1,6 +1,7 @@
 //! Golden tests: every directory in `tests/generator/cases/` holds an
-//! `input/` root (etc/sdme, run/sdme, usr/lib/sdme) and the `expected/`
-//! output tree; optional `expected-stderr` and `expected-exit` (default:
+//! `input/` root (etc/sdme, run/sdme, usr/lib/sdme), the `expected/`
+//! output tree and a `README` whose first line (`## ...`) says what the
+//! case proves; optional `expected-stderr` and `expected-exit` (default:
 //! empty and 0). The generator runs with `--root=input` into a fresh
 //! directory and the whole tree is compared: files, contents, symlink
 //! targets, nothing missing, nothing extra. `SDME_UPDATE_GOLDEN=1`
@@ -212,6 +213,35 @@ fn golden_cases() {
         "{} golden case(s) failed:\n{}",
         failures.len(),
         failures.join("\n")
+    );
+}
+
+/// Each case's `README` starts with a `## ` line saying what the case
+/// proves (tests/generator/README.md), so a failing case explains itself
+/// and a redundant one is visible.
+#[test]
+fn every_case_says_what_it_proves() {
+    let mut missing = Vec::new();
+    for entry in std::fs::read_dir(cases_dir()).unwrap() {
+        let case = entry.unwrap().path();
+        if !case.is_dir() {
+            continue;
+        }
+        let name = case.file_name().unwrap().to_string_lossy().into_owned();
+        let readme = std::fs::read_to_string(case.join("README")).unwrap_or_default();
+        let first = readme.lines().next().unwrap_or("");
+        // A sentence, not a placeholder: "## " and at least three words.
+        let ok = first
+            .strip_prefix("## ")
+            .is_some_and(|what| what.split_whitespace().count() >= 3);
+        if !ok {
+            missing.push(format!("  {name}: first line of README is {first:?}"));
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "golden cases without a \"## what it proves\" line in README:\n{}",
+        missing.join("\n")
     );
 }
 
