@@ -211,6 +211,13 @@ fn check_whole(d: &Descriptor, errors: &mut Vec<Diagnostic>) {
                     .into(),
             );
         }
+        if let Some(origin) = c.connector_access_origin.as_ref().filter(|_| !is_connector) {
+            fail(
+                origin,
+                "ConnectorAllowUID=, ConnectorAllowGID= and ConnectorEnvironmentFiles= apply to connector containers only ([Image] Mode=connector)"
+                    .into(),
+            );
+        }
         for connector in &c.connectors {
             if connector.value == d.name {
                 fail(

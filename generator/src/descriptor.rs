@@ -77,6 +77,10 @@ pub struct ContainerSection {
     pub connectors: Vec<Located<String>>,
     /// `StartOnDemand=`: `None` = the default (on, for connector containers).
     pub start_on_demand: Option<Located<bool>>,
+    /// `ConnectorAllowUID=`, `ConnectorAllowGID=`, `ConnectorEnvironmentFiles=`.
+    pub connector_access: sdme_launch::ConnectorAccess,
+    /// Where the first of them was set (they apply to connectors only).
+    pub connector_access_origin: Option<Origin>,
     pub nspawn_arguments: Vec<String>,
 }
 

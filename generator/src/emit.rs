@@ -4,7 +4,8 @@
 
 use crate::descriptor::{ContainerSection, Descriptor, Network};
 use crate::paths;
-use crate::values::{format_seconds, format_timespan, Volume};
+use crate::values::{format_seconds, format_timespan};
+use sdme_launch::Launch;
 use sdme_unitfile::{Error, Unit, Value};
 use std::collections::BTreeMap;
 
@@ -240,15 +241,10 @@ fn container_dropin(
         // (Sockets= also implies Wants= and After= of it).
         s.set("Sockets", word(&connector_socket_name(&d.name))?);
     }
+    let nspawn = nspawn_options(d, c, is_connector, &connectors);
+    let launch = launch(d, c, provider, connectors.first().copied(), nspawn);
     let mut argv = vec![paths::LAUNCHER.to_string()];
-    argv.extend(launcher_options(
-        d,
-        c,
-        provider,
-        connectors.first().copied(),
-    ));
-    argv.push("--".to_string());
-    argv.extend(nspawn_options(d, c, is_connector, &connectors));
+    argv.extend(launch.to_args());
     s.set("ExecStart", Value::reset())
         .set("ExecStart", Value::command_lines(&argv)?)
         // The launcher's environment file (secrets) and drop-ins: removed
@@ -270,81 +266,59 @@ fn container_dropin(
     Ok(unit.render())
 }
 
-/// The launcher's own options (before `--`), in the order of HACKING.md.
-fn launcher_options(
+/// The container's settings for the launcher, in the one shared type
+/// (`sdme_launch::Launch`), whose `to_args` is what `sdme-nspawn` parses.
+fn launch(
     d: &Descriptor,
     c: &ContainerSection,
     provider: &str,
     connector: Option<&str>,
-) -> Vec<String> {
-    let mut args = vec![
-        format!("--machine={}", d.name),
-        format!("--image={provider}"),
-    ];
+    nspawn_args: Vec<String>,
+) -> Launch {
+    let mut env = Vec::new();
     if let Some(connector) = connector {
         // Before Environment=, so a descriptor can still override it.
-        args.push(format!(
-            "--env=SDME_CONNECTOR_DIR={}/{connector}",
-            paths::CONNECTORS_INSIDE
+        env.push((
+            "SDME_CONNECTOR_DIR".to_string(),
+            format!("{}/{connector}", paths::CONNECTORS_INSIDE),
         ));
     }
-    args.extend(c.environment.iter().map(|e| format!("--env={e}")));
-    args.extend(
-        c.environment_files
+    env.extend(
+        c.environment
             .iter()
-            .map(|f| format!("--env-file={f}")),
+            .filter_map(|e| e.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string())),
     );
-    for volume in &c.volumes {
-        args.push(match volume {
-            Volume::Bind {
-                host,
-                container,
-                read_only: true,
-            } => format!("--volume={host}:{container}:ro"),
-            Volume::Bind {
-                host,
-                container,
-                read_only: false,
-            } => format!("--volume={host}:{container}"),
-            Volume::Anonymous { container } => format!("--volume={container}"),
-        });
+    let h = &c.health;
+    let seconds = |span: Option<u64>| span.map(format_seconds);
+    let health = match &h.command {
+        None => sdme_launch::Health::default(),
+        // The other health settings only go with a command.
+        Some(command) => sdme_launch::Health {
+            cmd: Some(command.clone()),
+            interval: seconds(h.interval),
+            timeout: seconds(h.timeout),
+            start_period: seconds(h.start_period),
+            retries: h.retries,
+            on_failure: h.on_failure,
+        },
+    };
+    Launch {
+        machine: d.name.clone(),
+        image: provider.to_string(),
+        env,
+        env_files: c.environment_files.clone(),
+        volumes: c.volumes.clone(),
+        entrypoint: c.entrypoint.clone(),
+        cmd: c.command.clone(),
+        user: c.user.clone(),
+        workdir: c.working_directory.clone(),
+        restart: c.restart,
+        health,
+        connector: c.connector_access.clone(),
+        nspawn_args,
+        ..Launch::default()
     }
-    for (option, words) in [("--entrypoint", &c.entrypoint), ("--cmd", &c.command)] {
-        match words.as_deref() {
-            None => {}
-            Some([]) => args.push(format!("{option}=")),
-            Some(words) => args.extend(words.iter().map(|w| format!("{option}={w}"))),
-        }
-    }
-    if let Some(user) = &c.user {
-        args.push(format!("--user={user}"));
-    }
-    if let Some(dir) = &c.working_directory {
-        args.push(format!("--workdir={dir}"));
-    }
-    if let Some(restart) = c.restart {
-        args.push(format!("--restart={restart}"));
-    }
-    let health = &c.health;
-    if let Some(command) = &health.command {
-        args.push(format!("--health-cmd={command}"));
-        for (option, span) in [
-            ("--health-interval", health.interval),
-            ("--health-timeout", health.timeout),
-            ("--health-start-period", health.start_period),
-        ] {
-            if let Some(usec) = span {
-                args.push(format!("{option}={}", format_seconds(usec)));
-            }
-        }
-        if let Some(retries) = health.retries {
-            args.push(format!("--health-retries={retries}"));
-        }
-        if let Some(action) = health.on_failure {
-            args.push(format!("--health-on-failure={action}"));
-        }
-    }
-    args
 }
 
 /// The options handed to systemd-nspawn unchanged (after `--`).

@@ -11,16 +11,7 @@ use crate::words;
 
 const MODES: &[&str] = &["auto", "base", "app", "connector"];
 const PULL_POLICIES: &[&str] = &["missing", "always", "never", "newer"];
-const RESTART_POLICIES: &[&str] = &[
-    "no",
-    "on-success",
-    "on-failure",
-    "on-abnormal",
-    "on-watchdog",
-    "on-abort",
-    "always",
-];
-const HEALTH_ACTIONS: &[&str] = &["restart", "stop", "none"];
+use sdme_launch::{HEALTH_ACTIONS, RESTART_POLICIES};
 
 /// Applies a scalar: empty restores the default, otherwise `parse` decides.
 fn scalar<T>(
@@ -137,6 +128,9 @@ const CONTAINER_KEYS: &[&str] = &[
     "TasksMax",
     "Connector",
     "StartOnDemand",
+    "ConnectorAllowUID",
+    "ConnectorAllowGID",
+    "ConnectorEnvironmentFiles",
     "NspawnArgument",
 ];
 
@@ -224,6 +218,27 @@ pub fn assign_container(
                 origin: origin.clone(),
             })
         }),
+        "ConnectorAllowUID" | "ConnectorAllowGID" => {
+            c.connector_access_origin
+                .get_or_insert_with(|| origin.clone());
+            let ids = if key == "ConnectorAllowUID" {
+                &mut c.connector_access.allow_uids
+            } else {
+                &mut c.connector_access.allow_gids
+            };
+            list(ids, value, |v| {
+                words::split(v)?
+                    .iter()
+                    .map(|w| sdme_launch::connector_id(w))
+                    .collect()
+            })
+        }
+        "ConnectorEnvironmentFiles" => {
+            c.connector_access_origin
+                .get_or_insert_with(|| origin.clone());
+            c.connector_access.environment_files = !value.is_empty() && parse_bool(value)?;
+            Ok(())
+        }
         "NspawnArgument" => list(&mut c.nspawn_arguments, value, words::split),
         _ => Err(unknown_key("Container", CONTAINER_KEYS)),
     }

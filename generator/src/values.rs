@@ -1,6 +1,10 @@
 //! Parsers for typed descriptor values. Each returns a normalized value or
 //! a message saying what is wrong; callers add file and line.
 
+/// Volume syntax and paths are the launcher's rules (sdme-launch), so that
+/// a descriptor accepts exactly what `sdme-nspawn` will.
+pub use sdme_launch::{check_absolute_path, parse_volume, Volume};
+
 pub fn parse_bool(s: &str) -> Result<bool, String> {
     match s.to_ascii_lowercase().as_str() {
         "1" | "yes" | "y" | "true" | "t" | "on" => Ok(true),
@@ -143,24 +147,6 @@ pub fn format_timespan(span: Timespan) -> String {
     out
 }
 
-/// An absolute, normalized path (no `.`/`..` components, no `//`, no
-/// trailing slash) without control characters.
-pub fn check_absolute_path(s: &str) -> Result<(), String> {
-    let normalized = s.starts_with('/')
-        && (s == "/" || !s.ends_with('/'))
-        && s.len() <= 4096
-        && s[1..]
-            .split('/')
-            .all(|c| s == "/" || !(c.is_empty() || c == "." || c == ".."));
-    if !normalized {
-        return Err(format!("{s:?} is not an absolute, normalized path"));
-    }
-    if s.chars().any(char::is_control) {
-        return Err(format!("{s:?} contains a control character"));
-    }
-    Ok(())
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Port {
     pub protocol: &'static str,
@@ -197,46 +183,6 @@ pub fn parse_port(s: &str) -> Result<Port, String> {
             container: number(container)?,
         }),
         _ => Err(bad("wrong number of ':'")),
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Volume {
-    Bind {
-        host: String,
-        container: String,
-        read_only: bool,
-    },
-    Anonymous {
-        container: String,
-    },
-}
-
-/// `HOST:CONTAINER[:ro|rw]` or `CONTAINER`; paths absolute, without `:`.
-pub fn parse_volume(s: &str) -> Result<Volume, String> {
-    let parts: Vec<&str> = s.split(':').collect();
-    let path = |p: &str| check_absolute_path(p).map(|()| p.to_string());
-    match parts.as_slice() {
-        [container] => Ok(Volume::Anonymous {
-            container: path(container)?,
-        }),
-        [host, container] => Ok(Volume::Bind {
-            host: path(host)?,
-            container: path(container)?,
-            read_only: false,
-        }),
-        [host, container, mode] => {
-            let read_only =
-                parse_choice(mode, &["ro", "rw"]).map_err(|e| format!("volume mode {e}"))? == "ro";
-            Ok(Volume::Bind {
-                host: path(host)?,
-                container: path(container)?,
-                read_only,
-            })
-        }
-        _ => Err(format!(
-            "{s:?} is not a volume (HOST:CONTAINER[:ro|rw] or CONTAINER)"
-        )),
     }
 }
 
@@ -279,26 +225,9 @@ pub fn check_user(s: &str) -> Result<(), String> {
     }
 }
 
-/// `NAME=VALUE` for an environment variable (`env_assignment_is_valid()`).
+/// `NAME=VALUE` for an environment variable (the launcher's rule).
 pub fn check_env_assignment(s: &str) -> Result<(), String> {
-    let Some((name, value)) = s.split_once('=') else {
-        return Err(format!("{s:?} is not an environment assignment NAME=VALUE"));
-    };
-    let name_ok = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if !name_ok {
-        return Err(format!("{name:?} is not a valid environment variable name"));
-    }
-    if value
-        .chars()
-        .any(|c| c.is_control() && c != '\t' && c != '\n')
-    {
-        return Err(format!("the value of {name} contains a control character"));
-    }
-    Ok(())
+    sdme_launch::parse_env_assignment(s).map(|_| ())
 }
 
 /// A decimal number with an optional fraction, and its digits after the point.

@@ -380,6 +380,29 @@ fn mode_and_connector_and_reglue_without_the_source() {
     assert!(s.join("images/tool/glue/oci/proxy-mode").is_file());
     let link = fs::read_link(s.join("connectors/tool/httpd")).unwrap();
     assert_eq!(link, Path::new("/usr/libexec/sdme-connector-client"));
+    // A connector's callers run commands: they get Environment= values, and
+    // EnvironmentFile= values (secrets) only when the descriptor says so.
+    let secret = f.work.join("tool.env");
+    fs::write(&secret, "TOKEN=abc\n").unwrap();
+    for (extra, expected) in [
+        (None, "A=\"1\"\n"),
+        (
+            Some("--connector-environment-files"),
+            "TOKEN=abc\nA=\"1\"\n",
+        ),
+    ] {
+        let runtime = f.work.join("run-tool");
+        run(Command::new(nspawn())
+            .args(["--machine=tool", "--image=tool", "--dry-run", "--env=A=1"])
+            .arg(format!("--env-file={}", secret.display()))
+            .args(extra)
+            .arg(format!("--store={}", s.display()))
+            .arg(format!("--runtime-dir={}", runtime.display())));
+        assert_eq!(
+            fs::read_to_string(runtime.join("environment")).unwrap(),
+            expected
+        );
+    }
     // A changed --mode regenerates the glue from the store, without the source.
     pull_ok(
         s,

@@ -2,9 +2,9 @@
 //! workdir, restart, health) into the container, bound at
 //! `/run/systemd/system/UNIT.d/50-launcher.conf`.
 
-use crate::options::Options;
 use sdme_import::glue::{account_lines, resolve_argv, resolve_user};
 use sdme_import::units;
+use sdme_launch::Launch as Options;
 use sdme_store::merged::MergedView;
 use sdme_store::record::ImageRecord;
 use sdme_store::Kind;
@@ -34,6 +34,11 @@ fn any_override(o: &Options) -> bool {
         || o.workdir.is_some()
         || o.restart.is_some()
         || o.health.any()
+        || restricts_callers(o)
+}
+
+fn restricts_callers(o: &Options) -> bool {
+    !o.connector.allow_uids.is_empty() || !o.connector.allow_gids.is_empty()
 }
 
 pub fn build(
@@ -51,6 +56,12 @@ pub fn build(
             o.image
         ));
     };
+    if restricts_callers(o) && record.kind != Kind::Connector {
+        return Err(format!(
+            "image {} is not a connector: --connector-allow-uid/--connector-allow-gid apply to connector images only",
+            o.image
+        ));
+    }
     let config = &record.config;
     let path_env = config
         .env_value("PATH")
@@ -87,7 +98,8 @@ pub fn build(
 
     let mut app = dropin();
     identity(app.section("Service"))?;
-    if o.entrypoint.is_some() || o.cmd.is_some() {
+    let new_command = o.entrypoint.is_some() || o.cmd.is_some();
+    if new_command || restricts_callers(o) {
         // Docker: a new entrypoint drops the image's cmd unless one is given.
         let mut argv = o
             .entrypoint
@@ -104,12 +116,19 @@ pub fn build(
                 None => {}
             }
         }
-        let mut argv = resolve_argv(view, &argv, &path_env, &workdir)?;
+        let mut argv = if new_command {
+            resolve_argv(view, &argv, &path_env, &workdir)?
+        } else {
+            info.argv.clone()
+        };
         if record.kind == Kind::Connector {
-            argv.splice(
-                0..0,
-                [units::CONNECTOR_SERVER.to_string(), "--".to_string()],
-            );
+            // Who may call is the server's to check, on every connection.
+            let mut server = vec![units::CONNECTOR_SERVER.to_string()];
+            let c = &o.connector;
+            server.extend(c.allow_uids.iter().map(|u| format!("--allow-uid={u}")));
+            server.extend(c.allow_gids.iter().map(|g| format!("--allow-gid={g}")));
+            server.push("--".to_string());
+            argv.splice(0..0, server);
         }
         app.section("Service")
             .set("ExecStart", Value::reset())
@@ -144,8 +163,7 @@ pub fn build(
             .as_ref()
             .map(|s| s.parse::<f64>().map(|x| x.ceil() as u64).unwrap_or(0));
         if let Some(env) =
-            units::health_environment(h.retries, start_period, h.on_failure.as_deref())
-                .map_err(unit_err)?
+            units::health_environment(h.retries, start_period, h.on_failure).map_err(unit_err)?
         {
             let mut service = dropin();
             service.section("Service").set("Environment", env);
@@ -283,7 +301,7 @@ mod tests {
         let mut o = opts();
         o.user = Some("svc".into());
         o.workdir = Some("/work".into());
-        o.restart = Some("always".into());
+        o.restart = Some("always");
         o.health.cmd = Some("test -e /ok".into());
         o.health.interval = Some("7".into());
         let d = build(&o, &r, Some(&v)).unwrap();
@@ -327,6 +345,32 @@ mod tests {
             build(&o, &r, Some(&v)).unwrap().masked,
             vec!["sdme-oci-health.timer"]
         );
+    }
+
+    #[test]
+    fn connector_callers_are_restricted_by_the_server() {
+        let t = tempfile::tempdir().unwrap();
+        let (v, mut r) = fixture(t.path());
+        let mut o = opts();
+        o.connector.allow_uids = vec![1000];
+        o.connector.allow_gids = vec![27, 28];
+        assert!(build(&o, &r, Some(&v))
+            .unwrap_err()
+            .contains("not a connector"));
+        r.kind = Kind::Connector;
+        let d = build(&o, &r, Some(&v)).unwrap();
+        assert!(
+            d.units[0].text.contains(
+                "ExecStart=\nExecStart=/usr/libexec/sdme-connector-server --allow-uid=1000 \
+                 --allow-gid=27 --allow-gid=28 -- /usr/bin/app --serve\n"
+            ),
+            "{}",
+            d.units[0].text
+        );
+        // Without a list the image's own unit stays as it is.
+        let mut o = opts();
+        o.connector.environment_files = true;
+        assert_eq!(build(&o, &r, Some(&v)).unwrap(), Dropins::default());
     }
 
     #[test]

@@ -11,10 +11,11 @@
 //! runtime directory. It must never fetch, unpack, or change an image.
 
 pub mod dropin;
-pub mod options;
+/// The command line, the generator's and the launcher's one type.
+pub use sdme_launch as options;
 pub mod volumes;
 
-use options::{Options, Volume};
+use sdme_launch::{Launch as Options, Volume};
 use sdme_store::merged::MergedView;
 use sdme_store::Kind;
 use sdme_store::Store;
@@ -67,9 +68,12 @@ fn mkdir(path: &Path, mode: u32) -> Result<(), String> {
 /// The launcher's work: the nspawn argument list, after writing the runtime
 /// files (environment, drop-ins) it binds into the container.
 pub fn prepare(o: &Options) -> Result<Vec<OsString>, String> {
+    sdme_store::check_name(&o.machine)?;
+    sdme_store::check_name(&o.image)?;
     let store = Store::new(
         o.store
             .clone()
+            .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(sdme_store::DEFAULT_STORE)),
     );
     let (generation, record) = store.image(&o.image)?;
@@ -83,6 +87,7 @@ pub fn prepare(o: &Options) -> Result<Vec<OsString>, String> {
     let runtime = o
         .runtime_dir
         .clone()
+        .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(RUNTIME_ROOT).join(&o.machine));
     sdme_store::remove_tree(&runtime)?;
     mkdir(&runtime, 0o700)?;
@@ -145,7 +150,14 @@ pub fn prepare(o: &Options) -> Result<Vec<OsString>, String> {
 
     // The environment: the env files' contents (systemd EnvironmentFile
     // syntax) then --env, in a root-only file bound read-only.
-    let env = environment_file(&o.env_files, &o.env)?;
+    // A connector's callers run commands with this environment: they get
+    // the descriptor's EnvironmentFile= values (usually secrets) only when
+    // it says so (ConnectorEnvironmentFiles=yes).
+    let env_files: &[String] = match record.kind {
+        Kind::Connector if !o.connector.environment_files => &[],
+        _ => &o.env_files,
+    };
+    let env = environment_file(env_files, &o.env)?;
     if !env.is_empty() {
         let path = runtime.join("environment");
         write_private(&path, env.as_bytes())?;
@@ -186,7 +198,7 @@ pub fn prepare(o: &Options) -> Result<Vec<OsString>, String> {
 
     let gens = container.join("generations");
     std::fs::write(&gens, generations.join("\n") + "\n").map_err(|e| err(&gens, e))?;
-    args.extend(o.nspawn_args.iter().cloned());
+    args.extend(o.nspawn_args.iter().map(OsString::from));
     Ok(args)
 }
 
@@ -203,22 +215,18 @@ fn write_private(path: &Path, contents: &[u8]) -> Result<(), String> {
     f.write_all(contents).map_err(|e| err(path, e))
 }
 
-pub fn environment_file(files: &[PathBuf], env: &[String]) -> Result<String, String> {
+pub fn environment_file(files: &[String], env: &[(String, String)]) -> Result<String, String> {
     let mut out = String::new();
     for f in files {
-        let text =
-            std::fs::read_to_string(f).map_err(|e| format!("--env-file={}: {e}", f.display()))?;
+        let text = std::fs::read_to_string(f).map_err(|e| format!("--env-file={f}: {e}"))?;
         out.push_str(&text);
         if !text.is_empty() && !text.ends_with('\n') {
             out.push('\n');
         }
     }
-    for e in env {
-        let (k, v) = e
-            .split_once('=')
-            .ok_or_else(|| format!("invalid --env={e:?}"))?;
+    for (k, v) in env {
         out.push_str(
-            &sdme_unitfile::envfile::line(k, v).map_err(|err| format!("--env={e:?}: {err}"))?,
+            &sdme_unitfile::envfile::line(k, v).map_err(|err| format!("--env={k}=…: {err}"))?,
         );
     }
     Ok(out)
@@ -251,11 +259,17 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let f = t.path().join("e");
         std::fs::write(&f, "SECRET=s3cret").unwrap();
-        let text = environment_file(&[f], &["A=x $y".into()]).unwrap();
+        let text = environment_file(
+            &[f.to_str().unwrap().to_string()],
+            &[("A".into(), "x $y".into())],
+        )
+        .unwrap();
         assert_eq!(text, "SECRET=s3cret\nA=\"x \\$y\"\n");
-        assert!(environment_file(&[t.path().join("missing")], &[])
-            .unwrap_err()
-            .contains("--env-file="));
+        assert!(
+            environment_file(&[format!("{}/missing", t.path().display())], &[])
+                .unwrap_err()
+                .contains("--env-file=")
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! path (Docker's behaviour), so e.g. a data directory the image prepared
 //! with its owner, mode and initial files is there on the first start.
 
-use crate::options::Volume;
+use sdme_launch::Volume;
 use sdme_store::merged::{MergedView, Node};
 use std::ffi::OsString;
 use std::io;

@@ -1,0 +1,469 @@
+//! sdme-launch: the generator → launcher interface. One container's
+//! settings as a type ([`Launch`]), written as `sdme-nspawn`'s command line
+//! by [`Launch::to_args`] (the generator) and read back by [`parse`] (the
+//! launcher), its exact inverse; and the rules for those settings (volume
+//! syntax, restart policies, health actions and times, environment
+//! assignments, connector access), which exist only here.
+//!
+//! It may call `sdme-unitfile` (the environment-name rule); it must never
+//! read files, the store or descriptors: it is data and its two spellings.
+
+use std::ffi::OsString;
+use std::fmt::Write as _;
+
+pub use sdme_unitfile::envfile::is_valid_name as is_valid_env_name;
+
+/// A volume: `HOST:CONTAINER[:ro|rw]` or `CONTAINER`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Volume {
+    Bind {
+        host: String,
+        container: String,
+        read_only: bool,
+    },
+    /// An anonymous volume under the store's `volumes/MACHINE/`.
+    Anonymous { container: String },
+}
+
+/// systemd's `Restart=` values.
+pub const RESTART_POLICIES: &[&str] = &[
+    "no",
+    "on-success",
+    "on-failure",
+    "on-abnormal",
+    "on-watchdog",
+    "on-abort",
+    "always",
+];
+
+/// What the health runner does after the last failed retry.
+pub const HEALTH_ACTIONS: &[&str] = &["restart", "stop", "none"];
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Health {
+    /// Run with `/bin/sh -c`; `none` masks the image's check.
+    pub cmd: Option<String>,
+    /// Seconds (`30`, `1.5`), as systemd time settings take them.
+    pub interval: Option<String>,
+    pub timeout: Option<String>,
+    pub start_period: Option<String>,
+    pub retries: Option<u32>,
+    pub on_failure: Option<&'static str>,
+}
+
+impl Health {
+    pub fn any(&self) -> bool {
+        self != &Health::default()
+    }
+}
+
+/// Who may call a connector's server, and what its commands get.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnectorAccess {
+    /// Peers served besides root (checked with `SO_PEERCRED`); both lists
+    /// empty: whoever can reach the socket.
+    pub allow_uids: Vec<u32>,
+    pub allow_gids: Vec<u32>,
+    /// Whether the commands get the descriptor's `EnvironmentFile=` values.
+    pub environment_files: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Launch {
+    pub machine: String,
+    pub image: String,
+    /// `Environment=` assignments, names valid for systemd.
+    pub env: Vec<(String, String)>,
+    /// Root-only host files in `EnvironmentFile=` syntax, absolute paths.
+    pub env_files: Vec<String>,
+    pub volumes: Vec<Volume>,
+    /// `None`: the image's; `Some(empty)`: replaced by nothing.
+    pub entrypoint: Option<Vec<String>>,
+    pub cmd: Option<Vec<String>>,
+    pub user: Option<String>,
+    pub workdir: Option<String>,
+    pub restart: Option<&'static str>,
+    pub health: Health,
+    pub connector: ConnectorAccess,
+    /// For tests: another store and runtime directory, print instead of exec.
+    pub store: Option<String>,
+    pub runtime_dir: Option<String>,
+    pub dry_run: bool,
+    /// Passed to systemd-nspawn unchanged (after `--`).
+    pub nspawn_args: Vec<String>,
+}
+
+pub const USAGE: &str = "usage: sdme-nspawn --machine=NAME --image=IMAGE [--env=KEY=VALUE] [--env-file=PATH] \
+[--volume=HOST:CONTAINER[:ro]|CONTAINER] [--entrypoint=ARG]… [--cmd=ARG]… [--user=USER[:GROUP]] [--workdir=DIR] \
+[--restart=POLICY] [--health-cmd=CMD] [--health-interval=SEC] [--health-timeout=SEC] [--health-retries=N] \
+[--health-start-period=SEC] [--health-on-failure=restart|stop|none] [--connector-allow-uid=UID] \
+[--connector-allow-gid=GID] [--connector-environment-files] [--store=DIR] [--runtime-dir=DIR] [--dry-run] \
+-- [NSPAWN ARGS…]
+See sdme-nspawn(8).";
+
+/// An absolute, normalized path (no `.`/`..` components, no `//`, no
+/// trailing slash) without control characters.
+pub fn check_absolute_path(s: &str) -> Result<(), String> {
+    let normalized = s.starts_with('/')
+        && (s == "/" || !s.ends_with('/'))
+        && s.len() <= 4096
+        && s[1..]
+            .split('/')
+            .all(|c| s == "/" || !(c.is_empty() || c == "." || c == ".."));
+    if !normalized {
+        return Err(format!("{s:?} is not an absolute, normalized path"));
+    }
+    if s.chars().any(char::is_control) {
+        return Err(format!("{s:?} contains a control character"));
+    }
+    Ok(())
+}
+
+/// `HOST:CONTAINER[:ro|rw]` or `CONTAINER`; paths absolute, normalized, without `:`.
+pub fn parse_volume(s: &str) -> Result<Volume, String> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let path = |p: &str| check_absolute_path(p).map(|()| p.to_string());
+    match parts.as_slice() {
+        [container] => Ok(Volume::Anonymous {
+            container: path(container)?,
+        }),
+        [host, container] => Ok(Volume::Bind {
+            host: path(host)?,
+            container: path(container)?,
+            read_only: false,
+        }),
+        [host, container, mode @ ("ro" | "rw")] => Ok(Volume::Bind {
+            host: path(host)?,
+            container: path(container)?,
+            read_only: *mode == "ro",
+        }),
+        [_, _, mode] => Err(format!("volume mode {mode:?} is not one of ro, rw")),
+        _ => Err(format!(
+            "{s:?} is not a volume (HOST:CONTAINER[:ro|rw] or CONTAINER)"
+        )),
+    }
+}
+
+impl Volume {
+    /// The one spelling of a volume, which [`parse_volume`] reads back.
+    pub fn to_spec(&self) -> String {
+        match self {
+            Volume::Bind {
+                host,
+                container,
+                read_only: true,
+            } => format!("{host}:{container}:ro"),
+            Volume::Bind {
+                host,
+                container,
+                read_only: false,
+            } => format!("{host}:{container}"),
+            Volume::Anonymous { container } => container.clone(),
+        }
+    }
+
+    pub fn container(&self) -> &str {
+        match self {
+            Volume::Bind { container, .. } | Volume::Anonymous { container } => container,
+        }
+    }
+}
+
+/// `NAME=VALUE` with a name systemd accepts and no control characters in
+/// the value but tab and newline.
+pub fn parse_env_assignment(s: &str) -> Result<(String, String), String> {
+    let Some((name, value)) = s.split_once('=') else {
+        return Err(format!("{s:?} is not an environment assignment NAME=VALUE"));
+    };
+    if !is_valid_env_name(name) {
+        return Err(format!("{name:?} is not a valid environment variable name"));
+    }
+    if value
+        .chars()
+        .any(|c| c.is_control() && c != '\t' && c != '\n')
+    {
+        return Err(format!("the value of {name} contains a control character"));
+    }
+    Ok((name.to_string(), value.to_string()))
+}
+
+/// A `Restart=` value, or Docker's `unless-stopped` (systemd's `always`).
+pub fn restart_policy(v: &str) -> Result<&'static str, String> {
+    if v == "unless-stopped" {
+        return Ok("always");
+    }
+    RESTART_POLICIES
+        .iter()
+        .find(|p| **p == v)
+        .copied()
+        .ok_or_else(|| {
+            format!(
+                "{v:?} is not a restart policy ({}, unless-stopped)",
+                RESTART_POLICIES.join(", ")
+            )
+        })
+}
+
+pub fn health_action(v: &str) -> Result<&'static str, String> {
+    HEALTH_ACTIONS
+        .iter()
+        .find(|a| **a == v)
+        .copied()
+        .ok_or_else(|| format!("{v:?} is not one of {}", HEALTH_ACTIONS.join(", ")))
+}
+
+/// A number of seconds, possibly fractional (`30`, `1.5`, `2s`), returned
+/// without the unit.
+pub fn seconds(v: &str) -> Result<String, String> {
+    let t = v.strip_suffix('s').unwrap_or(v);
+    let ok = !t.is_empty()
+        && t.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && t.bytes().filter(|b| *b == b'.').count() <= 1
+        && !t.starts_with('.')
+        && !t.ends_with('.')
+        && t.len() <= 32;
+    if ok {
+        Ok(t.to_string())
+    } else {
+        Err(format!("{v:?} is not a number of seconds"))
+    }
+}
+
+/// A uid or gid a connector may allow: a number that is not root's
+/// (always served), `nobody`'s 65534 (every unmapped id looks like it) or
+/// one systemd refuses.
+pub fn connector_id(v: &str) -> Result<u32, String> {
+    match v.parse::<u32>() {
+        Ok(id)
+            if v.bytes().all(|b| b.is_ascii_digit())
+                && id != 0
+                && id != 65534
+                && id != 65535
+                && id != u32::MAX =>
+        {
+            Ok(id)
+        }
+        _ => Err(format!(
+            "{v:?} is not a numeric uid/gid other than 0, 65534, 65535 and 4294967295"
+        )),
+    }
+}
+
+impl Launch {
+    /// `sdme-nspawn`'s arguments (without the program), in the order of
+    /// HACKING.md: identity, environment, volumes, command, user,
+    /// directory, restart, health, connector access, test options, `--`,
+    /// then the nspawn arguments.
+    pub fn to_args(&self) -> Vec<String> {
+        let mut a = vec![
+            format!("--machine={}", self.machine),
+            format!("--image={}", self.image),
+        ];
+        a.extend(self.env.iter().map(|(k, v)| format!("--env={k}={v}")));
+        a.extend(self.env_files.iter().map(|f| format!("--env-file={f}")));
+        a.extend(
+            self.volumes
+                .iter()
+                .map(|v| format!("--volume={}", v.to_spec())),
+        );
+        for (option, words) in [("--entrypoint", &self.entrypoint), ("--cmd", &self.cmd)] {
+            match words.as_deref() {
+                None => {}
+                Some([]) => a.push(format!("{option}=")),
+                Some(words) => a.extend(words.iter().map(|w| format!("{option}={w}"))),
+            }
+        }
+        if let Some(user) = &self.user {
+            a.push(format!("--user={user}"));
+        }
+        if let Some(dir) = &self.workdir {
+            a.push(format!("--workdir={dir}"));
+        }
+        if let Some(restart) = self.restart {
+            a.push(format!("--restart={restart}"));
+        }
+        let h = &self.health;
+        if let Some(cmd) = &h.cmd {
+            a.push(format!("--health-cmd={cmd}"));
+        }
+        for (option, value) in [
+            ("--health-interval", &h.interval),
+            ("--health-timeout", &h.timeout),
+            ("--health-start-period", &h.start_period),
+        ] {
+            if let Some(v) = value {
+                a.push(format!("{option}={v}"));
+            }
+        }
+        if let Some(r) = h.retries {
+            a.push(format!("--health-retries={r}"));
+        }
+        if let Some(action) = h.on_failure {
+            a.push(format!("--health-on-failure={action}"));
+        }
+        let c = &self.connector;
+        a.extend(
+            c.allow_uids
+                .iter()
+                .map(|u| format!("--connector-allow-uid={u}")),
+        );
+        a.extend(
+            c.allow_gids
+                .iter()
+                .map(|g| format!("--connector-allow-gid={g}")),
+        );
+        if c.environment_files {
+            a.push("--connector-environment-files".to_string());
+        }
+        if let Some(s) = &self.store {
+            a.push(format!("--store={s}"));
+        }
+        if let Some(r) = &self.runtime_dir {
+            a.push(format!("--runtime-dir={r}"));
+        }
+        if self.dry_run {
+            a.push("--dry-run".to_string());
+        }
+        a.push("--".to_string());
+        a.extend(self.nspawn_args.iter().cloned());
+        a
+    }
+
+    /// Checks the settings as [`parse`] would, for a value built in code.
+    pub fn check(&self) -> Result<(), String> {
+        parse(self.to_args().into_iter().map(OsString::from).collect()).map(|_| ())
+    }
+}
+
+/// Reads `sdme-nspawn`'s command line; `Ok(None)` for `--help`.
+pub fn parse(args: Vec<OsString>) -> Result<Option<Launch>, String> {
+    use lexopt::prelude::*;
+    let mut p = lexopt::Parser::from_args(args);
+    let mut o = Launch::default();
+    let val = |p: &mut lexopt::Parser, name: &str| -> Result<String, String> {
+        p.value()
+            .map_err(|e| e.to_string())?
+            .into_string()
+            .map_err(|v| format!("{name}: {v:?} is not UTF-8"))
+    };
+    let bad = |name: &str, e: String| format!("invalid {name}: {e}");
+    while let Some(arg) = p.next().map_err(|e| e.to_string())? {
+        match arg {
+            Long("machine") => o.machine = val(&mut p, "--machine")?,
+            Long("image") => o.image = val(&mut p, "--image")?,
+            Long("env") => {
+                let e = val(&mut p, "--env")?;
+                o.env
+                    .push(parse_env_assignment(&e).map_err(|e| bad("--env", e))?);
+            }
+            Long("env-file") => {
+                let f = val(&mut p, "--env-file")?;
+                check_absolute_path(&f).map_err(|e| bad("--env-file", e))?;
+                o.env_files.push(f);
+            }
+            Long("volume") => o
+                .volumes
+                .push(parse_volume(&val(&mut p, "--volume")?).map_err(|e| bad("--volume", e))?),
+            Long(name @ ("entrypoint" | "cmd")) => {
+                let name = name.to_string();
+                let option = format!("--{name}");
+                let w = val(&mut p, &option)?;
+                let list = match name.as_str() {
+                    "entrypoint" => o.entrypoint.get_or_insert_with(Vec::new),
+                    _ => o.cmd.get_or_insert_with(Vec::new),
+                };
+                if !w.is_empty() {
+                    list.push(w);
+                }
+            }
+            Long("user") => o.user = Some(val(&mut p, "--user")?),
+            Long("workdir") => {
+                let w = val(&mut p, "--workdir")?;
+                check_absolute_path(&w).map_err(|e| bad("--workdir", e))?;
+                o.workdir = Some(w);
+            }
+            Long("restart") => {
+                o.restart = Some(
+                    restart_policy(&val(&mut p, "--restart")?).map_err(|e| bad("--restart", e))?,
+                )
+            }
+            Long("health-cmd") => o.health.cmd = Some(val(&mut p, "--health-cmd")?),
+            Long(name @ ("health-interval" | "health-timeout" | "health-start-period")) => {
+                let name = name.to_string();
+                let option = format!("--{name}");
+                let v = seconds(&val(&mut p, &option)?).map_err(|e| bad(&option, e))?;
+                *match name.as_str() {
+                    "health-interval" => &mut o.health.interval,
+                    "health-timeout" => &mut o.health.timeout,
+                    _ => &mut o.health.start_period,
+                } = Some(v);
+            }
+            Long("health-retries") => {
+                let v = val(&mut p, "--health-retries")?;
+                o.health.retries = Some(
+                    v.parse()
+                        .map_err(|_| format!("invalid --health-retries={v:?}"))?,
+                )
+            }
+            Long("health-on-failure") => {
+                o.health.on_failure = Some(
+                    health_action(&val(&mut p, "--health-on-failure")?)
+                        .map_err(|e| bad("--health-on-failure", e))?,
+                )
+            }
+            Long("connector-allow-uid") => o.connector.allow_uids.push(
+                connector_id(&val(&mut p, "--connector-allow-uid")?)
+                    .map_err(|e| bad("--connector-allow-uid", e))?,
+            ),
+            Long("connector-allow-gid") => o.connector.allow_gids.push(
+                connector_id(&val(&mut p, "--connector-allow-gid")?)
+                    .map_err(|e| bad("--connector-allow-gid", e))?,
+            ),
+            Long("connector-environment-files") => o.connector.environment_files = true,
+            Long("store") => o.store = Some(val(&mut p, "--store")?),
+            Long("runtime-dir") => o.runtime_dir = Some(val(&mut p, "--runtime-dir")?),
+            Long("dry-run") => o.dry_run = true,
+            Long("help") | Short('h') => return Ok(None),
+            Value(v) => {
+                // The first non-option starts the nspawn arguments (`--` is
+                // consumed by lexopt).
+                o.nspawn_args.push(string(v)?);
+                for v in p.raw_args().map_err(|e| e.to_string())? {
+                    o.nspawn_args.push(string(v)?);
+                }
+            }
+            other => return Err(other.unexpected().to_string()),
+        }
+    }
+    if o.machine.is_empty() || o.image.is_empty() {
+        return Err("--machine=NAME and --image=IMAGE are required".into());
+    }
+    Ok(Some(o))
+}
+
+fn string(v: OsString) -> Result<String, String> {
+    v.into_string()
+        .map_err(|v| format!("nspawn argument {v:?} is not UTF-8"))
+}
+
+/// The command line as one shell-readable string, for `--dry-run` and logs.
+pub fn shell_line(args: &[String]) -> String {
+    let mut out = String::new();
+    for a in args {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        if !a.is_empty()
+            && a.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_=/.:,@+%".contains(&b))
+        {
+            out.push_str(a);
+        } else {
+            let _ = write!(out, "'{}'", a.replace('\'', "'\\''"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

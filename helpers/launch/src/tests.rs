@@ -1,0 +1,205 @@
+use super::*;
+
+fn args(a: &[&str]) -> Vec<OsString> {
+    a.iter().map(OsString::from).collect()
+}
+
+fn round_trip(l: &Launch) {
+    let back = parse(l.to_args().into_iter().map(OsString::from).collect())
+        .unwrap()
+        .unwrap();
+    assert_eq!(&back, l, "{:?}", l.to_args());
+}
+
+#[test]
+fn every_setting_survives_writing_and_reading() {
+    let full = Launch {
+        machine: "web".into(),
+        image: "nginx".into(),
+        env: vec![
+            ("A".into(), "1".into()),
+            ("B".into(), "x y=z\n$HOME %i".into()),
+            ("EMPTY".into(), String::new()),
+        ],
+        env_files: vec!["/etc/sdme/web.env".into()],
+        volumes: vec![
+            Volume::Bind {
+                host: "/srv".into(),
+                container: "/usr/share/nginx/html".into(),
+                read_only: true,
+            },
+            Volume::Bind {
+                host: "/a b".into(),
+                container: "/c".into(),
+                read_only: false,
+            },
+            Volume::Anonymous {
+                container: "/data".into(),
+            },
+        ],
+        entrypoint: Some(vec!["--".into(), "-x".into(), "a b".into()]),
+        cmd: Some(vec![]),
+        user: Some("101:101".into()),
+        workdir: Some("/srv/app".into()),
+        restart: Some("on-failure"),
+        health: Health {
+            cmd: Some("curl -f http://localhost/ || exit 1".into()),
+            interval: Some("90".into()),
+            timeout: Some("1.5".into()),
+            start_period: Some("0".into()),
+            retries: Some(3),
+            on_failure: Some("stop"),
+        },
+        connector: ConnectorAccess {
+            allow_uids: vec![1000, 1001],
+            allow_gids: vec![27],
+            environment_files: true,
+        },
+        store: Some("/tmp/store".into()),
+        runtime_dir: Some("/tmp/run".into()),
+        dry_run: true,
+        nspawn_args: vec![
+            "--quiet".into(),
+            "--machine=web".into(),
+            "--".into(),
+            "--not-ours".into(),
+        ],
+    };
+    round_trip(&full);
+    round_trip(&Launch {
+        machine: "m".into(),
+        image: "i".into(),
+        ..Default::default()
+    });
+    // An entrypoint of one empty word and no entrypoint differ.
+    let mut l = full.clone();
+    l.entrypoint = None;
+    l.cmd = Some(vec!["sh".into()]);
+    round_trip(&l);
+    assert!(full.check().is_ok());
+}
+
+#[test]
+fn parses_the_generator_command_line() {
+    let o = parse(args(&[
+        "--machine=web",
+        "--image=nginx",
+        "--env=A=1",
+        "--env=B=x y",
+        "--volume=/srv:/usr/share/nginx/html:ro",
+        "--volume=/data",
+        "--entrypoint=",
+        "--cmd=nginx",
+        "--cmd=-g",
+        "--restart=on-failure",
+        "--health-cmd=curl -f http://localhost/",
+        "--health-interval=5",
+        "--",
+        "--quiet",
+        "--boot",
+        "--machine=web",
+        "--port=8080:80",
+    ]))
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        o.env,
+        vec![("A".into(), "1".into()), ("B".into(), "x y".into())]
+    );
+    assert_eq!(
+        o.volumes[0],
+        Volume::Bind {
+            host: "/srv".into(),
+            container: "/usr/share/nginx/html".into(),
+            read_only: true
+        }
+    );
+    assert_eq!(
+        o.volumes[1],
+        Volume::Anonymous {
+            container: "/data".into()
+        }
+    );
+    assert_eq!(o.entrypoint, Some(vec![]));
+    assert_eq!(o.cmd, Some(vec!["nginx".to_string(), "-g".into()]));
+    assert_eq!(o.health.interval.as_deref(), Some("5"));
+    let o2 = parse(args(&[
+        "--machine=a",
+        "--image=x",
+        "--health-timeout=1.5",
+        "--health-start-period=2s",
+    ]))
+    .unwrap()
+    .unwrap();
+    assert_eq!(o2.health.timeout.as_deref(), Some("1.5"));
+    assert_eq!(o2.health.start_period.as_deref(), Some("2"));
+    assert!(parse(args(&["--machine=a", "--image=x", "--health-interval=-1"])).is_err());
+    assert!(parse(args(&["--machine=a", "--image=x", "--health-interval=1e3"])).is_err());
+    assert_eq!(
+        o.nspawn_args,
+        ["--quiet", "--boot", "--machine=web", "--port=8080:80"]
+    );
+}
+
+#[test]
+fn rejects_bad_values() {
+    let bad = |extra: &str| parse(args(&["--machine=a", "--image=x", extra])).is_err();
+    assert!(parse(args(&["--image=x"])).is_err());
+    for extra in [
+        "--volume=rel:/x",
+        "--volume=/a/../b",
+        "--volume=/a:/b:rx",
+        "--volume=/a//b",
+        "--env=NOVALUE",
+        "--env=1A=x",
+        "--env=A=\u{1b}",
+        "--env-file=relative",
+        "--workdir=/a/./b",
+        "--restart=sometimes",
+        "--health-on-failure=explode",
+        "--health-retries=-1",
+        "--health-timeout=.5",
+        "--connector-allow-uid=0",
+        "--connector-allow-uid=65534",
+        "--connector-allow-gid=root",
+        "--connector-allow-uid=+5",
+    ] {
+        assert!(bad(extra), "{extra}");
+    }
+    assert_eq!(restart_policy("unless-stopped").unwrap(), "always");
+    assert_eq!(
+        parse(args(&[
+            "--machine=a",
+            "--image=x",
+            "--restart=unless-stopped"
+        ]))
+        .unwrap()
+        .unwrap()
+        .restart,
+        Some("always")
+    );
+}
+
+#[test]
+fn volumes_and_environment() {
+    assert_eq!(
+        parse_volume("/srv/www:/usr/share/nginx/html:ro").unwrap(),
+        Volume::Bind {
+            host: "/srv/www".into(),
+            container: "/usr/share/nginx/html".into(),
+            read_only: true,
+        }
+    );
+    assert!(parse_volume("/a:/b:/c:ro").is_err());
+    assert!(check_absolute_path("/").is_ok());
+    assert!(check_absolute_path("/a/").is_err());
+    assert_eq!(
+        parse_env_assignment("A=b=c").unwrap(),
+        ("A".into(), "b=c".into())
+    );
+    assert!(parse_env_assignment("A=x\ny\tz").is_ok());
+    assert_eq!(
+        shell_line(&["a".into(), "b c".into(), "it's".into()]),
+        "a 'b c' 'it'\\''s'"
+    );
+}
