@@ -347,6 +347,15 @@ pub fn write_connector_dir(dir: &Path, argv0: &str) -> Result<(), String> {
     if base.is_empty() || base.starts_with('.') {
         return Err(format!("connector entrypoint {argv0:?} has no usable name"));
     }
+    // The directory also holds the socket, NAME.sock.
+    let socket = dir
+        .file_name()
+        .map(|n| format!("{}.sock", n.to_string_lossy()));
+    if socket.as_deref() == Some(base) {
+        return Err(format!(
+            "connector entrypoint {argv0:?} has the name of the connector's socket"
+        ));
+    }
     let link = dir.join(base);
     let _ = fs::remove_file(&link);
     std::os::unix::fs::symlink("/usr/libexec/sdme-connector-client", &link)
@@ -482,6 +491,9 @@ mod tests {
             .exists());
         let dir = t.path().join("connectors/web");
         write_connector_dir(&dir, &spec.argv[0]).unwrap();
+        assert!(write_connector_dir(&dir, "/usr/bin/web.sock")
+            .unwrap_err()
+            .contains("socket"));
         assert_eq!(
             fs::read_link(dir.join("nginx")).unwrap().to_str(),
             Some("/usr/libexec/sdme-connector-client")

@@ -3,6 +3,8 @@
 //! container's passwd, not the one under `RootDirectory=`, so names would
 //! resolve to the wrong account or fail with 217/USER.
 
+use sdme_store::runconfig::valid_id;
+
 /// Numeric credentials for the app service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Credentials {
@@ -97,6 +99,18 @@ pub fn resolve(spec: &str, passwd: &str, group: &str) -> Result<Credentials, Str
         }
         _ => Vec::new(),
     };
+    // Ids come from the image's files: systemd ignores a User= it cannot
+    // use, which would run the app as root.
+    for (what, id) in [("uid", uid), ("gid", gid)]
+        .into_iter()
+        .chain(groups.iter().map(|g| ("supplementary gid", *g)))
+    {
+        if !valid_id(id) {
+            return Err(format!(
+                "{what} {id} (image USER {spec:?}, from the image's /etc/passwd or /etc/group) is not an id systemd accepts"
+            ));
+        }
+    }
     let home = entry
         .as_ref()
         .map(|e| e.home)
