@@ -1,7 +1,9 @@
 //! Progress: `STATUS=` to the service manager (`sd_notify`) and a line on
 //! stderr (the journal under systemd).
 
-use rustix::net::{sendto, socket, AddressFamily, SendFlags, SocketAddrUnix, SocketType};
+use rustix::net::{
+    sendto, socket_with, AddressFamily, SendFlags, SocketAddrUnix, SocketFlags, SocketType,
+};
 use std::os::fd::OwnedFd;
 
 pub struct Progress {
@@ -12,12 +14,24 @@ pub struct Progress {
 impl Progress {
     /// Connects to `$NOTIFY_SOCKET` if set (a path, or `@name` for the abstract namespace).
     pub fn from_env() -> Progress {
-        let socket = std::env::var("NOTIFY_SOCKET").ok().and_then(|path| {
+        Progress::to_socket(std::env::var("NOTIFY_SOCKET").ok())
+    }
+
+    fn to_socket(notify_socket: Option<String>) -> Progress {
+        let socket = notify_socket.and_then(|path| {
             let addr = match path.strip_prefix('@') {
                 Some(name) => SocketAddrUnix::new_abstract_name(name.as_bytes()).ok()?,
                 None => SocketAddrUnix::new(path.as_str()).ok()?,
             };
-            let fd = socket(AddressFamily::UNIX, SocketType::DGRAM, None).ok()?;
+            // Close-on-exec: the import runs other programs (systemd-nspawn
+            // for a base's systemd install), which must not inherit it.
+            let fd = socket_with(
+                AddressFamily::UNIX,
+                SocketType::DGRAM,
+                SocketFlags::CLOEXEC,
+                None,
+            )
+            .ok()?;
             Some((fd, addr))
         });
         Progress {
@@ -80,12 +94,13 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let path = t.path().join("notify");
         let server = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
-        let addr = SocketAddrUnix::new(&path).unwrap();
-        let fd = socket(AddressFamily::UNIX, SocketType::DGRAM, None).unwrap();
-        let p = Progress {
-            socket: Some((fd, addr)),
-            quiet: true,
-        };
+        let p = Progress::to_socket(Some(path.to_str().unwrap().to_string())).quiet();
+        let (fd, _) = p.socket.as_ref().unwrap();
+        let flags = rustix::io::fcntl_getfd(fd).unwrap();
+        assert!(
+            flags.contains(rustix::io::FdFlags::CLOEXEC),
+            "the notify socket leaks into children"
+        );
         p.status("Fetching layer 2/5 (34 MB)");
         let mut buf = [0u8; 128];
         let n = server.recv(&mut buf).unwrap();

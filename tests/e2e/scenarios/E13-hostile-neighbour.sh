@@ -1,0 +1,124 @@
+# E13: hostile neighbours. An unprivileged host user tries the store (stat
+# a layer, run a setuid binary from it, list containers' writable layers),
+# a connector socket and a container's secrets file: all refused. In a
+# client container, root and the uid the descriptor allows are served by
+# the connector, another uid is refused; the connector's commands get the
+# descriptor's Environment= but not its EnvironmentFile= secrets; the
+# secrets file is gone once the container stops.
+# e2e-push: debian-systemd e2e/debian-systemd:12
+# e2e-push: nginx e2e/nginx:1
+. /usr/local/lib/sdme-e2e/check.sh
+E2E_UNITS="sdme-import@debian sdme-import@web sdme-import@cli systemd-nspawn@web systemd-nspawn@cli"
+debian_base
+secret=e2e-secret-$RANDOM$RANDOM
+mkdir -p /etc/sdme
+install -m 0600 /dev/null /etc/sdme/web.env
+echo "SECRET=$secret" >/etc/sdme/web.env
+# The connector's entrypoint is env(1): whoever calls it sees the
+# environment its commands run with.
+descriptor web <<EOD
+[Image]
+Image=$E2E_REGISTRY/e2e/nginx:1
+TLSVerify=no
+Base=debian
+Mode=connector
+
+[Container]
+Network=private
+StartOnDemand=no
+Entrypoint=/usr/bin/env
+Environment=PUBLIC=visible
+EnvironmentFile=/etc/sdme/web.env
+ConnectorAllowUID=1234
+EOD
+descriptor cli <<EOD
+[Image]
+Image=$E2E_REGISTRY/e2e/nginx:1
+TLSVerify=no
+Base=debian
+
+[Container]
+Network=private
+Connector=web
+EOD
+step "daemon-reload" systemctl daemon-reload
+require "systemctl start systemd-nspawn@cli (pulls in web)" timeout 250 systemctl start systemd-nspawn@cli
+sock=/var/lib/sdme/connectors/web/web.sock
+if wait_for 60 test -S "$sock"; then pass "the connector socket exists"; else fail "the connector socket $sock exists within 60 s"; fi
+
+# ---- an unprivileged host user ----
+require "create an unprivileged host user" useradd -M -u 2345 -s /bin/sh e2e-user
+as_user() { runuser -u e2e-user -- "$@"; }
+check "the store is mode 0700, owned by root" test "$(stat -c '%a %U' /var/lib/sdme)" = "700 root"
+check "the user cannot stat a layer" sh -c '! runuser -u e2e-user -- stat /var/lib/sdme/layers/sha256 >/dev/null 2>&1'
+check "the user cannot list containers' writable layers" sh -c '! runuser -u e2e-user -- ls /var/lib/sdme/containers >/dev/null 2>&1'
+suid=$(find /var/lib/sdme/layers -xdev -type f -perm -4000 2>/dev/null | head -1)
+if [ -n "$suid" ]; then
+	pass "a layer holds a setuid binary ($suid)"
+	check "the user cannot run the setuid binary from the store" sh -c \
+		"! runuser -u e2e-user -- '$suid' --help >/dev/null 2>&1 && ! runuser -u e2e-user -- test -x '$suid'"
+else
+	fail "a layer holds a setuid binary (the debian base ships su, mount, passwd)"
+fi
+out=$(as_user /usr/libexec/sdme/sdme-connector-client --connector-dir=/var/lib/sdme/connectors/web --name=web 2>&1 </dev/null)
+rc=$?
+if [ "$rc" != 0 ] && [[ $out != *PUBLIC=visible* ]]; then
+	pass "the user cannot call the connector (exit $rc)"
+else
+	fail "the user called the connector: exit $rc, output: $out"
+fi
+envfile=/run/sdme-containers/web/environment
+check "the container's environment file exists, mode 0600" test "$(stat -c %a "$envfile" 2>/dev/null)" = 600
+check "it holds the secret (for root)" grep -q "SECRET=$secret" "$envfile"
+check "the user cannot read it" sh -c "! runuser -u e2e-user -- cat '$envfile' >/dev/null 2>&1"
+# The secret as a pattern file, so that no command line below contains it.
+pattern=$(mktemp /root/pattern.XXXXXX)
+echo "$secret" >"$pattern"
+check "the secret is in no world-readable file under /run" sh -c \
+	"! find /run -xdev -type f -perm -o+r 2>/dev/null | xargs -r grep -lsFf '$pattern' | grep ."
+check "the secret is in no unit or command line" sh -c \
+	"! { systemctl cat systemd-nspawn@web; cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\0' ' '; } | grep -qFf '$pattern'"
+
+# ---- callers in the client container ----
+# call [UID]: run the connector from the client container (as root, or as
+# UID); sets $rc, $out, $err.
+call() {
+	local o e
+	o=$(mktemp) e=$(mktemp)
+	local cmd=(/usr/libexec/sdme-connector-client --connector-dir=/connectors/web --name=web)
+	if [ $# -gt 0 ]; then
+		cmd=(setpriv --reuid="$1" --regid="$1" --clear-groups "${cmd[@]}")
+	fi
+	timeout 60 nsenter -t "$(leader cli)" -a "${cmd[@]}" >"$o" 2>"$e" </dev/null
+	rc=$? out=$(cat "$o") err=$(cat "$e")
+	rm -f "$o" "$e"
+}
+call
+if [ "$rc" = 0 ] && [[ $out == *PUBLIC=visible* ]]; then
+	pass "root in the client container is served, with the descriptor's Environment="
+else
+	fail "root in the client container: exit $rc, stdout: $out, stderr: $err"
+fi
+if [[ $out != *"$secret"* ]]; then
+	pass "the connector's commands do not get EnvironmentFile= values"
+else
+	fail "the connector's command saw the secret from EnvironmentFile="
+fi
+call 1234
+if [ "$rc" = 0 ] && [[ $out == *PUBLIC=visible* ]]; then
+	pass "the allowed uid 1234 is served"
+else
+	fail "uid 1234 (ConnectorAllowUID=1234): exit $rc, stderr: $err"
+fi
+call 4321
+if [ "$rc" = 77 ] && [[ $err == *"permission denied"* ]] && [[ $out != *PUBLIC* ]]; then
+	pass "uid 4321 is refused (exit 77, permission denied)"
+else
+	fail "uid 4321: exit $rc (expected 77), stdout: $out, stderr: $err"
+fi
+
+# ---- secrets end with the container ----
+step "stop the connector container" systemctl stop systemd-nspawn@web
+check "its runtime directory (and the secrets in it) is gone" sh -c '! test -e /run/sdme-containers/web'
+[ "$E2E_FAILED" = 0 ] || diag $E2E_UNITS
+finish
