@@ -237,6 +237,53 @@ fn clean_layer(upper: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// systemd-nspawn 252 reads `ROOT/etc/machine-id` by host path before it
+/// enters the container (`setup_machine_id()`), so an image's symlink there
+/// would be followed on the host (an invalid id makes nspawn refuse; a valid
+/// one, the host's own for example, becomes the container's id). An empty
+/// regular `etc/machine-id` in the fresh upper directory hides the image's
+/// entry from nspawn and from the install; it is one of the [`LEFTOVERS`].
+/// `etc` gets the mode and owner of the image's `/etc`, which must be a
+/// directory (not a symlink).
+fn seed_machine_id(upper: &Path, view: &MergedView) -> Result<(), String> {
+    let etc = match view.resolve("/etc", false) {
+        Ok(Some(crate::merged::Resolved {
+            node: crate::merged::Node::Dir(_),
+            ..
+        })) => view.dir_metadata("/etc").ok().flatten(),
+        _ => None,
+    };
+    let Some(etc) = etc else {
+        return Err("the image's /etc is not a directory".to_string());
+    };
+    let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let e = |what: &str, err: Errno| format!("{}: {what}: {err}", upper.display());
+    let layer = rustix::fs::open(upper, dir_flags, Mode::empty()).map_err(|x| e("open", x))?;
+    rustix::fs::mkdirat(&layer, "etc", Mode::from_raw_mode(0o700))
+        .map_err(|x| e("mkdir etc", x))?;
+    let etc_fd = rustix::fs::openat(&layer, "etc", dir_flags, Mode::empty())
+        .map_err(|x| e("open etc", x))?;
+    use std::os::unix::fs::MetadataExt;
+    if rustix::process::geteuid().is_root() {
+        rustix::fs::fchown(
+            &etc_fd,
+            Some(rustix::fs::Uid::from_raw(etc.uid())),
+            Some(rustix::fs::Gid::from_raw(etc.gid())),
+        )
+        .map_err(|x| e("chown etc", x))?;
+    }
+    rustix::fs::fchmod(&etc_fd, Mode::from_raw_mode(etc.mode() & 0o7777))
+        .map_err(|x| e("chmod etc", x))?;
+    let file = rustix::fs::openat(
+        &etc_fd,
+        "machine-id",
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o444),
+    )
+    .map_err(|x| e("create etc/machine-id", x))?;
+    rustix::fs::fchmod(&file, Mode::from_raw_mode(0o444)).map_err(|x| e("chmod etc/machine-id", x))
+}
+
 /// The name of the install's container (its hostname; `--register=no`, so
 /// machined never sees it): unique among concurrent imports.
 fn machine_name() -> String {
@@ -323,6 +370,10 @@ pub fn install_systemd(
         std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
     }
     crate::glue::create_layer_dir(upper)?;
+    if let Err(e) = seed_machine_id(upper, view) {
+        let _ = remove_tree(upper);
+        return Err(format!("base image {name} ({distribution}): {e}"));
+    }
     let ran = run_in_container(lowers, upper, &mnt, &work, manager, command, progress);
     remove_tree(&work)?;
     let failed = match ran {
@@ -637,5 +688,37 @@ mod tests {
             "{e}"
         );
         assert!(!upper.exists());
+    }
+
+    #[test]
+    fn the_upper_dir_hides_the_images_machine_id() {
+        let t = tempfile::tempdir().unwrap();
+        let lower = t.path().join("l0");
+        std::fs::create_dir_all(lower.join("etc")).unwrap();
+        std::fs::set_permissions(
+            lower.join("etc"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o751),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink("/etc/machine-id", lower.join("etc/machine-id")).unwrap();
+        let upper = t.path().join("upper");
+        std::fs::create_dir(&upper).unwrap();
+        seed_machine_id(&upper, &MergedView::new(vec![lower.clone()])).unwrap();
+        let m = std::fs::symlink_metadata(upper.join("etc/machine-id")).unwrap();
+        assert!(m.is_file() && m.len() == 0);
+        use std::os::unix::fs::PermissionsExt;
+        let etc = std::fs::symlink_metadata(upper.join("etc")).unwrap();
+        assert_eq!(etc.permissions().mode() & 0o7777, 0o751);
+        // The clean-up brings the image's entry back.
+        clean_layer(&upper).unwrap();
+        assert!(std::fs::symlink_metadata(upper.join("etc/machine-id")).is_err());
+        // An image whose /etc is a symlink is refused.
+        let odd = t.path().join("odd");
+        std::fs::create_dir(&odd).unwrap();
+        std::os::unix::fs::symlink("/etc", odd.join("etc")).unwrap();
+        let upper2 = t.path().join("upper2");
+        std::fs::create_dir(&upper2).unwrap();
+        assert!(seed_machine_id(&upper2, &MergedView::new(vec![odd])).is_err());
+        assert!(!upper2.join("etc").exists());
     }
 }
