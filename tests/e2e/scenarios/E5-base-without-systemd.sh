@@ -31,6 +31,11 @@ Base=debian
 [Container]
 Network=private
 EOD
+descriptor broken <<EOD
+[Image]
+Image=$E2E_REGISTRY/e2e/debian-broken:12
+TLSVerify=no
+EOD
 systemctl daemon-reload
 check "the import's environment holds the secret" sh -c 'systemctl show --property=Environment sdme-import@debian | grep -q SDME_E5_SECRET=e5-secret-value'
 
@@ -48,6 +53,13 @@ check "the interrupted install left no process" sh -c "! grep -qxE 'systemd-nspa
 check "the interrupted install left nothing mounted below /var/lib/sdme" test -z "$(store_mounts)"
 check "the interrupted import left no image" test ! -e /var/lib/sdme/images/debian
 systemctl reset-failed sdme-import@debian 2>/dev/null
+
+# The package manager fails: a clear error, nothing left behind.
+check "sdme-import@broken fails (its apt sources answer nothing)" sh -c '! timeout 120 systemctl start sdme-import@broken'
+broken_error() { journalctl -b --no-pager -o cat -u sdme-import@broken | grep 'installing systemd into base image broken (debian) with apt failed: the command in the container ended with exit status: 100'; }
+check "the error names the image, the distribution and the exit status" broken_error
+broken_clean() { [ ! -e /var/lib/sdme/images/broken ] && ! ls -d /var/lib/sdme/images/.tmp.broken.* 2>/dev/null && [ -z "$(store_mounts)" ]; }
+check "the failed install left no image, no temporary generation (upper dir) and nothing mounted" broken_clean
 
 require "sdme-import@debian (installs systemd)" timeout 300 systemctl start sdme-import@debian
 check "nothing stays mounted below /var/lib/sdme" test -z "$(store_mounts)"
