@@ -346,6 +346,7 @@ fn build_in(
             let mut root = layers.clone();
             if !has_systemd(&view) {
                 install_systemd(
+                    &req.name,
                     &layers,
                     &view,
                     &dir.join("systemd"),
