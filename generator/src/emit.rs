@@ -170,7 +170,10 @@ fn sandbox_import(s: &mut sdme_unitfile::Section) -> Result<(), Error> {
     s.set("StateDirectory", Value::relative_path("sdme")?)
         .set("StateDirectoryMode", word("0700")?)
         .set("ProtectSystem", word("strict")?)
-        .set("ReadWritePaths", Value::optional_path("/run/systemd/nspawn")?)
+        .set(
+            "ReadWritePaths",
+            Value::optional_path("/run/systemd/nspawn")?,
+        )
         .set("ProtectHome", word("read-only")?)
         .set("PrivateTmp", Value::boolean(true))
         .set("PrivateIPC", Value::boolean(true))

@@ -248,7 +248,17 @@ impl<R: Read> TarReader<R> {
                 return Ok(None);
             }
             if block.iter().all(|&b| b == 0) {
-                return Ok(None);
+                // The end of the archive is two zero blocks (one, then the
+                // end of the stream, is accepted as GNU tar and Go accept
+                // it). Entries after a lone zero block would be seen by
+                // one reader and not by another: refused, as Go refuses them.
+                let mut next = [0u8; 512];
+                if !self.read_block(&mut next)? || next.iter().all(|&b| b == 0) {
+                    return Ok(None);
+                }
+                return Err(bad(
+                    "a tar header follows a single zero block (the end of the archive is two zero blocks)",
+                ));
             }
             let h = Header::from_byte_slice(&block);
             if !checksum_ok(&block, h) {

@@ -561,3 +561,26 @@ fn mutated_layers_never_panic_or_escape() {
         let _ = s.apply(&[m]);
     }
 }
+
+#[test]
+fn entries_after_a_lone_zero_block_are_refused_not_ignored() {
+    let s = Sandbox::new();
+    let mut hidden = Tar::new();
+    hidden.file("hidden", b"smuggled");
+    let hidden = hidden.finish();
+    let t = Tar::new()
+        .file("seen", b"ok")
+        .bytes(&[0u8; 512])
+        .bytes(&hidden)
+        .finish();
+    let e = s.apply(&[t]).unwrap_err();
+    assert!(e.to_string().contains("single zero block"), "{e}");
+    // Two zero blocks end the archive; one zero block at the end of the
+    // stream too.
+    let mut two = Tar::new();
+    two.file("a", b"1");
+    let two = two.finish();
+    assert!(s.apply(&[two]).is_ok());
+    let one = Tar::new().file("b", b"2").bytes(&[0u8; 512]).unterminated();
+    assert!(s.apply(&[one]).is_ok());
+}

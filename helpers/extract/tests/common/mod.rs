@@ -164,6 +164,11 @@ impl Tar {
         self.out.extend_from_slice(b);
         self
     }
+    /// The bytes as they are, without end-of-archive blocks.
+    #[allow(dead_code)]
+    pub fn unterminated(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.out)
+    }
     pub fn finish(&mut self) -> Vec<u8> {
         let mut v = std::mem::take(&mut self.out);
         v.resize(v.len() + 1024, 0);
