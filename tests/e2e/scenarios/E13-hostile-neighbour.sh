@@ -40,6 +40,7 @@ Base=debian
 [Container]
 Network=private
 Connector=web
+EnvironmentFile=/etc/sdme/web.env
 EOD
 step "daemon-reload" systemctl daemon-reload
 require "systemctl start systemd-nspawn@cli (pulls in web)" timeout 250 systemctl start systemd-nspawn@cli
@@ -67,10 +68,14 @@ if [ "$rc" != 0 ] && [[ $out != *PUBLIC=visible* ]]; then
 else
 	fail "the user called the connector: exit $rc, output: $out"
 fi
-envfile=/run/sdme-containers/web/environment
-check "the container's environment file exists, mode 0600" test "$(stat -c %a "$envfile" 2>/dev/null)" = 600
+# cli (an application) gets the secret; web (a connector) leaves it out.
+envfile=/run/sdme-containers/cli/environment
+check "cli's environment file exists, mode 0600 in a 0700 directory" \
+	test "$(stat -c %a "$envfile" 2>/dev/null) $(stat -c %a /run/sdme-containers/cli 2>/dev/null)" = "600 700"
 check "it holds the secret (for root)" grep -q "SECRET=$secret" "$envfile"
 check "the user cannot read it" sh -c "! runuser -u e2e-user -- cat '$envfile' >/dev/null 2>&1"
+check "the connector's environment file has Environment= but not the secret" sh -c \
+	"grep -q 'PUBLIC=.visible.' /run/sdme-containers/web/environment && ! grep -q SECRET /run/sdme-containers/web/environment"
 # The secret as a pattern file, so that no command line below contains it.
 pattern=$(mktemp /root/pattern.XXXXXX)
 echo "$secret" >"$pattern"
@@ -118,7 +123,8 @@ else
 fi
 
 # ---- secrets end with the container ----
-step "stop the connector container" systemctl stop systemd-nspawn@web
-check "its runtime directory (and the secrets in it) is gone" sh -c '! test -e /run/sdme-containers/web'
+step "stop the containers" systemctl stop systemd-nspawn@cli systemd-nspawn@web
+check "their runtime directories (and the secrets in them) are gone" sh -c \
+	'! test -e /run/sdme-containers/cli && ! test -e /run/sdme-containers/web'
 [ "$E2E_FAILED" = 0 ] || diag $E2E_UNITS
 finish
