@@ -221,14 +221,14 @@ fn pull_builds_the_store_shares_layers_and_is_idempotent() {
         &f.app2,
     );
 
-    // Structure: symlinks to NAME.HEX12 generations with a record.
+    // Structure: symlinks to NAME.HEX12.N generations with a record that
+    // holds the full manifest digest.
     let link = fs::read_link(s.join("images/app1")).unwrap();
     let link = link.to_str().unwrap();
-    assert!(
-        link.starts_with("app1.") && link.len() == "app1.".len() + 12,
-        "{link}"
-    );
     let r1 = record(s, "app1");
+    let digest = r1["manifest_digest"].as_str().unwrap();
+    assert_eq!(digest.len(), "sha256:".len() + 64, "{digest}");
+    assert_eq!(link, format!("app1.{}.1", &digest[7..19]));
     assert_eq!(r1["kind"], "app");
     assert_eq!(r1["base"], "base");
     assert_eq!(record(s, "base")["kind"], "base");
