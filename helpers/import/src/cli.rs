@@ -104,5 +104,17 @@ pub fn gc(args: Vec<OsString>) -> Result<(), String> {
         crate::notify::human_bytes(report.freed),
         report.removed.len()
     );
-    Ok(())
+    // Fail closed, and say so: what gc cannot read it keeps, and the run
+    // fails so that the unit (sdme-gc.service) shows it.
+    for p in &report.problems {
+        eprintln!("sdme-import: gc: {p}");
+    }
+    if report.problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "gc: {} unreadable store entries (above): kept them and what they may use; repair or remove them by hand",
+            report.problems.len()
+        ))
+    }
 }

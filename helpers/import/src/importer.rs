@@ -11,7 +11,7 @@ use sdme_store::merged::MergedView;
 use sdme_store::record::{ImageRecord, GLUE_VERSION};
 use sdme_store::remove_tree;
 use sdme_store::runconfig::RunConfig;
-use sdme_store::{check_name, sync_dir, Store, TMP_PREFIX};
+use sdme_store::{check_name, sync_tree, Store, TMP_PREFIX};
 use std::path::Path;
 use std::time::Instant;
 
@@ -137,7 +137,16 @@ pub fn pull(req: &PullRequest) -> Result<Outcome, String> {
             let _lock = store.lock(false)?;
             let progress = Progress::from_env();
             let (_, old) = current.ok_or("internal: reglue without a record")?;
-            progress.status(&format!("Regenerating {g}: mode or base changed"));
+            // A generation built earlier for this very request (say, the
+            // mode changed back) is used as it is.
+            if let Some(existing) = matching_generation(req, &old.manifest_digest)? {
+                store.switch(&req.name, &existing)?;
+                progress.status(&format!("Switched to {existing}"));
+                return Ok(Outcome::Switched(existing));
+            }
+            progress.status(&format!(
+                "Rebuilding {g} as a new generation: mode, base or glue version changed"
+            ));
             let config_raw = serde_json::to_vec(&old.image_config).map_err(|e| e.to_string())?;
             let image = ImageInput {
                 source: &old.source,
@@ -146,8 +155,8 @@ pub fn pull(req: &PullRequest) -> Result<Outcome, String> {
                 config_raw: &config_raw,
                 diff_ids: &old.layers,
             };
-            build(req, &g, &image, &progress)?;
-            return finish(req, g, started, &progress);
+            let generation = build(req, &image, &progress)?;
+            return finish(req, generation, started, &progress);
         }
         Plan::Resolve => {}
     }
@@ -168,22 +177,20 @@ pub fn pull(req: &PullRequest) -> Result<Outcome, String> {
             req.name, req.source, resolved.manifest_digest
         )
     })?;
-    let generation = Store::generation_name(&req.name, &resolved.manifest_digest)?;
-    if let Some(record) = store.record(&generation)? {
-        if record.same_request(&req.mode_text, req.base.as_deref())
-            && layers_present(store, &record)
+    // Which generation holds this manifest is decided by the full digest in
+    // the records, never by the 12 digits in a directory's name.
+    if let Some((g, record)) = &current {
+        if record.is_manifest(&resolved.manifest_digest)
+            && record.same_request(&req.mode_text, req.base.as_deref())
         {
-            if current_gen.as_deref() == Some(generation.as_str()) {
-                progress.status(&format!(
-                    "Up to date ({generation}, {})",
-                    resolved.manifest_digest
-                ));
-                return Ok(Outcome::UpToDate(generation));
-            }
-            store.switch(&req.name, &generation)?;
-            progress.status(&format!("Switched to {generation}"));
-            return Ok(Outcome::Switched(generation));
+            progress.status(&format!("Up to date ({g}, {})", resolved.manifest_digest));
+            return Ok(Outcome::UpToDate(g.clone()));
         }
+    }
+    if let Some(existing) = matching_generation(req, &resolved.manifest_digest)? {
+        store.switch(&req.name, &existing)?;
+        progress.status(&format!("Switched to {existing}"));
+        return Ok(Outcome::Switched(existing));
     }
     let size: u64 = resolved.layers.iter().map(|l| l.size).sum();
     progress.log(&format!(
@@ -208,8 +215,21 @@ pub fn pull(req: &PullRequest) -> Result<Outcome, String> {
         config_raw: &resolved.config_raw,
         diff_ids: &diff_ids,
     };
-    build(req, &generation, &image, &progress)?;
+    let generation = build(req, &image, &progress)?;
     finish(req, generation, started, &progress)
+}
+
+/// The newest complete generation of the image that holds manifest
+/// `digest` (full digest, from its record) for this request, with its layers.
+fn matching_generation(req: &PullRequest, digest: &str) -> Result<Option<String>, String> {
+    Ok(req
+        .store
+        .generations_for(&req.name, digest)?
+        .into_iter()
+        .find(|(_, r)| {
+            r.same_request(&req.mode_text, req.base.as_deref()) && layers_present(&req.store, r)
+        })
+        .map(|(g, _)| g))
 }
 
 /// What a generation is built from: a freshly resolved image, or the record
@@ -261,44 +281,24 @@ fn remove_stale_temporaries(store: &Store) {
     }
 }
 
-/// Builds generation `generation` in a temporary directory and moves it into
-/// place (exchanging atomically with an older build of the same name).
-fn build(
-    req: &PullRequest,
-    generation: &str,
-    image: &ImageInput,
-    progress: &Progress,
-) -> Result<ImageRecord, String> {
+/// Builds a new generation in a temporary directory, makes it durable and
+/// moves it to a name of its own (`Store::install_generation`): never onto
+/// an existing generation, which a running container may have as a lower
+/// layer. Returns the new generation's name.
+fn build(req: &PullRequest, image: &ImageInput, progress: &Progress) -> Result<String, String> {
     let store = &req.store;
     let images = store.images_dir();
     std::fs::create_dir_all(&images).map_err(|e| format!("{}: {e}", images.display()))?;
-    let tmp = images.join(format!("{TMP_PREFIX}{generation}.{}", std::process::id()));
+    let prefix = Store::generation_prefix(&req.name, image.manifest_digest)?;
+    let tmp = images.join(format!("{TMP_PREFIX}{prefix}.{}", std::process::id()));
     remove_tree(&tmp)?;
     std::fs::create_dir(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
-    let result = build_in(req, &tmp, image, progress);
-    let record = match result {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = remove_tree(&tmp);
-            return Err(e);
-        }
-    };
-    let target = store.generation_dir(generation);
-    if target.exists() {
-        rustix::fs::renameat_with(
-            rustix::fs::CWD,
-            &tmp,
-            rustix::fs::CWD,
-            &target,
-            rustix::fs::RenameFlags::EXCHANGE,
-        )
-        .map_err(|e| format!("replacing {}: {e}", target.display()))?;
-        remove_tree(&tmp)?;
-    } else {
-        std::fs::rename(&tmp, &target).map_err(|e| format!("{}: {e}", target.display()))?;
+    let installed = build_in(req, &tmp, image, progress)
+        .and_then(|_| store.install_generation(&tmp, &req.name, image.manifest_digest));
+    if installed.is_err() {
+        let _ = remove_tree(&tmp);
     }
-    sync_dir(&images);
-    Ok(record)
+    installed
 }
 
 fn build_in(
@@ -391,6 +391,8 @@ fn build_in(
             }
         }
     }
+    // Everything the record declares complete is on disk before it is.
+    sync_tree(dir)?;
     record.save(&dir.join("image.json"))?;
     Ok(record)
 }

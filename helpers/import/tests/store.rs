@@ -221,14 +221,14 @@ fn pull_builds_the_store_shares_layers_and_is_idempotent() {
         &f.app2,
     );
 
-    // Structure: symlinks to NAME.HEX12 generations with a record.
+    // Structure: symlinks to NAME.HEX12.N generations with a record that
+    // holds the full manifest digest.
     let link = fs::read_link(s.join("images/app1")).unwrap();
     let link = link.to_str().unwrap();
-    assert!(
-        link.starts_with("app1.") && link.len() == "app1.".len() + 12,
-        "{link}"
-    );
     let r1 = record(s, "app1");
+    let digest = r1["manifest_digest"].as_str().unwrap();
+    assert_eq!(digest.len(), "sha256:".len() + 64, "{digest}");
+    assert_eq!(link, format!("app1.{}.1", &digest[7..19]));
     assert_eq!(r1["kind"], "app");
     assert_eq!(r1["base"], "base");
     assert_eq!(record(s, "base")["kind"], "base");
@@ -617,4 +617,350 @@ fn concurrent_imports_share_a_layer_safely() {
         })
         .collect();
     assert!(leftovers.is_empty(), "no temporaries left: {leftovers:?}");
+}
+
+fn link(store: &Path, name: &str) -> String {
+    fs::read_link(store.join("images").join(name))
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+fn gc(store: &Path) -> std::process::Output {
+    Command::new(IMPORT)
+        .arg("gc")
+        .arg(format!("--store={}", store.display()))
+        .output()
+        .unwrap()
+}
+
+/// Every entry of a tree with its contents, for "nothing was rewritten".
+fn snapshot(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let m = fs::symlink_metadata(&p).unwrap();
+        let body = if m.is_file() {
+            fs::read(&p).unwrap()
+        } else if m.file_type().is_symlink() {
+            fs::read_link(&p)
+                .unwrap()
+                .into_os_string()
+                .into_encoded_bytes()
+        } else {
+            Vec::new()
+        };
+        out.push((p.strip_prefix(root).unwrap().to_path_buf(), body));
+        if m.is_dir() {
+            stack.extend(fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Starts container `machine` "for real" (the launcher execs `SDME_NSPAWN`,
+/// here a script that records its open descriptors and exits).
+fn start(store: &Path, work: &Path, machine: &str, image: &str) -> String {
+    let fake = work.join("fake-nspawn");
+    let fds = work.join(format!("{machine}.fds"));
+    fs::write(
+        &fake,
+        format!("#!/bin/sh\nls -l /proc/$$/fd >{}\n", fds.display()),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&fake, fs::Permissions::from_mode(0o755)).unwrap();
+    run(Command::new(nspawn())
+        .arg(format!("--machine={machine}"))
+        .arg(format!("--image={image}"))
+        .arg(format!("--store={}", store.display()))
+        .arg(format!("--runtime-dir={}", work.join("run").display()))
+        .env("SDME_NSPAWN", &fake));
+    fs::read_to_string(&fds).unwrap()
+}
+
+fn generations_file(store: &Path, machine: &str) -> Vec<String> {
+    fs::read_to_string(store.join("containers").join(machine).join("generations"))
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn a_reglue_never_touches_a_generation_in_use_and_gc_keeps_it() {
+    require_prerequisites();
+    let f = fixture();
+    let s = &f.store;
+    pull_ok(s, "base", &["--pull=missing"], &f.base);
+    pull_ok(s, "app", &["--base=base", "--pull=missing"], &f.app1);
+    let old = link(s, "app");
+    let old_dir = s.join("images").join(&old);
+    let before = snapshot(&old_dir);
+    let fds = start(s, &f.work, "web", "app");
+    assert!(
+        !fds.contains(".lock"),
+        "systemd-nspawn inherited the store lock:\n{fds}"
+    );
+    assert_eq!(generations_file(s, "web"), [link(s, "base"), old.clone()]);
+
+    // A changed Mode= re-glues from the store: a new generation, a new name.
+    pull_ok(
+        s,
+        "app",
+        &["--base=base", "--mode=app", "--pull=missing"],
+        "oci:/nonexistent:x",
+    );
+    let new = link(s, "app");
+    assert_ne!(new, old);
+    let prefix = old.rsplit_once('.').unwrap().0;
+    assert_eq!(new, format!("{prefix}.2"), "same manifest, next build");
+    assert_eq!(record(s, "app")["mode"], "app");
+    assert_eq!(
+        record(s, "app")["manifest_digest"],
+        serde_json::from_slice::<serde_json::Value>(&fs::read(old_dir.join("image.json")).unwrap())
+            .unwrap()["manifest_digest"]
+    );
+    assert_eq!(
+        snapshot(&old_dir),
+        before,
+        "the generation the container uses was not rewritten"
+    );
+    // The same again (a second import of one name, a glue bump): yet another name.
+    pull_ok(
+        s,
+        "app",
+        &["--base=base", "--mode=connector", "--pull=missing"],
+        "oci:/nonexistent:x",
+    );
+    let third = link(s, "app");
+    assert_eq!(third, format!("{prefix}.3"));
+    // Back to a request built before: that generation is used as it is.
+    pull_ok(
+        s,
+        "app",
+        &["--base=base", "--mode=app", "--pull=missing"],
+        "oci:/nonexistent:x",
+    );
+    assert_eq!(link(s, "app"), new);
+
+    // gc while the container runs: its generation and layers stay.
+    let layers = layer_count(s);
+    let out = gc(s);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("removed images/{third}")),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(&format!("images/{old}\n")), "{stdout}");
+    assert_eq!(snapshot(&old_dir), before);
+    assert_eq!(layer_count(s), layers);
+    let r_old: serde_json::Value =
+        serde_json::from_slice(&fs::read(old_dir.join("image.json")).unwrap()).unwrap();
+    for d in r_old["layers"].as_array().unwrap() {
+        let hex = d.as_str().unwrap().trim_start_matches("sha256:");
+        assert!(s.join("layers/sha256").join(hex).is_dir());
+    }
+
+    // Restarted, the container uses the new generation; then gc frees the old.
+    start(s, &f.work, "web", "app");
+    assert_eq!(generations_file(s, "web"), [link(s, "base"), new.clone()]);
+    let out = gc(s);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains(&format!("removed images/{old}\n")),
+        "{stdout}"
+    );
+    assert!(!old_dir.exists());
+    assert!(s.join("images/app/image.json").is_file());
+}
+
+#[test]
+fn the_launcher_records_its_generations_under_the_store_lock() {
+    require_prerequisites();
+    let f = fixture();
+    let s = &f.store;
+    pull_ok(s, "base", &["--pull=missing"], &f.base);
+    // gc's side of the lock, held by the test.
+    let lock = fs::OpenOptions::new()
+        .append(true)
+        .open(s.join(".lock"))
+        .unwrap();
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).unwrap();
+    let mut child = Command::new(nspawn())
+        .args(["--machine=box", "--image=base", "--dry-run"])
+        .arg(format!("--store={}", s.display()))
+        .arg(format!("--runtime-dir={}", f.work.join("run").display()))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The launcher is blocked on the lock: /proc/locks lists its request
+    // as waiting ("->") on the lock file's inode.
+    use std::os::unix::fs::MetadataExt;
+    let ino = fs::metadata(s.join(".lock")).unwrap().ino();
+    let waiting = format!(" {} ", child.id());
+    let t0 = Instant::now();
+    loop {
+        let locks = fs::read_to_string("/proc/locks").unwrap();
+        if locks.lines().any(|l| {
+            l.contains("->")
+                && l.contains("FLOCK")
+                && l.contains(&waiting)
+                && l.contains(&format!(":{ino} "))
+        }) {
+            break;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the launcher finished ({status}) without waiting for gc's lock");
+        }
+        assert!(
+            t0.elapsed().as_secs() < 20,
+            "the launcher never waited for the lock:\n{locks}"
+        );
+        std::thread::yield_now();
+    }
+    assert!(
+        !s.join("containers/box/generations").exists(),
+        "generations recorded while gc held the store"
+    );
+    drop(lock);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(generations_file(s, "box"), [link(s, "base")]);
+}
+
+#[test]
+fn gc_removes_no_layer_while_a_record_is_unreadable() {
+    require_prerequisites();
+    let f = fixture();
+    let s = &f.store;
+    pull_ok(s, "base", &["--pull=missing"], &f.base);
+    pull_ok(s, "app", &["--base=base", "--pull=missing"], &f.app1);
+    let old = link(s, "app");
+    let layout = f
+        .app1
+        .trim_start_matches("oci:")
+        .rsplit_once(':')
+        .unwrap()
+        .0
+        .to_string();
+    run(Command::new("umoci").args(["tag", "--image", &format!("{layout}:app2"), "app1"]));
+    pull_ok(s, "app", &["--base=base", "--pull=newer"], &f.app1);
+    assert_ne!(link(s, "app"), old);
+    assert_eq!(layer_count(s), 4, "one layer only the old generation uses");
+    // Some other generation's record is damaged.
+    let broken = s.join("images").join(link(s, "base")).join("image.json");
+    fs::write(&broken, "{\"name\": \"base\", trunc").unwrap();
+    let out = gc(s);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}{stderr}");
+    assert!(!out.status.success(), "gc must not report success");
+    assert!(
+        stdout.contains(&format!("removed images/{old}\n")),
+        "an unused generation with a good record still goes: {stdout}"
+    );
+    assert!(!stdout.contains("layers/"), "{stdout}");
+    assert_eq!(layer_count(s), 4, "no layer was removed");
+    assert!(
+        stderr.contains(&format!("{}: invalid image record", broken.display()))
+            && stderr.contains("every layer"),
+        "{stderr}"
+    );
+    assert!(broken.is_file());
+    // Repaired (here: the image re-imported), gc frees the layer.
+    fs::remove_file(s.join("images/base")).unwrap();
+    pull_ok(s, "base", &["--pull=missing"], &f.base);
+    let out = gc(s);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "the damaged generation is still there"
+    );
+    assert!(stderr.contains("invalid image record"), "{stderr}");
+    fs::remove_dir_all(broken.parent().unwrap()).unwrap();
+    let out = gc(s);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(layer_count(s), 3);
+}
+
+#[test]
+fn generations_are_matched_by_the_full_manifest_digest() {
+    require_prerequisites();
+    let f = fixture();
+    let s = &f.store;
+    pull_ok(s, "base", &["--pull=missing"], &f.base);
+    pull_ok(s, "app", &["--base=base", "--pull=missing"], &f.app1);
+    let first = link(s, "app");
+    let digest = record(s, "app")["manifest_digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Make the generation hold another manifest with the same first 12 hex
+    // digits (what the directory's name shows).
+    let path = s.join("images").join(&first).join("image.json");
+    let mut r = record(s, "app");
+    let last = if digest.ends_with('0') { "1" } else { "0" };
+    let other = format!("{}{last}", &digest[..digest.len() - 1]);
+    r["manifest_digest"] = serde_json::Value::String(other.clone());
+    fs::write(&path, serde_json::to_vec(&r).unwrap()).unwrap();
+    pull_ok(s, "app", &["--base=base", "--pull=always"], &f.app1);
+    let second = link(s, "app");
+    assert_ne!(second, first, "a 12-digit prefix is not the manifest");
+    assert_eq!(record(s, "app")["manifest_digest"], digest.as_str());
+    assert_eq!(
+        second,
+        format!("{}.2", first.rsplit_once('.').unwrap().0),
+        "{second}"
+    );
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&fs::read(&path).unwrap()).unwrap()
+            ["manifest_digest"],
+        other.as_str(),
+        "the other generation was left alone"
+    );
+    pull_ok(s, "app", &["--base=base", "--pull=always"], &f.app1);
+    assert_eq!(link(s, "app"), second, "now up to date");
+
+    // An old store's name (NAME.HEX12) stays valid and is never reused.
+    let legacy = first.rsplit_once('.').unwrap().0.to_string();
+    fs::remove_dir_all(s.join("images").join(&first)).unwrap();
+    fs::rename(
+        s.join("images").join(&second),
+        s.join("images").join(&legacy),
+    )
+    .unwrap();
+    fs::remove_file(s.join("images/app")).unwrap();
+    std::os::unix::fs::symlink(&legacy, s.join("images/app")).unwrap();
+    pull_ok(s, "app", &["--base=base", "--pull=always"], &f.app1);
+    assert_eq!(
+        link(s, "app"),
+        legacy,
+        "the old-style generation is up to date"
+    );
+    let line = run(Command::new(nspawn())
+        .args(["--machine=old", "--image=app", "--dry-run"])
+        .arg(format!("--store={}", s.display()))
+        .arg(format!("--runtime-dir={}", f.work.join("run").display())));
+    assert!(line.contains(&format!("images/{legacy}/glue:")), "{line}");
+    pull_ok(
+        s,
+        "app",
+        &["--base=base", "--mode=app", "--pull=missing"],
+        "oci:/nonexistent:x",
+    );
+    assert_eq!(link(s, "app"), format!("{legacy}.1"));
+    assert!(s.join("images").join(&legacy).join("image.json").is_file());
 }

@@ -76,14 +76,23 @@ pub fn prepare(o: &Options) -> Result<Vec<OsString>, String> {
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(sdme_store::DEFAULT_STORE)),
     );
-    let (generation, record) = store.image(&o.image)?;
-    let (lowers, mut generations) = store.root_lowers(&o.image)?;
-    if !generations.contains(&generation) {
-        generations.push(generation.clone());
-    }
+    // The store's shared lock from choosing the generations until they are
+    // recorded: gc takes it exclusively, so it cannot remove a generation
+    // between this choice and the record that protects it. The lock's
+    // descriptor is close-on-exec (std opens with O_CLOEXEC) and dropped
+    // here anyway, long before systemd-nspawn is executed.
+    let lock = store.lock(false)?;
+    let sdme_store::RootStack {
+        lowers,
+        generations,
+        generation,
+        record,
+    } = store.root_stack(&o.image)?;
     let container = store.containers_dir().join(&o.machine);
     let upper = container.join("root");
     mkdir(&upper, 0o755)?;
+    record_generations(&container, &generations, o.dry_run)?;
+    drop(lock);
     let runtime = o
         .runtime_dir
         .clone()
@@ -196,10 +205,50 @@ pub fn prepare(o: &Options) -> Result<Vec<OsString>, String> {
             .map_err(|e| format!("working directory {dir} in {}: {e}", app_upper.display()))?;
     }
 
-    let gens = container.join("generations");
-    std::fs::write(&gens, generations.join("\n") + "\n").map_err(|e| err(&gens, e))?;
     args.extend(o.nspawn_args.iter().map(OsString::from));
     Ok(args)
+}
+
+/// `containers/NAME/generations`: the generations this start uses, one a
+/// line, replaced atomically (gc keeps what it names). A `--dry-run` adds
+/// its generations to those already named instead of replacing them: the
+/// container may be running on the ones recorded by its real start.
+fn record_generations(
+    container: &Path,
+    generations: &[String],
+    dry_run: bool,
+) -> Result<(), String> {
+    use std::io::Write;
+    let path = container.join("generations");
+    let mut names: Vec<String> = Vec::new();
+    if dry_run {
+        match std::fs::read_to_string(&path) {
+            Ok(text) => names.extend(text.lines().filter(|l| !l.is_empty()).map(String::from)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(err(&path, e)),
+        }
+    }
+    for g in generations {
+        if !names.contains(g) {
+            names.push(g.clone());
+        }
+    }
+    let tmp = container.join(format!(
+        "{}generations.{}",
+        sdme_store::TMP_PREFIX,
+        std::process::id()
+    ));
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all((names.join("\n") + "\n").as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)
+    };
+    if let Err(e) = write() {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(err(&path, e));
+    }
+    sdme_store::sync_dir(container)
 }
 
 fn write_private(path: &Path, contents: &[u8]) -> Result<(), String> {

@@ -28,6 +28,8 @@ pub struct ImageRecord {
     pub source: String,
     /// Normalized reference, for messages.
     pub reference: String,
+    /// The full manifest digest (`sha256:` + 64 hex digits): what the
+    /// generation holds, whatever its directory is called.
     pub manifest_digest: String,
     /// `--mode=` as requested (`auto`, `base`, …) and the resulting kind.
     pub mode: String,
@@ -55,7 +57,8 @@ impl ImageRecord {
             .map_err(|e| format!("{}: invalid image record: {e}", path.display()))
     }
 
-    /// Writes the record atomically (temporary file, fsync, rename).
+    /// Writes the record atomically and durably (temporary file, fsync,
+    /// rename, fsync of the directory).
     pub fn save(&self, path: &Path) -> Result<(), String> {
         use std::io::Write;
         let bytes =
@@ -68,7 +71,18 @@ impl ImageRecord {
             f.sync_all()?;
             std::fs::rename(&tmp, path)
         };
-        write().map_err(|e| format!("{}: {e}", path.display()))
+        write().map_err(|e| format!("{}: {e}", path.display()))?;
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        crate::sync_dir(dir)
+    }
+
+    /// Whether this generation holds manifest `digest`: the full digests
+    /// compared, never a prefix of a directory name.
+    pub fn is_manifest(&self, digest: &str) -> bool {
+        self.manifest_digest == digest
     }
 
     /// Whether an existing generation was built for the same request.
