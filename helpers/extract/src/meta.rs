@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
-use rustix::fs::{self, AtFlags, Gid, Mode, Timespec, Timestamps, Uid, XattrFlags};
+use rustix::fs::{self, AtFlags, Gid, Mode, OFlags, Timespec, Timestamps, Uid, XattrFlags};
 use rustix::io::Errno;
 
 /// Metadata of one entry, as the tar gives it.
@@ -186,11 +186,33 @@ pub(crate) fn apply_mode(target: &Target<'_>, mode: u32) -> Result<(), String> {
     let m = Mode::from_raw_mode(mode & 0o7777);
     match target {
         Target::Fd(fd) => fs::fchmod(fd, m),
-        // Devices and FIFOs only (symlinks have no mode on Linux); we made
-        // the node just before, in a root only we write to.
-        Target::At(dir, name) => fs::chmodat(dir, *name, m, AtFlags::empty()),
+        // Devices and FIFOs only (symlinks have no mode on Linux). chmodat
+        // would follow a symlink put there since the node was made, so the
+        // node is pinned by an O_PATH fd that does not follow the name and
+        // changed through its /proc/self/fd link, which names that inode.
+        Target::At(dir, name) => chmod_node(*dir, name, m),
     }
     .map_err(|e| format!("cannot chmod {:o}: {e}", mode & 0o7777))
+}
+
+fn chmod_node(dir: BorrowedFd<'_>, name: &[u8], m: Mode) -> Result<(), Errno> {
+    let fd = fs::openat(
+        dir,
+        name,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let kind = fs::FileType::from_raw_mode(fs::fstat(&fd)?.st_mode);
+    if !matches!(
+        kind,
+        fs::FileType::CharacterDevice
+            | fs::FileType::BlockDevice
+            | fs::FileType::Fifo
+            | fs::FileType::Socket
+    ) {
+        return Err(Errno::LOOP);
+    }
+    fs::chmod(format!("/proc/self/fd/{}", fd.as_raw_fd()), m)
 }
 
 pub(crate) fn apply_times(target: &Target<'_>, meta: &Meta) -> Result<(), String> {

@@ -6,7 +6,7 @@
 //! (or the empty directory it was) or complete.
 
 use std::ffi::{OsStr, OsString};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -162,11 +162,17 @@ struct Dest {
     name: OsString,
 }
 
-/// The hidden directory the tree is built in.
+/// The hidden, private (0700) directory beside DEST, named `name`, and the
+/// tree being built inside it (`fd`, its `rootfs`). The tree gets the image's
+/// modes as layers are applied (a root of 1777 is common); the private
+/// parent keeps every other user out of it until it is renamed into place.
 struct Staging {
     name: OsString,
+    wrapper_fd: OwnedFd,
     fd: OwnedFd,
 }
+
+const STAGING_ROOT: &str = "rootfs";
 
 impl Dest {
     /// DEST must not exist, or be an empty directory (replaced atomically).
@@ -288,9 +294,6 @@ impl Dest {
         let mut name = OsString::from(".");
         name.push(&self.name);
         name.push(format!(".tmp-{}-{nanos:08x}", std::process::id()));
-        // The rootfs is 0755 unless the image's own `./` entry says otherwise
-        // (applied by the extraction, after this default). The hidden name
-        // keeps the half-built tree out of the way.
         fs::mkdirat(
             &self.parent_fd,
             name.as_os_str(),
@@ -303,14 +306,34 @@ impl Dest {
                 self.path.display()
             )
         })?;
-        let fd = fs::openat(
-            &self.parent_fd,
-            name.as_os_str(),
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| format!("unpack: cannot open {name:?}: {e}"))?;
-        let staging = Staging { name, fd };
+        let open = |dir: BorrowedFd<'_>, name: &OsStr| {
+            fs::openat(
+                dir,
+                name,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+        };
+        let wrapper_fd = open(self.parent_fd.as_fd(), &name)
+            .map_err(|e| format!("unpack: cannot open {name:?}: {e}"))?;
+        // mkdirat applies the umask: the wrapper must be 0700 whatever it is.
+        let prepared = fs::fchmod(&wrapper_fd, Mode::from_raw_mode(0o700))
+            .and_then(|()| fs::mkdirat(&wrapper_fd, STAGING_ROOT, Mode::from_raw_mode(0o700)))
+            .and_then(|()| open(wrapper_fd.as_fd(), OsStr::new(STAGING_ROOT)));
+        let fd = match prepared {
+            Ok(fd) => fd,
+            Err(e) => {
+                let _ = sdme_extract::remove_all(self.parent_fd.as_fd(), &name);
+                return Err(format!("unpack: preparing {name:?}: {e}"));
+            }
+        };
+        let staging = Staging {
+            name,
+            wrapper_fd,
+            fd,
+        };
+        // The rootfs is 0755 unless the image's own `./` entry says otherwise
+        // (applied by the extraction, after this default).
         if let Err(e) = fs::fchmod(&staging.fd, Mode::from_raw_mode(0o755)) {
             staging.discard(self);
             return Err(format!("unpack: chmod {:?}: {e}", staging.name));
@@ -319,14 +342,22 @@ impl Dest {
     }
 
     fn commit(&self, staging: &Staging) -> Result<(), String> {
-        // rename(2) replaces an empty directory atomically.
-        fs::renameat(
-            &self.parent_fd,
-            staging.name.as_os_str(),
+        // rename(2) replaces an empty directory atomically; the emptied
+        // private wrapper is removed after.
+        let moved = fs::renameat(
+            &staging.wrapper_fd,
+            STAGING_ROOT,
             &self.parent_fd,
             self.name.as_os_str(),
-        )
-        .map_err(|e| {
+        );
+        if moved.is_ok() {
+            let _ = fs::unlinkat(
+                &self.parent_fd,
+                staging.name.as_os_str(),
+                AtFlags::REMOVEDIR,
+            );
+        }
+        moved.map_err(|e| {
             format!(
                 "unpack: cannot move the unpacked tree to {}: {e}",
                 self.path.display()
@@ -410,6 +441,16 @@ mod tests {
         let dest = Dest::check(&d.path().join("dest")).unwrap();
         let s = dest.make_staging().unwrap();
         assert!(s.name.to_string_lossy().starts_with(".dest.tmp-"));
+        // Whatever modes the image gives its root while layers extract,
+        // the tree is inside a directory only root may enter.
+        use std::os::unix::fs::PermissionsExt;
+        let wrapper = d
+            .path()
+            .join(Path::new(OsStr::from_bytes(s.name.as_bytes())));
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        fs::fchmod(&s.fd, Mode::from_raw_mode(0o1777)).unwrap();
+        assert_eq!(mode(&wrapper), 0o700);
+        assert_eq!(mode(&wrapper.join(STAGING_ROOT)), 0o1777);
         fs::mkdirat(&s.fd, "inside", Mode::from_raw_mode(0o755)).unwrap();
         dest.commit(&s).unwrap();
         assert!(d.path().join("dest/inside").is_dir());
