@@ -123,15 +123,23 @@ impl Tree {
     }
 
     /// Makes `path` a symlink to `target` (its parent must exist), replacing
-    /// a non-directory entry there.
+    /// a non-directory entry there atomically: the link is made under a
+    /// temporary name and renamed over it, so readers see the old entry or
+    /// the new link, never neither.
     pub fn symlink(&self, path: &str, target: &str) -> io::Result<()> {
         let clean = CleanPath::parse(path.as_bytes());
         let (parent, name) = parent_of(self.fd(), &clean)?;
-        match fs::unlinkat(&parent, name.as_slice(), AtFlags::empty()) {
+        let mut tmp = format!(".tmp.sdme-{}-", std::process::id()).into_bytes();
+        tmp.extend_from_slice(&name);
+        match fs::unlinkat(&parent, tmp.as_slice(), AtFlags::empty()) {
             Ok(()) | Err(Errno::NOENT) => {}
             Err(e) => return Err(io_err(e)),
         }
-        fs::symlinkat(target, &parent, name.as_slice()).map_err(io_err)
+        fs::symlinkat(target, &parent, tmp.as_slice()).map_err(io_err)?;
+        fs::renameat(&parent, tmp.as_slice(), &parent, name.as_slice()).map_err(|e| {
+            let _ = fs::unlinkat(&parent, tmp.as_slice(), AtFlags::empty());
+            io_err(e)
+        })
     }
 
     /// Whether `path` exists in the tree, without following its last component.

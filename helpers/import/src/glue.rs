@@ -341,8 +341,11 @@ fn lines(items: &[String]) -> String {
 
 /// The host side of a connector: `connectors/NAME/<entrypoint basename>` →
 /// `sdme-connector-client`, so `/connectors/NAME/<cmd>` runs the entrypoint.
+/// The server container writes this directory (its socket lives there), so
+/// the link is made through confined fds and switched atomically; a link to
+/// the client left from an earlier entrypoint is removed.
 pub fn write_connector_dir(dir: &Path, argv0: &str) -> Result<(), String> {
-    fs::create_dir_all(dir).map_err(|e| err(dir, e))?;
+    const CLIENT: &str = "/usr/libexec/sdme-connector-client";
     let base = argv0.rsplit('/').next().unwrap_or(argv0);
     if base.is_empty() || base.starts_with('.') {
         return Err(format!("connector entrypoint {argv0:?} has no usable name"));
@@ -356,10 +359,21 @@ pub fn write_connector_dir(dir: &Path, argv0: &str) -> Result<(), String> {
             "connector entrypoint {argv0:?} has the name of the connector's socket"
         ));
     }
-    let link = dir.join(base);
-    let _ = fs::remove_file(&link);
-    std::os::unix::fs::symlink("/usr/libexec/sdme-connector-client", &link)
-        .map_err(|e| err(&link, e))
+    fs::create_dir_all(dir).map_err(|e| err(dir, e))?;
+    let tree = Tree::open(dir).map_err(|e| err(dir, e))?;
+    tree.symlink(base, CLIENT)
+        .map_err(|e| err(&dir.join(base), e))?;
+    for entry in fs::read_dir(dir).map_err(|e| err(dir, e))? {
+        let entry = entry.map_err(|e| err(dir, e))?;
+        let name = entry.file_name();
+        let stale = name.to_str() != Some(base)
+            && fs::read_link(entry.path()).is_ok_and(|t| t == Path::new(CLIENT));
+        if stale {
+            // remove_file does not follow the link.
+            fs::remove_file(entry.path()).map_err(|e| err(&entry.path(), e))?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -498,6 +512,12 @@ mod tests {
             fs::read_link(dir.join("nginx")).unwrap().to_str(),
             Some("/usr/libexec/sdme-connector-client")
         );
+        // A new entrypoint replaces the old link; other files stay.
+        fs::write(dir.join("web.sock"), "").unwrap();
+        write_connector_dir(&dir, "/usr/bin/psql").unwrap();
+        assert!(dir.join("psql").symlink_metadata().is_ok());
+        assert!(dir.join("nginx").symlink_metadata().is_err());
+        assert!(dir.join("web.sock").exists());
     }
 
     #[test]
