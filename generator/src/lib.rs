@@ -2,6 +2,10 @@
 //! that import and run them. The binary (`main.rs`) adds the command line,
 //! logging and writing; everything here is pure apart from reading the
 //! search path, so tests can drive it directly.
+//!
+//! It may call `sdme-unitfile` (the unit-file syntax and writer) and
+//! `sdme-launch` (the launcher's settings); it must never touch the
+//! network, D-Bus, `/var` or the store: it runs early at boot.
 
 pub mod build;
 pub mod descriptor;

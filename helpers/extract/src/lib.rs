@@ -4,6 +4,11 @@
 //! Every path of the image is resolved relative to the root fd with
 //! `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`, so neither `..`, absolute
 //! names nor symlinks in the image can make it write outside the root.
+//! [`confined::Tree`] offers the same confinement for sdme's own writes into
+//! trees an image or a container controls.
+//!
+//! It owns only file system operations below a root fd it is given; it must
+//! never resolve a path from the image against anything but that root.
 
 pub mod confined;
 mod extract;

@@ -69,11 +69,113 @@ pub fn create_layer_dir(dir: &Path) -> Result<Tree, String> {
     Tree::open(dir).map_err(|e| err(dir, e))
 }
 
+/// One entry of a glue layer, decided before anything is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GlueEntry {
+    /// A directory (and its parents), with the image's attributes where the
+    /// image has the directory, and then `mode` if given.
+    Dir {
+        path: String,
+        mode: Option<u32>,
+    },
+    File {
+        path: String,
+        contents: Vec<u8>,
+        mode: u32,
+    },
+    Symlink {
+        path: String,
+        target: String,
+    },
+}
+
+/// A glue layer as a value: what [`write_plan`] will write, in order. Pure
+/// functions make it from the image configuration (and, for the app root,
+/// from what the image's layers already have), so it is tested without a
+/// file system.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GluePlan {
+    pub entries: Vec<GlueEntry>,
+}
+
+impl GluePlan {
+    fn dir(&mut self, path: &str, mode: Option<u32>) {
+        self.entries.push(GlueEntry::Dir {
+            path: path.to_string(),
+            mode,
+        });
+    }
+
+    fn file(&mut self, path: &str, contents: impl Into<Vec<u8>>, mode: u32) {
+        self.entries.push(GlueEntry::File {
+            path: path.to_string(),
+            contents: contents.into(),
+            mode,
+        });
+    }
+
+    fn unit(
+        &mut self,
+        name: &str,
+        text: Result<String, sdme_unitfile::Error>,
+    ) -> Result<(), String> {
+        let text = text.map_err(|e| format!("unit {name}: {e}"))?;
+        self.file(&format!("etc/systemd/system/{name}"), text, 0o644);
+        Ok(())
+    }
+
+    fn enable(&mut self, wants: &str, name: &str) {
+        self.entries.push(GlueEntry::Symlink {
+            path: format!("etc/systemd/system/{wants}/{name}"),
+            target: format!("../{name}"),
+        });
+    }
+
+    /// The file at `path`, if the plan writes one.
+    pub fn file_at(&self, path: &str) -> Option<&[u8]> {
+        self.entries.iter().find_map(|e| match e {
+            GlueEntry::File {
+                path: p, contents, ..
+            } if p == path => Some(contents.as_slice()),
+            _ => None,
+        })
+    }
+}
+
+/// Writes a plan into the new layer directory `dir`, confined to it;
+/// directories take their attributes from `view` (the tree the layer goes over).
+pub fn write_plan(dir: &Path, plan: &GluePlan, view: Option<&MergedView>) -> Result<(), String> {
+    let tree = create_layer_dir(dir)?;
+    for entry in &plan.entries {
+        match entry {
+            GlueEntry::Dir { path, mode } => {
+                mkdir_like(&tree, path, view)?;
+                if let Some(mode) = mode {
+                    tree.set_dir_mode(path, *mode)
+                        .map_err(|e| format!("glue {path}: {e}"))?;
+                }
+            }
+            GlueEntry::File {
+                path,
+                contents,
+                mode,
+            } => write_file(&tree, path, contents, *mode, view)?,
+            GlueEntry::Symlink { path, target } => symlink(&tree, path, target, view)?,
+        }
+    }
+    Ok(())
+}
+
 /// The glue of a base image: an empty `/etc/machine-id`, so every container
 /// gets a transient id (and nested journals link).
 pub fn write_base_glue(glue: &Path, base_view: &MergedView) -> Result<(), String> {
-    let tree = create_layer_dir(glue)?;
-    write_file(&tree, "etc/machine-id", b"", 0o444, Some(base_view))
+    write_plan(glue, &plan_base_glue(), Some(base_view))
+}
+
+pub fn plan_base_glue() -> GluePlan {
+    let mut plan = GluePlan::default();
+    plan.file("etc/machine-id", "", 0o444);
+    plan
 }
 
 fn image_path_env(config: &RunConfig) -> String {
@@ -210,7 +312,18 @@ pub fn write_app_root_glue(
     view: &MergedView,
     spec: &AppSpec,
 ) -> Result<Vec<String>, String> {
-    let tree = create_layer_dir(appglue)?;
+    let (plan, binds) = plan_app_root_glue(view, spec)?;
+    write_plan(appglue, &plan, Some(view))?;
+    Ok(binds)
+}
+
+/// `appglue/`, from what the app's layers have (read, never written), and
+/// the container files to bind into the app root.
+pub fn plan_app_root_glue(
+    view: &MergedView,
+    spec: &AppSpec,
+) -> Result<(GluePlan, Vec<String>), String> {
+    let mut plan = GluePlan::default();
     for (dir, mode) in [
         ("/tmp", 0o1777),
         ("/var/tmp", 0o1777),
@@ -220,13 +333,11 @@ pub fn write_app_root_glue(
         ("/sys", 0o555),
     ] {
         if !view.exists(dir) {
-            mkdir_like(&tree, dir, Some(view))?;
-            tree.set_dir_mode(dir, mode)
-                .map_err(|e| format!("appglue {dir}: {e}"))?;
+            plan.dir(dir, Some(mode));
         }
     }
     if !view.exists(&spec.workdir) {
-        mkdir_like(&tree, &spec.workdir, Some(view))?;
+        plan.dir(&spec.workdir, None);
     }
     // The container's resolver and hosts files, like Docker provides them.
     let mut binds = Vec::new();
@@ -236,7 +347,7 @@ pub fn write_app_root_glue(
             .map_err(|e| format!("{file}: {e}"))?
         {
             None => {
-                write_file(&tree, file, b"", 0o644, Some(view))?;
+                plan.file(file, "", 0o644);
                 binds.push(file.to_string());
             }
             Some(r) => {
@@ -249,9 +360,9 @@ pub fn write_app_root_glue(
         }
     }
     if spec.connector && !view.exists(units::CONNECTOR_SERVER) {
-        write_file(&tree, units::CONNECTOR_SERVER, b"", 0o755, Some(view))?;
+        plan.file(units::CONNECTOR_SERVER, "", 0o755);
     }
-    Ok(binds)
+    Ok((plan, binds))
 }
 
 /// Writes `glue/` of an app or connector image and returns what the launcher
@@ -263,63 +374,65 @@ pub fn write_app_glue(
     accounts: &(String, String),
     base_view: Option<&MergedView>,
 ) -> Result<AppInfo, String> {
-    let tree = create_layer_dir(glue)?;
-    let v = base_view;
-    let put = |rel: &str, text: &str, mode: u32| write_file(&tree, rel, text.as_bytes(), mode, v);
-    let unit = |name: &str, text: Result<String, sdme_unitfile::Error>| {
-        let text = text.map_err(|e| format!("unit {name}: {e}"))?;
-        put(&format!("etc/systemd/system/{name}"), &text, 0o644)
-    };
-    let enable = |wants: &str, name: &str| {
-        symlink(
-            &tree,
-            &format!("etc/systemd/system/{wants}/{name}"),
-            &format!("../{name}"),
-            v,
-        )
-    };
-    mkdir_like(&tree, "oci/root", v)?;
+    write_plan(glue, &plan_app_glue(spec, config, accounts)?, base_view)?;
+    Ok(app_info(spec))
+}
+
+/// `glue/` of an app or connector image, from the resolved app and the
+/// image configuration alone: the seed's `/oci/*` files and the units.
+pub fn plan_app_glue(
+    spec: &AppSpec,
+    config: &RunConfig,
+    accounts: &(String, String),
+) -> Result<GluePlan, String> {
+    let mut plan = GluePlan::default();
+    plan.dir("oci/root", None);
     let env = sdme_unitfile::envfile::render(&config.env_pairs())
         .map_err(|e| format!("image environment: {e}"))?;
-    put("oci/env", &env, 0o644)?;
-    put("oci/ports", &lines(&config.exposed_ports), 0o644)?;
-    put("oci/volumes", &lines(&config.volumes), 0o644)?;
-    put("oci/health", units::HEALTH_SCRIPT, 0o755)?;
-    put("oci/users", units::USERS_SCRIPT, 0o755)?;
-    put("oci/passwd", &accounts.0, 0o644)?;
-    put("oci/group", &accounts.1, 0o644)?;
-    unit(units::APP_SERVICE, units::app_service(spec))?;
-    unit(units::USERS_SERVICE, units::users_service(&spec.name))?;
+    plan.file("oci/env", env, 0o644);
+    plan.file("oci/ports", lines(&config.exposed_ports), 0o644);
+    plan.file("oci/volumes", lines(&config.volumes), 0o644);
+    plan.file("oci/health", units::HEALTH_SCRIPT, 0o755);
+    plan.file("oci/users", units::USERS_SCRIPT, 0o755);
+    plan.file("oci/passwd", accounts.0.as_str(), 0o644);
+    plan.file("oci/group", accounts.1.as_str(), 0o644);
+    plan.unit(units::APP_SERVICE, units::app_service(spec))?;
+    plan.unit(units::USERS_SERVICE, units::users_service(&spec.name))?;
     if spec.connector {
-        put("oci/proxy-mode", "", 0o644)?;
-        unit(units::APP_SOCKET, units::connector_socket(&spec.name))?;
-        enable("sockets.target.wants", units::APP_SOCKET)?;
+        plan.file("oci/proxy-mode", "", 0o644);
+        plan.unit(units::APP_SOCKET, units::connector_socket(&spec.name))?;
+        plan.enable("sockets.target.wants", units::APP_SOCKET);
     } else {
-        unit(units::STDOUT_SOCKET, units::stdout_socket(&spec.name))?;
-        unit(units::LOG_SERVICE, units::log_service(&spec.name))?;
-        enable("multi-user.target.wants", units::APP_SERVICE)?;
+        plan.unit(units::STDOUT_SOCKET, units::stdout_socket(&spec.name))?;
+        plan.unit(units::LOG_SERVICE, units::log_service(&spec.name))?;
+        plan.enable("multi-user.target.wants", units::APP_SERVICE);
     }
     // The health units always exist so that the launcher can switch a check
     // on (--health-cmd); the image's HEALTHCHECK enables them.
     let default_health = HealthSpec::with_defaults(vec!["/bin/true".into()], 0, 0, 0, 0);
     let health = spec.health.as_ref().unwrap_or(&default_health);
-    unit(
+    plan.unit(
         units::HEALTH_CHECK_SERVICE,
         units::health_check_service(spec, health),
     )?;
-    unit(
+    plan.unit(
         units::HEALTH_SERVICE,
         units::health_service(&spec.name, health, "restart"),
     )?;
-    unit(units::HEALTH_TIMER, units::health_timer(&spec.name, health))?;
+    plan.unit(units::HEALTH_TIMER, units::health_timer(&spec.name, health))?;
     if spec.health.is_some() {
-        enable(
+        plan.enable(
             &format!("{}.wants", units::APP_SERVICE),
             units::HEALTH_TIMER,
-        )?;
+        );
     }
+    Ok(plan)
+}
+
+/// What the record keeps of the resolved app for the launcher.
+pub fn app_info(spec: &AppSpec) -> AppInfo {
     let c = &spec.credentials;
-    Ok(AppInfo {
+    AppInfo {
         argv: spec.argv.clone(),
         workdir: spec.workdir.clone(),
         user: if c.uid == 0 && c.gid == 0 {
@@ -328,7 +441,7 @@ pub fn write_app_glue(
             format!("{}:{}", c.uid, c.gid)
         },
         health: spec.health.is_some(),
-    })
+    }
 }
 
 fn lines(items: &[String]) -> String {
@@ -461,6 +574,42 @@ mod tests {
             .is_ok());
         assert!(!glue.join("oci/proxy-mode").exists());
         assert_eq!(fs::metadata(&glue).unwrap().mode() & 0o777, 0o755);
+    }
+
+    #[test]
+    fn the_glue_is_planned_without_writing_anything() {
+        let t = tempfile::tempdir().unwrap();
+        let view = image(t.path());
+        let before = fs::read_dir(t.path()).unwrap().count();
+        let spec = app_spec("web", Kind::App, &config(), &view).unwrap();
+        let plan = plan_app_glue(&spec, &config(), &(String::new(), String::new())).unwrap();
+        let (root_plan, binds) = plan_app_root_glue(&view, &spec).unwrap();
+        assert_eq!(
+            fs::read_dir(t.path()).unwrap().count(),
+            before,
+            "planning wrote files"
+        );
+        let unit = String::from_utf8(
+            plan.file_at("etc/systemd/system/sdme-oci-app.service")
+                .unwrap()
+                .to_vec(),
+        )
+        .unwrap();
+        assert!(
+            unit.contains("ExecStart=/usr/sbin/nginx -g \"daemon off;\"\n"),
+            "{unit}"
+        );
+        assert_eq!(plan.file_at("oci/ports"), Some(&b"80/tcp\n"[..]));
+        assert!(plan.entries.contains(&GlueEntry::Symlink {
+            path: "etc/systemd/system/multi-user.target.wants/sdme-oci-app.service".into(),
+            target: "../sdme-oci-app.service".into(),
+        }));
+        assert!(root_plan.entries.contains(&GlueEntry::Dir {
+            path: "/var/tmp".into(),
+            mode: Some(0o1777)
+        }));
+        assert_eq!(binds, ["/etc/resolv.conf", "/etc/hosts"]);
+        assert_eq!(plan_base_glue().file_at("etc/machine-id"), Some(&b""[..]));
     }
 
     #[test]

@@ -4,6 +4,11 @@
 //! reference or `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, `docker-archive:FILE`)
 //! into an [`ImageSource`] that resolves the image for one platform and streams
 //! each layer decompressed, verifying every digest on the way.
+//!
+//! It may use the network (registries, credential helpers it is told to
+//! run) and read the local layouts and auth files it is given; it must never
+//! write anywhere but its own temporary files, and never send credentials
+//! to a host other than the one they are for.
 
 mod auth;
 mod digest;
