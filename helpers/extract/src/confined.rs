@@ -15,7 +15,7 @@ use rustix::fs::{Gid, Uid};
 use rustix::io::Errno;
 
 use crate::path::CleanPath;
-use crate::resolve::open_dir;
+use crate::resolve::{open_child_dir, open_dir};
 
 /// A tree opened for confined writes.
 pub struct Tree {
@@ -65,7 +65,13 @@ impl Tree {
             Err(Errno::EXIST) => false,
             Err(e) => return Err(io_err(e)),
         };
-        let dir = open_dir(self.fd(), &clean, false).map_err(io_err)?;
+        // The new directory is opened from its parent without following
+        // its name, so a swap after mkdirat cannot redirect fchown/fchmod.
+        let dir = if created {
+            open_child_dir(parent.as_fd(), &name, false).map_err(io_err)?
+        } else {
+            open_dir(self.fd(), &clean, false).map_err(io_err)?
+        };
         if created {
             if let Some((uid, gid)) = owner {
                 fs::fchown(&dir, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
@@ -145,8 +151,20 @@ impl Tree {
     /// Whether `path` exists in the tree, without following its last component.
     pub fn exists(&self, path: &str) -> io::Result<bool> {
         let clean = CleanPath::parse(path.as_bytes());
-        let Ok((parent, name)) = parent_of(self.fd(), &clean) else {
-            return Ok(clean.split_last().is_none());
+        if clean.split_last().is_none() {
+            return Ok(true);
+        }
+        let (parent, name) = match parent_of(self.fd(), &clean) {
+            Ok(found) => found,
+            // A missing parent means a missing entry; any other failure
+            // (a loop, a magic link, EACCES) is an error, not "absent".
+            Err(e)
+                if e.raw_os_error() == Some(Errno::NOENT.raw_os_error())
+                    || e.raw_os_error() == Some(Errno::NOTDIR.raw_os_error()) =>
+            {
+                return Ok(false)
+            }
+            Err(e) => return Err(e),
         };
         match fs::statat(&parent, name.as_slice(), AtFlags::SYMLINK_NOFOLLOW) {
             Ok(_) => Ok(true),

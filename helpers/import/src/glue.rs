@@ -247,8 +247,16 @@ pub fn health_argv(
         Some((kind, rest)) if kind == "CMD-SHELL" && !rest.is_empty() => {
             Some(vec!["/bin/sh".into(), "-c".into(), rest.join(" ")])
         }
+        // A program the image lacks would fail every check; it is left out
+        // (an unresolved name must never reach ExecStart=).
         Some((kind, rest)) if kind == "CMD" && !rest.is_empty() => {
-            Some(resolve_argv(view, rest, path_env, workdir).unwrap_or_else(|_| rest.to_vec()))
+            match resolve_argv(view, rest, path_env, workdir) {
+                Ok(argv) => Some(argv),
+                Err(e) => {
+                    eprintln!("warning: the image's health check is left out: {e}");
+                    None
+                }
+            }
         }
         _ => None,
     }

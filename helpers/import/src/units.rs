@@ -214,7 +214,7 @@ pub fn log_service(name: &str) -> Result<String, Error> {
     unit.section("Service")
         .set("StandardInput", word("socket")?)
         .set("StandardOutput", word("journal")?)
-        .set("ExecStart", Value::command(&["cat"])?)
+        .set("ExecStart", Value::command(&["/bin/cat"])?)
         .set("SyslogIdentifier", Value::text(name))
         .set(
             "LogExtraFields",

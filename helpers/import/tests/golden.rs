@@ -161,6 +161,38 @@ fn check_units(glue: &Path, case: &str) {
         .lines()
         .filter(|l| !l.trim().is_empty() && !expected(l))
         .collect();
+    // systemd names each command it would run: it must be exactly the
+    // program sdme wrote (an exec prefix systemd took from the first word,
+    // or a separator, would show as another program).
+    for line in stderr.lines() {
+        let Some((unit, rest)) = line.split_once(": Command ") else {
+            continue;
+        };
+        let Some(program) = rest.strip_suffix(" is not executable: No such file or directory")
+        else {
+            continue;
+        };
+        let text = fs::read(units.join(unit)).unwrap();
+        let (items, _) = sdme_unitfile::syntax::parse(&text);
+        let programs: Vec<String> = items
+            .into_iter()
+            .filter_map(|i| match i {
+                sdme_unitfile::syntax::Item::Assignment { key, value, .. }
+                    if key.starts_with("Exec") && !value.is_empty() =>
+                {
+                    sdme_unitfile::words::split(&value.replace("%%", "%"))
+                        .ok()?
+                        .into_iter()
+                        .next()
+                }
+                _ => None,
+            })
+            .collect();
+        assert!(
+            programs.iter().any(|p| p == program),
+            "{case}: {unit}: systemd would run {program:?}, sdme wrote {programs:?}"
+        );
+    }
     assert!(
         unexpected.is_empty(),
         "{case}: systemd-analyze verify:\n{}",

@@ -116,6 +116,10 @@ pub fn check_absolute_path(s: &str) -> Result<(), String> {
     if s.chars().any(char::is_control) {
         return Err(format!("{s:?} contains a control character"));
     }
+    // systemd-nspawn's --bind= reads a backslash as an escape.
+    if s.contains('\\') {
+        return Err(format!("{s:?} contains a backslash"));
+    }
     Ok(())
 }
 

@@ -72,6 +72,15 @@ pub fn build(
     let credentials = match &o.user {
         Some(u) => {
             let c = resolve_user(view, u)?;
+            // A name is looked up in the image's passwd, which the image
+            // controls: an administrator's `User=app` must not become root.
+            let name = u.split(':').next().unwrap_or_default();
+            let numeric = name.bytes().all(|b| b.is_ascii_digit());
+            if !numeric && name != "root" && (c.uid == 0 || c.gid == 0 || c.groups.contains(&0)) {
+                return Err(format!(
+                    "User={u}: the image's /etc/passwd or /etc/group maps {name:?} to uid/gid 0; give numeric ids to run as root deliberately"
+                ));
+            }
             out.accounts = Some(account_lines(view, &c)?);
             Some(c)
         }
@@ -228,7 +237,7 @@ mod tests {
         std::fs::create_dir_all(l.join("etc")).unwrap();
         std::fs::write(
             l.join("etc/passwd"),
-            "root:x:0:0::/root:/bin/sh\nsvc:x:7:8::/home/svc:/bin/sh\n",
+            "root:x:0:0::/root:/bin/sh\nsvc:x:7:8::/home/svc:/bin/sh\nnobody:x:0:0::/:/bin/sh\n",
         )
         .unwrap();
         std::fs::write(l.join("etc/group"), "root:x:0:\nsvc:x:8:\n").unwrap();
@@ -371,6 +380,20 @@ mod tests {
         let mut o = opts();
         o.connector.environment_files = true;
         assert_eq!(build(&o, &r, Some(&v)).unwrap(), Dropins::default());
+    }
+
+    #[test]
+    fn a_user_name_the_image_maps_to_root_is_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let (v, r) = fixture(t.path());
+        let mut o = opts();
+        o.user = Some("nobody".into());
+        assert!(build(&o, &r, Some(&v)).unwrap_err().contains("uid/gid 0"));
+        // Root on purpose: by name or number.
+        for u in ["root", "0:0"] {
+            o.user = Some(u.into());
+            assert!(build(&o, &r, Some(&v)).is_ok(), "{u}");
+        }
     }
 
     #[test]

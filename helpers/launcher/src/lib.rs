@@ -60,6 +60,12 @@ fn overlay_arg(lowers: &[PathBuf], upper: &Path, target: &str) -> Result<OsStrin
     Ok(format!("--overlay={}:{target}", parts.join(":")).into())
 }
 
+/// A path in `systemd-nspawn --bind=SRC:DST`, which splits on `:` and
+/// drops a backslash before the next character: `\` and `:` escaped.
+fn bind_escape(path: &str) -> String {
+    path.replace('\\', "\\\\").replace(':', "\\:")
+}
+
 fn mkdir(path: &Path, mode: u32) -> Result<(), String> {
     std::fs::create_dir_all(path).map_err(|e| err(path, e))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|e| err(path, e))
@@ -105,15 +111,23 @@ pub fn prepare(o: &Options) -> Result<Vec<OsString>, String> {
         vec![format!("--directory={}", os_tree(&lowers).display()).into()];
     args.push(overlay_arg(&lowers, &upper, "/")?);
     let is_app = record.kind != Kind::Base;
+    // What the binds are mounted into, as the container will see it: its
+    // image's layers and its own writable layer (which its root may have
+    // changed, planted symlinks included).
+    let mut mount_root: Vec<PathBuf> = lowers.clone();
+    mount_root.push(upper.clone());
     let app_view = if is_app {
         let app_lowers = store.app_lowers(&generation, &record)?;
         let app_upper = container.join("app");
         mkdir(&app_upper, 0o755)?;
         args.push(overlay_arg(&app_lowers, &app_upper, "/oci/root")?);
+        mount_root = app_lowers.clone();
+        mount_root.push(app_upper.clone());
         Some((MergedView::new(app_lowers), app_upper))
     } else {
         None
     };
+    let mount_view = MergedView::new(mount_root);
     let app_root = if is_app { "/oci/root" } else { "" };
 
     // The container's volumes, then every volume the image declares that
@@ -121,6 +135,21 @@ pub fn prepare(o: &Options) -> Result<Vec<OsString>, String> {
     let volumes_dir = store.volumes_dir().join(&o.machine);
     let image_view = app_view.as_ref().map(|(v, _)| v);
     let mut binds: Vec<(PathBuf, String, bool)> = Vec::new();
+    let declared = if is_app {
+        let mut warn = |w: String| eprintln!("sdme-nspawn: {w}");
+        volumes::uncovered(&record.config.volumes, &o.volumes, &mut warn)
+    } else {
+        Vec::new()
+    };
+    // Every mount point is checked before any volume is created or seeded.
+    for target in o
+        .volumes
+        .iter()
+        .map(Volume::container)
+        .chain(declared.iter().map(String::as_str))
+    {
+        volumes::check_mount_point(&mount_view, target)?;
+    }
     for v in &o.volumes {
         binds.push(match v {
             Volume::Bind {
@@ -135,26 +164,27 @@ pub fn prepare(o: &Options) -> Result<Vec<OsString>, String> {
             ),
         });
     }
-    if is_app {
-        let mut warn = |w: String| eprintln!("sdme-nspawn: {w}");
-        for path in volumes::uncovered(&record.config.volumes, &o.volumes, &mut warn) {
-            binds.push((
-                volumes::ensure(&volumes_dir, &path, image_view)?,
-                path,
-                false,
-            ));
-        }
+    for path in declared {
+        binds.push((
+            volumes::ensure(&volumes_dir, &path, image_view)?,
+            path,
+            false,
+        ));
     }
     // Parents before what lies below them (a stable sort by path), so that
     // a volume inside another one is mounted on top of it, not hidden by it.
     binds.sort_by(|a, b| Path::new(&a.1).cmp(Path::new(&b.1)));
     for (host, target, ro) in binds {
-        let host = host
-            .to_str()
-            .ok_or("volume path is not UTF-8")?
-            .replace(':', "\\:");
+        let host = host.to_str().ok_or("volume path is not UTF-8")?;
         let flag = if ro { "--bind-ro" } else { "--bind" };
-        args.push(format!("{flag}={host}:{app_root}{}", target.replace(':', "\\:")).into());
+        args.push(
+            format!(
+                "{flag}={}:{app_root}{}",
+                bind_escape(host),
+                bind_escape(&target)
+            )
+            .into(),
+        );
     }
 
     // The environment: the env files' contents (systemd EnvironmentFile

@@ -90,6 +90,41 @@ pub fn dir_name(path: &str) -> String {
     out
 }
 
+/// A bind's mount point `path` in `root` (the app's root, or the
+/// container's): systemd-nspawn resolves it following symlinks relative to
+/// the *container's* root, not the app's, so a symlink at any component,
+/// shipped by the image or planted by the container in its writable layer,
+/// would move the mount elsewhere (over the container's own `/etc`, say).
+/// Every existing component must be a directory (the last may also be a
+/// file, for a file bind); missing ones nspawn creates.
+pub fn check_mount_point(root: &MergedView, path: &str) -> Result<(), String> {
+    let mut prefix = String::new();
+    let components: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+    for (i, comp) in components.iter().enumerate() {
+        prefix.push('/');
+        prefix.push_str(comp);
+        let resolved = root
+            .resolve(&prefix, false)
+            .map_err(|e| format!("volume {path}: {prefix}: {e}"))?;
+        match resolved.map(|r| r.node) {
+            None => return Ok(()),
+            Some(Node::Dir(_)) => {}
+            Some(Node::Other { metadata, .. }) => {
+                let last = i + 1 == components.len();
+                if metadata.file_type().is_symlink() {
+                    return Err(format!(
+                        "volume {path}: {prefix} is a symlink in the container's tree; a volume's path must not go through one"
+                    ));
+                }
+                if !(last && metadata.is_file()) {
+                    return Err(format!("volume {path}: {prefix} is not a directory"));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 fn err(path: &Path, e: impl std::fmt::Display) -> String {
     format!("{}: {e}", path.display())
 }
@@ -346,9 +381,42 @@ mod tests {
     }
 
     #[test]
+    fn mount_points_through_symlinks_are_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let (l0, upper) = (t.path().join("l0"), t.path().join("upper"));
+        fs::create_dir_all(l0.join("var/lib/db")).unwrap();
+        fs::create_dir_all(l0.join("etc")).unwrap();
+        fs::write(l0.join("etc/hosts"), "").unwrap();
+        std::os::unix::fs::symlink("/etc", l0.join("data")).unwrap();
+        std::os::unix::fs::symlink("../etc", l0.join("var/rel")).unwrap();
+        // Planted by the container's root in its writable layer.
+        fs::create_dir_all(upper.join("srv")).unwrap();
+        std::os::unix::fs::symlink("/etc", upper.join("srv/www")).unwrap();
+        let view = MergedView::new(vec![l0, upper]);
+        for ok in [
+            "/var/lib/db",
+            "/var/lib/db/new/deeper",
+            "/new",
+            "/etc/hosts",
+        ] {
+            assert!(check_mount_point(&view, ok).is_ok(), "{ok}");
+        }
+        for bad in ["/data", "/data/x", "/var/rel", "/srv/www", "/srv/www/html"] {
+            let e = check_mount_point(&view, bad).unwrap_err();
+            assert!(e.contains("symlink"), "{bad}: {e}");
+        }
+        assert!(check_mount_point(&view, "/etc/hosts/x")
+            .unwrap_err()
+            .contains("not a directory"));
+    }
+
+    #[test]
     fn whiteouts_are_not_copied() {
+        assert!(
+            rustix::process::geteuid().is_root(),
+            "whiteouts_are_not_copied needs root for mknod (make test runs as root)"
+        );
         if !rustix::process::geteuid().is_root() {
-            eprintln!("whiteouts_are_not_copied: needs root for mknod; checked in CI as root");
             return;
         }
         let t = tempfile::tempdir().unwrap();

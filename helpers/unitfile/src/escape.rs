@@ -61,8 +61,15 @@ pub fn command<S: AsRef<str>>(argv: &[S], separator: &str) -> Result<String, Err
         return Err(Error::new("a command needs at least a program"));
     };
     let program = program.as_ref();
-    if program.is_empty() {
-        return Err(Error::new("a command's program cannot be empty"));
+    // systemd unquotes the first word and then reads exec prefixes (`+`,
+    // `-`, `@`, `:`, `!`, `|`) and a lone `;` from it, so no quoting can
+    // protect them: the program must be an absolute path, which starts with
+    // none of them.
+    if !program.starts_with('/') {
+        return Err(Error::new(format!(
+            "a command's program must be an absolute path, not {:?}",
+            program.escape_debug().to_string()
+        )));
     }
     check_no_nul(program, "command")?;
     let mut line = exec_program(program);

@@ -161,8 +161,10 @@ impl Value {
     }
 
     /// A command line for `ExecStart=` and friends, on one line: argv[0]
-    /// cannot become an exec prefix (`+`, `-`, `@`, …), and `%`, `$`, `;`,
-    /// quotes and line breaks in any word reach the program unchanged.
+    /// must be an absolute path (systemd reads exec prefixes such as `+`
+    /// and a `;` separator from the *unquoted* first word, so quoting cannot
+    /// neutralize them), and `%`, `$`, `;`, quotes and line breaks in any
+    /// other word reach the program unchanged.
     pub fn command<S: AsRef<str>>(argv: &[S]) -> Result<Value, Error> {
         Ok(Value(escape::command(argv, " ")?))
     }
@@ -194,6 +196,8 @@ impl Value {
     /// (`[Unit]`/`[Service]` pass-through): specifiers keep their meaning,
     /// but it must be one line that does not continue onto the next.
     pub fn verbatim(text: &str) -> Result<Value, Error> {
+        // Trimmed first, as systemd will: the check must see what is written.
+        let text = text.trim_matches([' ', '\t']);
         if let Some(c) = text.chars().find(|c| c.is_control() && *c != '\t') {
             return Err(Error::new(format!(
                 "value {text:?} contains the control character U+{:04X}",
@@ -205,7 +209,7 @@ impl Value {
                 "value {text:?} ends in a backslash, which would continue the line"
             )));
         }
-        Ok(Value(text.trim_matches([' ', '\t']).to_string()))
+        Ok(Value(text.to_string()))
     }
 }
 

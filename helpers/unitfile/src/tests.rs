@@ -60,16 +60,21 @@ fn one(value: Value) -> String {
     got[1].1.clone()
 }
 
+/// As systemd 252's `config_parse_exec()` reads a command: a lone
+/// unquoted `;` separates commands; the first word is unquoted and only
+/// then its exec prefixes are read, so a prefix or a `;` in the *unquoted*
+/// first word would change what runs.
 fn read_command(raw: &str) -> Vec<String> {
+    let unspecified = unspecify(raw);
+    let words = words::split(&unspecified).unwrap();
+    let program = &words[0];
     assert!(
-        !raw.starts_with(|c| "-@:+!|".contains(c)),
-        "exec prefix in {raw:?}"
+        !program.starts_with(|c| "-@:+!|".contains(c)) && program != ";",
+        "exec prefix or separator in the first word of {raw:?}"
     );
-    words::split(&unspecify(raw))
-        .unwrap()
-        .iter()
-        .map(|w| undollar(w))
-        .collect()
+    let bare_semicolon = unspecified.split([' ', '\t']).any(|w| w == ";");
+    assert!(!bare_semicolon, "command separator in {raw:?}");
+    words.iter().map(|w| undollar(w)).collect()
 }
 
 fn read_environment(raw: &str) -> Vec<String> {
@@ -147,18 +152,11 @@ fn commands_read_back_exactly() {
         .iter()
         .map(|h| vec!["/bin/x".to_string(), h.to_string()])
         .collect();
-    cases.extend(
-        HOSTILE
-            .iter()
-            .filter(|h| !h.is_empty())
-            .map(|h| vec![h.to_string(), "a".into()]),
-    );
+    cases.extend(HOSTILE.iter().map(|h| vec![format!("/{h}"), "a".into()]));
     for _ in 0..3000 {
         let n = 1 + noise.next() % 5;
-        let argv: Vec<String> = (0..n).map(|_| noise.string()).collect();
-        if argv[0].is_empty() {
-            continue;
-        }
+        let mut argv: Vec<String> = (0..n).map(|_| noise.string()).collect();
+        argv[0].insert(0, '/');
         cases.push(argv);
     }
     for argv in cases {
@@ -171,6 +169,22 @@ fn commands_read_back_exactly() {
     assert!(Value::command::<&str>(&[]).is_err());
     assert!(Value::command(&[""]).is_err());
     assert!(Value::command(&["/bin/x", "a\0b"]).is_err());
+    // No quoting protects the first word: systemd unquotes it, then reads
+    // prefixes and the separator. Anything but an absolute path is refused.
+    for program in [
+        "+/bin/sh",
+        "-/bin/sh",
+        "@/bin/sh",
+        ":/bin/sh",
+        "!/bin/sh",
+        "|x",
+        ";",
+        "sh",
+        "\"+/bin/sh\"",
+    ] {
+        assert!(Value::command(&[program, "a"]).is_err(), "{program}");
+        assert!(Value::command_lines(&[program, "a"]).is_err(), "{program}");
+    }
 }
 
 #[test]
@@ -263,7 +277,7 @@ fn words_and_verbatim_are_checked() {
     }
     assert_eq!(one(Value::verbatim("Foo %i bar").unwrap()), "Foo %i bar");
     assert_eq!(one(Value::verbatim("x\\\\").unwrap()), "x\\\\");
-    for bad in ["a\nB=c", "a\\", "x\r", "\x01"] {
+    for bad in ["a\nB=c", "a\\", "x\r", "\x01", "x\\ ", "x\\\t"] {
         assert!(Value::verbatim(bad).is_err(), "{bad:?}");
     }
     let mut unit = Unit::new();

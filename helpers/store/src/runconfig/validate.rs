@@ -100,6 +100,11 @@ fn image_path(field: &'static str, path: &str) -> Result<String, ConfigError> {
     if !path.starts_with('/') {
         return Err(refuse(field, path, "is not an absolute path"));
     }
+    // systemd-nspawn's --bind= drops a backslash and keeps what follows, so
+    // `\..` would become `..` there.
+    if path.contains('\\') {
+        return Err(refuse(field, path, "contains a backslash"));
+    }
     Ok(clean_path(path))
 }
 
@@ -430,6 +435,13 @@ mod tests {
             refused(&format!(r#"{{"User":"app{bad}"}}"#), "User");
             refused(&format!(r#"{{"Labels":{{"k{bad}":"v"}}}}"#), "Labels");
         }
+    }
+
+    #[test]
+    fn backslashes_in_paths_are_refused() {
+        // systemd-nspawn's --bind= would read `\..` as `..`.
+        refused(r#"{"Volumes":{"/\\../\\../etc":{}}}"#, "Volumes");
+        refused(r#"{"WorkingDir":"/a\\b"}"#, "WorkingDir");
     }
 
     #[test]
