@@ -3,8 +3,9 @@
 # a connector socket and a container's secrets file: all refused. In a
 # client container, root and the uid the descriptor allows are served by
 # the connector, another uid is refused; the connector's commands get the
-# descriptor's Environment= but not its EnvironmentFile= secrets; the
-# secrets file is gone once the container stops.
+# descriptor's Environment= but not its EnvironmentFile= secrets; a volume
+# whose path goes through a symlink of the image is refused; the secrets
+# file is gone once the container stops.
 # e2e-push: debian-systemd e2e/debian-systemd:12
 # e2e-push: nginx e2e/nginx:1
 . /usr/local/lib/sdme-e2e/check.sh
@@ -121,6 +122,21 @@ if [ "$rc" = 77 ] && [[ $err == *"permission denied"* ]] && [[ $out != *PUBLIC* 
 else
 	fail "uid 4321: exit $rc (expected 77), stdout: $out, stderr: $err"
 fi
+
+# ---- a volume through a symlink of the image ----
+# Debian's /var/run is a symlink to /run: nspawn would follow it from the
+# container's root and mount the volume over the container's own /run.
+mkdir -p /srv/e13-vol
+descriptor vlink <<EOD
+[Container]
+Image=cli
+Network=private
+Volume=/srv/e13-vol:/var/run/e13
+EOD
+step "daemon-reload" systemctl daemon-reload
+check "a volume through a symlink of the image does not start" sh -c '! timeout 120 systemctl start systemd-nspawn@vlink'
+check "the launcher says why" sh -c 'journalctl -u systemd-nspawn@vlink --no-pager | grep -q "/var/run is a symlink"'
+check "nothing was mounted from the volume" sh -c '! grep -q e13-vol /proc/self/mountinfo'
 
 # ---- secrets end with the container ----
 step "stop the containers" systemctl stop systemd-nspawn@cli systemd-nspawn@web
