@@ -306,7 +306,9 @@ images_oci() {
 	spec=$(images_spec "$name") || return 1
 	tkey=$(images_tree_key "${spec%%|*}") || return 1
 	key=$({ echo "$name $spec $tkey"; declare -f images_build_oci images_tar_tree; } | sha256sum | cut -c1-12)
-	layout=$SDME_TEST_CACHE/oci/$IMAGES_SUITE/$name-$key
+	# (flat, not per suite: the key covers the tree's suite, and nothing prunes
+	# old layouts; tests/unpack/run.sh looks for oci/NAME-*)
+	layout=$SDME_TEST_CACHE/oci/$name-$key
 	[ -d "$layout" ] || images_locked "oci-$IMAGES_SUITE-$name" images_build_oci "$name" "$layout" >&2 || return 1
 	echo "$layout:latest"
 }
