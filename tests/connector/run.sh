@@ -13,8 +13,9 @@
 #     the container's systemd adopts the passed socket (its socket unit
 #     names the host path) and answers.
 #
-# Prints PASS/FAIL lines and "N passed, N failed". Under CI=true missing
-# prerequisites are a failure.
+# The container's systemd is the base-systemd tree from E2E_SUITE (default
+# bookworm; trixie for systemd 257). Prints PASS/FAIL lines and "N passed,
+# N failed". Under CI=true missing prerequisites are a failure.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 top=$PWD
@@ -37,7 +38,9 @@ make -s connector-static >/dev/null || { echo "FAIL: make connector-static"; exi
 host=$(rustc -vV | sed -n 's/^host: //p')
 bin=$top/target/static/$host/release
 . tests/lib/images.sh
-tree=$(images_tree base-systemd) || { echo "FAIL: building the base-systemd test tree"; exit 1; }
+tree=$(images_tree base-systemd "$E2E_SUITE") || { echo "FAIL: building the base-systemd test tree from $E2E_SUITE"; exit 1; }
+ver=$(images_systemd_version "$tree") || exit 1
+echo "connector: container systemd $ver (Debian $E2E_SUITE)"
 
 work=$(mktemp -d /var/tmp/sdme-connector-tier.XXXXXX)
 nspawn_pids=()

@@ -4,6 +4,9 @@
 #
 #   tests/e2e/run.sh              all scenarios
 #   tests/e2e/run.sh E1 E7        scenarios E1-*.sh and E7-*.sh
+#   E2E_SUITE=trixie              the Debian suite of the outer host (its systemd:
+#                                 bookworm 252, trixie 257, forky newest);
+#                                 default bookworm. Images stay IMAGES_SUITE.
 #   E2E_KEEP=1                    keep the run directory for inspection
 #   E2E_TOTAL_TIMEOUT=1500        bound for all scenarios together (seconds);
 #                                 scenarios that no longer fit fail unrun
@@ -41,8 +44,9 @@ done
 [ ${#scenarios[@]} -gt 0 ] || { e2e_log "FAIL: no scenario matches: $*"; exit 1; }
 
 t0=$(e2e_now)
-for t in outer; do images_tree "$t" >/dev/null || { e2e_log "FAIL: building test tree $t"; exit 1; }; done
-e2e_log "test trees ready in $(e2e_since "$t0") s"
+outer=$(images_tree outer) || { e2e_log "FAIL: building the outer host tree from $E2E_SUITE"; exit 1; }
+host_systemd=$(images_systemd_version "$outer") || exit 1
+e2e_log "outer host: Debian $E2E_SUITE, systemd $host_systemd; images: Debian $IMAGES_SUITE; trees ready in $(e2e_since "$t0") s"
 e2e_build || exit 1
 e2e_registry_start || exit 1
 e2e_log "registry at $E2E_REGISTRY"
@@ -87,7 +91,7 @@ for f in "${scenarios[@]}"; do
 	echo "=== e2e scenario $name: $v ($(e2e_since "$t0") s)"
 done
 
-echo "=== e2e summary"
+echo "=== e2e summary (host $E2E_SUITE, systemd $host_systemd)"
 printf '  %s\n' "${results[@]}"
 echo "  total $(e2e_since "$t_all") s"
 [ ${#failed[@]} = 0 ] || { echo "e2e: failed: ${failed[*]}"; exit 1; }

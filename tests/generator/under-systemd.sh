@@ -1,7 +1,8 @@
 #!/bin/bash
-# The generator under a real systemd (252, Debian 12): boots a throw-away
-# systemd "host" (an nspawn container over the cached `outer` test tree, see
-# tests/lib/images.sh) with sdme-generator installed as a system generator
+# The generator under a real systemd: boots a throw-away systemd "host" (an
+# nspawn container over the cached `outer` test tree of E2E_SUITE, default
+# bookworm = systemd 252, trixie = 257; see tests/lib/images.sh) with
+# sdme-generator installed as a system generator
 # and the golden cases' hostile descriptors in /etc/sdme, then checks from
 # inside:
 #  - systemd ran the generator at boot and loaded every generated unit
@@ -14,16 +15,24 @@
 #    container, multi-user.target wants an import);
 #  - errors reach the kernel log as sdme-generator[PID] records;
 #  - daemon-reload re-runs the generator.
-# usage: under-systemd.sh GENERATOR-BINARY
+# usage: under-systemd.sh [GENERATOR-BINARY]   (default: a fresh release build)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 top=$PWD
-bin=$(realpath "$1")
 fail() { echo "under-systemd: FAIL: $*" >&2; exit 1; }
 
 [ "$(id -u)" = 0 ] || fail "needs root"
 command -v systemd-nspawn >/dev/null || fail "systemd-nspawn missing (systemd-container)"
-outer=$("$top/tests/lib/images.sh" tree outer) || fail "cannot build the outer test tree"
+if [ $# -gt 0 ]; then
+	bin=$(realpath "$1") || fail "no generator binary $1"
+else
+	cargo build --release --locked -q -p sdme-generator || fail "cargo build of sdme-generator"
+	bin=$(realpath "${CARGO_TARGET_DIR:-target}/release/sdme-generator")
+fi
+. "$top/tests/lib/images.sh"
+outer=$(images_tree outer) || fail "cannot build the outer test tree from $E2E_SUITE"
+ver=$(images_systemd_version "$outer") || fail "no systemd in $outer"
+echo "under-systemd: host Debian $E2E_SUITE, systemd $ver"
 
 scratch=$(mktemp -d /var/tmp/sdme-gen-systemd.XXXXXX)
 cleanup() {
@@ -74,7 +83,8 @@ out=/sdme-gen-probe
 	for i in $(seq 1 50); do [ "$(ls /run/argv | wc -l)" -ge 4 ] && break; sleep 0.1; done
 	n=$(runs)
 	systemctl daemon-reload
-	sleep 0.5
+	# The journal may record the reload's generator run a moment later.
+	for i in $(seq 1 50); do [ "$(runs)" -gt "$n" ] && break; sleep 0.1; done
 	echo "reload $(( $(runs) > n ))"
 	echo "failed-run-logged $(( $(runs) >= 1 ))"
 	mkdir -p /sdme-gen-argv && cp /run/argv/* /sdme-gen-argv/

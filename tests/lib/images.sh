@@ -3,12 +3,25 @@
 # images packed from them with umoci, pushed with skopeo.
 #
 # Source it (`. tests/lib/images.sh`) and call the functions, or run it:
-#   tests/lib/images.sh tree NAME        print the cached tree's path (builds it)
+#   tests/lib/images.sh tree NAME [SUITE] print the cached tree's path (builds it)
 #   tests/lib/images.sh oci NAME         print the OCI layout (DIR:TAG) of an image
 #   tests/lib/images.sh push NAME REF [skopeo dest options...]
 #
 # Trees: base-systemd outer nginx mariadb debian-nosystemd
 # Images: debian-systemd debian-nosystemd nginx nginx-v2 mariadb
+#
+# Two Debian suites are in play, chosen separately:
+#   E2E_SUITE     the test *host*: the `outer` tree (and the base-systemd it
+#                 is built from) that the end-to-end, connector and generator
+#                 tiers boot as their systemd. Its systemd version is what
+#                 the matrix varies: bookworm (252), trixie (257), forky.
+#   IMAGES_SUITE  the application and base images pushed to the registry
+#                 (debian-systemd, nginx, mariadb, ...). They stay bookworm by
+#                 default: what sdme does with an image does not depend on
+#                 the distribution inside it, and one set of images keeps the
+#                 scenarios comparable across hosts.
+# Both default to bookworm. `images_tree NAME SUITE` builds any tree from
+# any suite (the connector tier boots base-systemd from E2E_SUITE).
 #
 # Every cache entry is keyed by a hash of the recipe that builds it (the bash
 # text of the recipe function plus its parent's key), so editing a recipe
@@ -17,6 +30,7 @@
 
 SDME_TEST_CACHE=${SDME_TEST_CACHE:-/var/cache/sdme-tests}
 IMAGES_SUITE=${IMAGES_SUITE:-bookworm}
+E2E_SUITE=${E2E_SUITE:-bookworm}
 
 images_log() { echo "images: $*" >&2; }
 images_die() { echo "images: error: $*" >&2; return 1; }
@@ -34,12 +48,24 @@ images_mirror() {
 	echo "${m:-http://deb.debian.org/debian}"
 }
 
+# The suites the tests know. A suite newer than this machine's debootstrap
+# (forky on Debian 12) is built with the `sid` script, as Debian's own
+# testing chroots are.
+images_suite_check() { # SUITE
+	case $1 in
+	bookworm | trixie | forky) ;;
+	*) images_die "unknown Debian suite '$1' (bookworm, trixie or forky)"; return 1 ;;
+	esac
+}
+
 images_debootstrap() { # TARGET [debootstrap options...]
-	local target=$1; shift
+	local target=$1 script=(); shift
+	images_suite_check "$IMAGES_SUITE" || return 1
+	[ -e "/usr/share/debootstrap/scripts/$IMAGES_SUITE" ] || script=(/usr/share/debootstrap/scripts/sid)
 	mkdir -p "$SDME_TEST_CACHE/debs"
 	debootstrap --variant=minbase --cache-dir="$SDME_TEST_CACHE/debs" "$@" \
-		"$IMAGES_SUITE" "$target" "$(images_mirror)" >"$target.log" 2>&1 ||
-		{ tail -20 "$target.log" >&2; images_die "debootstrap of $target failed (log: $target.log)"; }
+		"$IMAGES_SUITE" "$target" "$(images_mirror)" "${script[@]}" >"$target.log" 2>&1 ||
+		{ tail -20 "$target.log" >&2; images_die "debootstrap of $IMAGES_SUITE into $target failed (log: $target.log)"; }
 }
 
 # Common clean-up for every tree: no machine id (nested containers refuse to
@@ -172,13 +198,33 @@ images_locked() { # LOCKNAME command...
 	) 9>"$lock"
 }
 
-# Prints the path of tree NAME, building it on a cache miss.
-images_tree() {
-	local name=$1 key dir
+# The suite a tree is built from unless the caller names one: the host tree
+# follows E2E_SUITE, everything else IMAGES_SUITE. A tree's parent is built
+# from the same suite as the tree (images_tree sets IMAGES_SUITE locally, and
+# bash's dynamic scope hands it to the recipe).
+images_default_suite() { # NAME
+	case $1 in
+	outer) echo "$E2E_SUITE" ;;
+	*) echo "$IMAGES_SUITE" ;;
+	esac
+}
+
+# Prints the path of tree NAME (from SUITE), building it on a cache miss.
+# Each suite has its own directory, so suites never evict each other.
+images_tree() { # NAME [SUITE]
+	# (the right-hand side is read before the local shadows the caller's)
+	local name=$1 key dir IMAGES_SUITE=${2:-$(images_default_suite "$1")}
+	images_suite_check "$IMAGES_SUITE" || return 1
 	key=$(images_tree_key "$name") || return 1
-	dir=$SDME_TEST_CACHE/trees/$name-$key
-	[ -d "$dir" ] || images_locked "tree-$name" images_build_tree "$name" "$dir" >&2 || return 1
+	dir=$SDME_TEST_CACHE/trees/$IMAGES_SUITE/$name-$key
+	[ -d "$dir" ] || images_locked "tree-$IMAGES_SUITE-$name" images_build_tree "$name" "$dir" >&2 || return 1
 	echo "$dir"
+}
+
+# The systemd version in a built tree (from its dpkg database), e.g. 257.13-1.
+images_systemd_version() { # TREE
+	dpkg-query --admindir="$1/var/lib/dpkg" -W -f='${Version}' systemd 2>/dev/null ||
+		images_die "no systemd package in $1"
 }
 
 images_build_tree() {
@@ -187,14 +233,14 @@ images_build_tree() {
 	mkdir -p "$(dirname "$dir")"
 	tmp=$dir.tmp
 	rm -rf "$tmp" "$tmp.log"
-	images_log "building tree $name (recipe $(basename "$dir"))"
+	images_log "building tree $name from $IMAGES_SUITE (recipe $(basename "$dir"))"
 	"recipe_$(images_fn "$name")" "$tmp" || { rm -rf "$tmp"; return 1; }
 	mv "$tmp.log" "$dir.log" 2>/dev/null
 	mv "$tmp" "$dir"
 	images_log "tree $name ready in $((SECONDS - t0)) s"
 	# Old versions of this tree are dead weight.
 	local old
-	for old in "$SDME_TEST_CACHE/trees/$name"-*; do
+	for old in "$(dirname "$dir")/$name"-*; do
 		case $old in "$dir"|"$dir.log") ;; *.tmp|*.log) ;; *) [ -d "$old" ] && rm -rf "$old" "$old.log" ;; esac
 	done
 }
@@ -252,14 +298,18 @@ images_build_oci() { # NAME LAYOUT
 	images_log "image $name packed in $((SECONDS - t0)) s"
 }
 
-# Prints "LAYOUT:latest" for image NAME, packing it on a cache miss.
+# Prints "LAYOUT:latest" for image NAME, packing it on a cache miss. Images
+# are built from IMAGES_SUITE.
 images_oci() {
 	local name=$1 spec tkey key layout
+	images_suite_check "$IMAGES_SUITE" || return 1
 	spec=$(images_spec "$name") || return 1
 	tkey=$(images_tree_key "${spec%%|*}") || return 1
 	key=$({ echo "$name $spec $tkey"; declare -f images_build_oci images_tar_tree; } | sha256sum | cut -c1-12)
+	# (flat, not per suite: the key covers the tree's suite, and nothing prunes
+	# old layouts; tests/unpack/run.sh looks for oci/NAME-*)
 	layout=$SDME_TEST_CACHE/oci/$name-$key
-	[ -d "$layout" ] || images_locked "oci-$name" images_build_oci "$name" "$layout" >&2 || return 1
+	[ -d "$layout" ] || images_locked "oci-$IMAGES_SUITE-$name" images_build_oci "$name" "$layout" >&2 || return 1
 	echo "$layout:latest"
 }
 
@@ -280,6 +330,7 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
 	push) images_push "$@" ;;
 	all) for t in base-systemd outer nginx mariadb debian-nosystemd; do images_tree "$t" >/dev/null || exit 1; done
 	     for i in debian-systemd debian-nosystemd nginx nginx-v2 mariadb; do images_oci "$i" >/dev/null || exit 1; done ;;
-	*) echo "usage: $0 tree|oci NAME | push NAME REF [skopeo options] | all" >&2; exit 2 ;;
+	systemd-version) images_systemd_version "$(images_tree "$@")" && echo ;;
+	*) echo "usage: $0 tree NAME [SUITE] | systemd-version NAME [SUITE] | oci NAME | push NAME REF [skopeo options] | all" >&2; exit 2 ;;
 	esac
 fi

@@ -83,8 +83,16 @@ check "the systemd layer has no resolv.conf, machine-id or policy-rc.d" sh -c "!
 check "the systemd layer has no apt lists or caches" sh -c "! ls -d '$layer/var/lib/apt/lists' '$layer/var/cache/apt' 2>/dev/null"
 
 require "systemctl start systemd-nspawn@web" timeout 120 systemctl start systemd-nspawn@web
-pid1_is_systemd() { [ "$(cat "/proc/$(leader web)/comm")" = systemd ]; }
-check "the container's PID 1 is systemd" pid1_is_systemd
+# Right after the start job the leader may not have exec'd init yet (the
+# name it has until then differs between systemd versions): wait for it.
+leader_comm() { cat "/proc/$(leader web)/comm" 2>&1; }
+first_comm=$(leader_comm)
+pid1_is_systemd() { [ "$(leader_comm)" = systemd ]; }
+if wait_for 30 pid1_is_systemd; then
+	pass "the container's PID 1 is systemd (right after the start job its comm was: $first_comm)"
+else
+	fail "the container's PID 1 is systemd within 30 s (leader $(leader web), comm: $(leader_comm))"
+fi
 booted() { st=$(in_machine web systemctl is-system-running 2>/dev/null); [ "$st" = running ] || [ "$st" = degraded ]; }
 if wait_for 60 booted; then pass "the container booted ($(in_machine web systemctl is-system-running))"; else fail "the container booted (state: $(in_machine web systemctl is-system-running 2>&1))"; fi
 check "systemd is installed in the container's root" in_machine web test -x /lib/systemd/systemd
