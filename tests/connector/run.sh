@@ -146,7 +146,10 @@ stop_container "${nspawn_pids[0]}"
 b=$work/b
 mkdir -p "$b/host"
 make_upper "$b/upper" "$b/host/t.sock" # the inner unit names the HOST path
-SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 in_cgroup "connector-$$-b" systemd-socket-activate -l "$b/host/t.sock" \
+# systemd-socket-activate passes nspawn only the environment named with -E:
+# without the unified view the container sees the hybrid layout, which
+# systemd 256+ refuses to boot on.
+in_cgroup "connector-$$-b" systemd-socket-activate -l "$b/host/t.sock" -E SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 \
 	systemd-nspawn -q -D "$tree" --overlay="$tree:$b/upper:/" --register=no --keep-unit -b \
 	--console=read-only --private-network >"$b/console.log" 2>&1 &
 nspawn_pids+=($!) # systemd-socket-activate execs nspawn: same pid

@@ -77,7 +77,8 @@ out=/sdme-gen-probe
 	echo "wants-import-nginx $(systemctl show -P Wants systemd-nspawn@nginx.service | tr ' ' '\n' | grep -c -x sdme-import@nginx.service)"
 	echo "after-import-nginx $(systemctl show -P After systemd-nspawn@nginx.service | tr ' ' '\n' | grep -c -x sdme-import@nginx.service)"
 	# systemd logs each generator that fails (exit 1: bad.oci is broken).
-	runs() { journalctl -b --no-pager -o cat | grep -c 'sdme-generator failed with exit status 1'; }
+	# 252 and 257 log the generator's path bare, 262 quoted: match both.
+	runs() { journalctl -b --no-pager -o cat | grep -cE "sdme-generator'? failed with exit status 1"; }
 	systemctl start sdme-import@evil.service sdme-import@cont.service
 	systemctl start --no-block systemd-nspawn@evil.service systemd-nspawn@cont.service
 	for i in $(seq 1 50); do [ "$(ls /run/argv | wc -l)" -ge 4 ] && break; sleep 0.1; done
@@ -87,6 +88,8 @@ out=/sdme-gen-probe
 	for i in $(seq 1 50); do [ "$(runs)" -gt "$n" ] && break; sleep 0.1; done
 	echo "reload $(( $(runs) > n ))"
 	echo "failed-run-logged $(( $(runs) >= 1 ))"
+	journalctl -b --no-pager -o cat | grep -i 'sdme-generator' | sed 's/^/journal: /'
+
 	mkdir -p /sdme-gen-argv && cp /run/argv/* /sdme-gen-argv/
 	echo done
 } >$out 2>&1
