@@ -646,43 +646,30 @@ mod tests {
         let progress = Progress::from_env().quiet();
         let upper = t.path().join("upper");
         let lowers = [layer.clone()];
-        let e = install_systemd(
-            "img",
-            &lowers,
-            &view,
-            &upper,
-            &t.path().join("s"),
-            &progress,
-        )
-        .unwrap_err();
+        let refusal = || {
+            install_systemd(
+                "img",
+                &lowers,
+                &view,
+                &upper,
+                &t.path().join("s"),
+                &progress,
+            )
+            .unwrap_err()
+        };
+        let e = refusal();
         assert!(
             e.contains("base image img") && e.contains("os-release"),
             "{e}"
         );
         std::fs::write(layer.join("etc/os-release"), "ID=debian\n").unwrap();
-        let e = install_systemd(
-            "img",
-            &lowers,
-            &view,
-            &upper,
-            &t.path().join("s"),
-            &progress,
-        )
-        .unwrap_err();
+        let e = refusal();
         assert!(
             e.contains("base image img (debian)") && e.contains("/bin/sh"),
             "{e}"
         );
         std::fs::write(layer.join("etc/os-release"), "ID=alpine\n").unwrap();
-        let e = install_systemd(
-            "img",
-            &lowers,
-            &view,
-            &upper,
-            &t.path().join("s"),
-            &progress,
-        )
-        .unwrap_err();
+        let e = refusal();
         assert!(
             e.contains("unsupported distribution") && e.contains("alpine"),
             "{e}"
