@@ -285,11 +285,10 @@ pub fn pass_through(
     value: &str,
     origin: &Origin,
 ) -> Result<(), String> {
-    if value.chars().any(char::is_control)
-        || value.bytes().rev().take_while(|b| *b == b'\\').count() % 2 == 1
-    {
-        return Err("value would not stay one line".to_string());
-    }
+    // The unit writer's rule for verbatim values, checked here so the
+    // descriptor is refused with its file and line.
+    sdme_unitfile::Value::verbatim(value)
+        .map_err(|e| format!("value would not stay one line: {e}"))?;
     lines.push(PassThrough {
         key: key.to_string(),
         value: value.to_string(),
