@@ -295,20 +295,17 @@ fn write_private(path: &Path, contents: &[u8]) -> Result<(), String> {
 }
 
 pub fn environment_file(files: &[String], env: &[(String, String)]) -> Result<String, String> {
-    let mut out = String::new();
+    // Each file is read on its own, as systemd reads one EnvironmentFile=,
+    // and written again in one form: a quote left open in one file cannot
+    // swallow the next file's lines, and a line systemd would drop is an
+    // error here, naming the file and the line.
+    let mut pairs: Vec<(String, String)> = Vec::new();
     for f in files {
         let text = std::fs::read_to_string(f).map_err(|e| format!("--env-file={f}: {e}"))?;
-        out.push_str(&text);
-        if !text.is_empty() && !text.ends_with('\n') {
-            out.push('\n');
-        }
+        pairs.extend(sdme_unitfile::envfile::read(&text).map_err(|e| format!("{f}: {e}"))?);
     }
-    for (k, v) in env {
-        out.push_str(
-            &sdme_unitfile::envfile::line(k, v).map_err(|err| format!("--env={k}=…: {err}"))?,
-        );
-    }
-    Ok(out)
+    pairs.extend(env.iter().cloned());
+    sdme_unitfile::envfile::render(&pairs).map_err(|e| format!("the environment: {e}"))
 }
 
 /// `systemd-nspawn`, or `$SDME_NSPAWN` (tests).
@@ -343,7 +340,24 @@ mod tests {
             &[("A".into(), "x $y".into())],
         )
         .unwrap();
-        assert_eq!(text, "SECRET=s3cret\nA=\"x \\$y\"\n");
+        assert_eq!(text, "SECRET=\"s3cret\"\nA=\"x \\$y\"\n");
+        // A quote left open in the first file ends with that file: the
+        // second file's assignment survives.
+        let g = t.path().join("g");
+        std::fs::write(&f, "OPEN=\"never closed\n").unwrap();
+        std::fs::write(&g, "AFTER=kept\n").unwrap();
+        let files = [f.to_str().unwrap().to_string(), g.to_str().unwrap().to_string()];
+        let text = environment_file(&files, &[]).unwrap();
+        assert_eq!(
+            sdme_unitfile::envfile::read(&text).unwrap(),
+            [
+                ("OPEN".to_string(), "never closed\n".to_string()),
+                ("AFTER".into(), "kept".into())
+            ]
+        );
+        std::fs::write(&g, "ok=1\nnot a name=2\n").unwrap();
+        let e = environment_file(&files, &[]).unwrap_err();
+        assert!(e.starts_with(&format!("{}: line 2: ", g.display())), "{e}");
         assert!(
             environment_file(&[format!("{}/missing", t.path().display())], &[])
                 .unwrap_err()

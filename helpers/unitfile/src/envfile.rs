@@ -57,36 +57,169 @@ pub fn render<N: AsRef<str>, V: AsRef<str>>(pairs: &[(N, V)]) -> Result<String, 
     Ok(out)
 }
 
-/// Reads a file written by [`render`] back (for tests and for checking
-/// what a container will see): `NAME="VALUE"` lines with the escapes above.
-pub fn parse(text: &str) -> Result<Vec<(String, String)>, Error> {
-    let mut out = Vec::new();
-    let mut chars = text.chars().peekable();
-    while chars.peek().is_some() {
-        let name: String = chars.by_ref().take_while(|c| *c != '=').collect();
-        if chars.next() != Some('"') {
-            return Err(Error::new(format!("{name}: value is not quoted")));
+/// Reads an environment file the way systemd reads one `EnvironmentFile=`
+/// (`parse_env_file_internal()`): `#`/`;` comment lines, `KEY=VALUE` with
+/// surrounding blanks dropped, single quotes kept literally, double quotes
+/// with the escapes above, a backslash elsewhere taking the next character
+/// literally and a backslash-newline joining lines; a quote left open runs
+/// to the end of the file (as in systemd; reading each file on its own keeps
+/// it from swallowing the next one). Later assignments replace earlier ones
+/// in place. A name systemd would drop is an error naming its line: the
+/// file's author should learn of it, not lose the assignment silently.
+pub fn read(text: &str) -> Result<Vec<(String, String)>, Error> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum State {
+        PreKey,
+        Key,
+        PreValue,
+        Value,
+        ValueEscape,
+        SingleQuote,
+        DoubleQuote,
+        DoubleQuoteEscape,
+        Comment,
+        CommentEscape,
+    }
+    use State::*;
+    let newline = |c: char| c == '\n' || c == '\r';
+    let blank = |c: char| matches!(c, ' ' | '\t' | '\n' | '\r');
+
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut push = |line: usize, key: &str, value: &str| -> Result<(), Error> {
+        if !is_valid_name(key) {
+            return Err(Error::new(format!(
+                "line {line}: {:?} is not a valid environment variable name (letters, digits, '_', not starting with a digit)",
+                key.escape_debug().to_string()
+            )));
         }
-        let mut value = String::new();
-        loop {
-            match chars.next() {
-                None => return Err(Error::new(format!("{name}: unterminated value"))),
-                Some('"') => break,
-                Some('\\') => match chars.next() {
-                    Some(c @ ('\\' | '"' | '`' | '$')) => value.push(c),
-                    Some(c) => {
-                        value.push('\\');
-                        value.push(c);
+        if value.contains('\0') {
+            return Err(Error::new(format!("line {line}: the value of {key} contains a NUL byte")));
+        }
+        match out.iter_mut().find(|(k, _)| k == key) {
+            Some(slot) => slot.1 = value.to_string(),
+            None => out.push((key.to_string(), value.to_string())),
+        }
+        Ok(())
+    };
+
+    let (mut key, mut value) = (String::new(), String::new());
+    // Where trailing blanks of the key or of an unquoted value begin.
+    let (mut key_blank, mut value_blank): (Option<usize>, Option<usize>) = (None, None);
+    let (mut line, mut key_line) = (1usize, 1usize);
+    let mut state = PreKey;
+    for c in text.chars() {
+        match state {
+            PreKey => {
+                if c == '#' || c == ';' {
+                    state = Comment;
+                } else if !blank(c) {
+                    state = Key;
+                    key_line = line;
+                    key_blank = None;
+                    key.push(c);
+                }
+            }
+            Key => {
+                if newline(c) {
+                    // A line without `=` is ignored, as systemd does.
+                    state = PreKey;
+                    key.clear();
+                } else if c == '=' {
+                    state = PreValue;
+                    value_blank = None;
+                } else {
+                    if !blank(c) {
+                        key_blank = None;
+                    } else if key_blank.is_none() {
+                        key_blank = Some(key.len());
                     }
-                    None => return Err(Error::new(format!("{name}: unterminated value"))),
-                },
-                Some(c) => value.push(c),
+                    key.push(c);
+                }
+            }
+            PreValue | Value if newline(c) => {
+                if state == Value {
+                    if let Some(n) = value_blank {
+                        value.truncate(n);
+                    }
+                }
+                if let Some(n) = key_blank {
+                    key.truncate(n);
+                }
+                push(key_line, &key, &value)?;
+                key.clear();
+                value.clear();
+                state = PreKey;
+            }
+            PreValue => match c {
+                '\'' => state = SingleQuote,
+                '"' => state = DoubleQuote,
+                '\\' => state = ValueEscape,
+                c if !blank(c) => {
+                    state = Value;
+                    value.push(c);
+                }
+                _ => {}
+            },
+            Value => {
+                if c == '\\' {
+                    state = ValueEscape;
+                    value_blank = None;
+                } else {
+                    if !blank(c) {
+                        value_blank = None;
+                    } else if value_blank.is_none() {
+                        value_blank = Some(value.len());
+                    }
+                    value.push(c);
+                }
+            }
+            ValueEscape => {
+                state = Value;
+                if !newline(c) {
+                    value.push(c);
+                }
+            }
+            SingleQuote => match c {
+                '\'' => state = PreValue,
+                c => value.push(c),
+            },
+            DoubleQuote => match c {
+                '"' => state = PreValue,
+                '\\' => state = DoubleQuoteEscape,
+                c => value.push(c),
+            },
+            DoubleQuoteEscape => {
+                state = DoubleQuote;
+                if matches!(c, '"' | '\\' | '`' | '$') {
+                    value.push(c);
+                } else if c != '\n' {
+                    value.push('\\');
+                    value.push(c);
+                }
+            }
+            Comment => {
+                if c == '\\' {
+                    state = CommentEscape;
+                } else if newline(c) {
+                    state = PreKey;
+                }
+            }
+            CommentEscape => state = if newline(c) { PreKey } else { Comment },
+        }
+        if c == '\n' {
+            line += 1;
+        }
+    }
+    if !matches!(state, PreKey | Key | Comment | CommentEscape) {
+        if state == Value {
+            if let Some(n) = value_blank {
+                value.truncate(n);
             }
         }
-        if chars.next() != Some('\n') {
-            return Err(Error::new(format!("{name}: no line break after the value")));
+        if let Some(n) = key_blank {
+            key.truncate(n);
         }
-        out.push((name, value));
+        push(key_line, &key, &value)?;
     }
     Ok(out)
 }

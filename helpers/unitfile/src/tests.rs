@@ -319,7 +319,7 @@ fn environment_files_read_back_exactly() {
     for value in values {
         let text = envfile::render(&[("V", value.as_str()), ("W", "1")]).unwrap();
         assert_eq!(
-            envfile::parse(&text).unwrap(),
+            envfile::read(&text).unwrap(),
             [("V".to_string(), value.clone()), ("W".into(), "1".into())]
         );
     }
@@ -329,4 +329,45 @@ fn environment_files_read_back_exactly() {
         envfile::render(&[("Q", "say \"hi\" $USER `x` \\n"), ("ML", "a\nb")]).unwrap(),
         "Q=\"say \\\"hi\\\" \\$USER \\`x\\` \\\\n\"\nML=\"a\nb\"\n"
     );
+}
+
+/// `envfile::read` against the cases systemd's own test-env-file.c checks,
+/// and the rules around them (quotes, escapes, comments, later wins).
+#[test]
+fn environment_files_are_read_as_systemd_reads_them() {
+    let pairs = |text: &str| -> Vec<(String, String)> { envfile::read(text).unwrap() };
+    let p = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+        list.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    };
+    // Backslash-newline joins lines; a line without `=` is dropped; a
+    // trailing escaped blank is kept; a backslash at the end of the file
+    // is dropped.
+    assert_eq!(
+        pairs("a=a\nb=b\\\nc\nd=d\\\ne\\\nf\ng=g\\ \nh=h\ni=i\\"),
+        p(&[("a", "a"), ("b", "bc"), ("d", "def"), ("g", "g "), ("h", "h"), ("i", "i")])
+    );
+    assert_eq!(pairs("a=a\\\n"), p(&[("a", "a")]));
+    // Comments, blank lines, quoted values with blanks inside.
+    assert_eq!(
+        pairs("# Generated\n\nHW=\"coretemp f71882fg\"\n\n; old style\nM0=coretemp\nM1=f71882fg"),
+        p(&[("HW", "coretemp f71882fg"), ("M0", "coretemp"), ("M1", "f71882fg")])
+    );
+    // A comment ending in a backslash no longer continues (systemd >= 254).
+    assert_eq!(pairs("#A=1 \\\n#B\nnormal=line"), p(&[("normal", "line")]));
+    assert_eq!(pairs("a=\nb="), p(&[("a", ""), ("b", "")]));
+    // Blanks around key and unquoted value go; quotes concatenate; single
+    // quotes are literal; double quotes unescape only \\ \" ` $.
+    assert_eq!(
+        pairs("  K  =  v w  \nQ='a\\b $x'\"c\\$d\\n\"e\nML=\"1\n2\"\n"),
+        p(&[("K", "v w"), ("Q", "a\\b $xc$d\\ne"), ("ML", "1\n2")])
+    );
+    // Later assignments replace earlier ones, in place.
+    assert_eq!(pairs("A=1\nB=2\nA=3\n"), p(&[("A", "3"), ("B", "2")]));
+    // A quote left open runs to the end of this file only.
+    assert_eq!(pairs("A=\"open\nB=2\n"), p(&[("A", "open\nB=2\n")]));
+    // Names systemd would drop are errors naming the line.
+    let e = envfile::read("A=1\nexport B=2\n").unwrap_err().to_string();
+    assert!(e.starts_with("line 2: ") && e.contains("export B"), "{e}");
+    assert!(envfile::read("1X=1").is_err());
+    assert!(envfile::read("X=a\0b").is_err());
 }
