@@ -159,6 +159,33 @@ fn import_unit(d: &Descriptor) -> Result<String, Error> {
     Ok(unit.render())
 }
 
+/// What the import keeps of root's capabilities: unpacking layers as they
+/// are (owners, modes with setuid bits, device nodes, file capabilities,
+/// `trusted.*` xattrs), and systemd-nspawn for a base's systemd install
+/// (namespaces and mounts, the ids and the capability set it hands the
+/// package manager, rlimits, signals). Not the clock, modules, raw I/O,
+/// the network's configuration, BPF, MAC policy, audit reading, immutable
+/// flags, locked memory or reboot.
+const IMPORT_CAPABILITIES: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_IPC_OWNER",
+    "CAP_KILL",
+    "CAP_MKNOD",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SETFCAP",
+    "CAP_SETGID",
+    "CAP_SETPCAP",
+    "CAP_SETUID",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_RESOURCE",
+    "CAP_AUDIT_WRITE",
+];
+
 /// The import parses registry data and image files as root: everything but
 /// the store is read-only (`/run/systemd/nspawn` too, for the container a
 /// base's systemd install runs in), no new privileges, no kernel tunables,
@@ -189,6 +216,7 @@ fn sandbox_import(s: &mut sdme_unitfile::Section) -> Result<(), Error> {
         .set("LockPersonality", Value::boolean(true))
         .set("NoNewPrivileges", Value::boolean(true))
         .set("SystemCallArchitectures", word("native")?)
+        .set("CapabilityBoundingSet", Value::words(IMPORT_CAPABILITIES)?)
         .set("Delegate", Value::boolean(true));
     Ok(())
 }
