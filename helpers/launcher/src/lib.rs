@@ -346,7 +346,10 @@ mod tests {
         let g = t.path().join("g");
         std::fs::write(&f, "OPEN=\"never closed\n").unwrap();
         std::fs::write(&g, "AFTER=kept\n").unwrap();
-        let files = [f.to_str().unwrap().to_string(), g.to_str().unwrap().to_string()];
+        let files = [
+            f.to_str().unwrap().to_string(),
+            g.to_str().unwrap().to_string(),
+        ];
         let text = environment_file(&files, &[]).unwrap();
         assert_eq!(
             sdme_unitfile::envfile::read(&text).unwrap(),

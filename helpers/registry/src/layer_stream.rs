@@ -53,7 +53,7 @@ impl Limits {
     }
 
     /// Why `out` decompressed bytes from `read` compressed ones are too many, if they are.
-    fn exceeded(&self, out: u64, read: u64) -> Option<String> {
+    pub(crate) fn exceeded(&self, out: u64, read: u64) -> Option<String> {
         if out > self.max_size {
             return Some(format!(
                 "decompresses to more than the limit of {} bytes per layer",

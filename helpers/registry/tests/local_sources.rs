@@ -210,6 +210,29 @@ fn oci_archive_is_read_in_place() {
             &a,
         );
     }
+    // ... bounded as layers are: a small compressed archive that expands
+    // past the size limit is refused while it decompresses, naming it.
+    let mut padded = std::fs::read(&archive).unwrap();
+    padded.resize(padded.len() + (8 << 20), 0);
+    let bomb = dir.path().join("bomb.tar.zst");
+    std::fs::write(&bomb, image::compress(&padded, Comp::Zstd)).unwrap();
+    assert!(std::fs::metadata(&bomb).unwrap().len() < 1 << 20);
+    let mut small = SourceOptions::new();
+    small.max_layer_size = Some(4 << 20);
+    let e = open_source(&format!("oci-archive:{}", bomb.display()), &small)
+        .err()
+        .unwrap();
+    assert_eq!(e.kind(), ErrorKind::Integrity, "{e}");
+    assert!(
+        e.to_string().contains("bomb.tar.zst") && e.to_string().contains("limit of 4194304 bytes"),
+        "{e}"
+    );
+    // The default limits let it through (zeros after the tar's end).
+    check(
+        &format!("oci-archive:{}:v1", bomb.display()),
+        &SourceOptions::new(),
+        &a,
+    );
     let junk = dir.path().join("junk.tar");
     std::fs::write(&junk, vec![7u8; 5000]).unwrap();
     let e = open_source(

@@ -93,7 +93,9 @@ pub fn read(text: &str) -> Result<Vec<(String, String)>, Error> {
             )));
         }
         if value.contains('\0') {
-            return Err(Error::new(format!("line {line}: the value of {key} contains a NUL byte")));
+            return Err(Error::new(format!(
+                "line {line}: the value of {key} contains a NUL byte"
+            )));
         }
         match out.iter_mut().find(|(k, _)| k == key) {
             Some(slot) => slot.1 = value.to_string(),

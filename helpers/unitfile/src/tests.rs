@@ -337,20 +337,33 @@ fn environment_files_read_back_exactly() {
 fn environment_files_are_read_as_systemd_reads_them() {
     let pairs = |text: &str| -> Vec<(String, String)> { envfile::read(text).unwrap() };
     let p = |list: &[(&str, &str)]| -> Vec<(String, String)> {
-        list.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     };
     // Backslash-newline joins lines; a line without `=` is dropped; a
     // trailing escaped blank is kept; a backslash at the end of the file
     // is dropped.
     assert_eq!(
         pairs("a=a\nb=b\\\nc\nd=d\\\ne\\\nf\ng=g\\ \nh=h\ni=i\\"),
-        p(&[("a", "a"), ("b", "bc"), ("d", "def"), ("g", "g "), ("h", "h"), ("i", "i")])
+        p(&[
+            ("a", "a"),
+            ("b", "bc"),
+            ("d", "def"),
+            ("g", "g "),
+            ("h", "h"),
+            ("i", "i")
+        ])
     );
     assert_eq!(pairs("a=a\\\n"), p(&[("a", "a")]));
     // Comments, blank lines, quoted values with blanks inside.
     assert_eq!(
         pairs("# Generated\n\nHW=\"coretemp f71882fg\"\n\n; old style\nM0=coretemp\nM1=f71882fg"),
-        p(&[("HW", "coretemp f71882fg"), ("M0", "coretemp"), ("M1", "f71882fg")])
+        p(&[
+            ("HW", "coretemp f71882fg"),
+            ("M0", "coretemp"),
+            ("M1", "f71882fg")
+        ])
     );
     // A comment ending in a backslash no longer continues (systemd >= 254).
     assert_eq!(pairs("#A=1 \\\n#B\nnormal=line"), p(&[("normal", "line")]));

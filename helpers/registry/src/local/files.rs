@@ -1,11 +1,12 @@
 //! Reading named files from a directory, or in place from an uncompressed tar.
 
 use crate::error::{Error, ErrorKind};
+use crate::layer_stream::Limits;
 use crate::media::sniff_compression;
 use crate::Compression;
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -126,26 +127,86 @@ fn unnamed_temp_file() -> io::Result<File> {
     Ok(File::from(fd))
 }
 
-/// Decompresses a gzip or zstd archive into an unnamed temporary file.
-fn decompress_to_temp(file: File, compression: Compression, what: &str) -> Result<File, Error> {
-    let io_err = |e: io::Error| Error::new(ErrorKind::Io, format!("{what}: decompressing: {e}"));
-    let input = io::BufReader::with_capacity(crate::layer_stream::BUFFER_SIZE, file);
-    let mut out = unnamed_temp_file().map_err(io_err)?;
-    match compression {
-        Compression::Gzip => io::copy(&mut flate2::bufread::MultiGzDecoder::new(input), &mut out),
-        Compression::Zstd => io::copy(
-            &mut zstd::stream::read::Decoder::with_buffer(input).map_err(io_err)?,
-            &mut out,
-        ),
-        Compression::None => Ok(0),
+/// Counts the compressed bytes a decoder has taken.
+struct Counting<R> {
+    inner: R,
+    count: std::rc::Rc<std::cell::Cell<u64>>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.set(self.count.get() + n as u64);
+        Ok(n)
     }
-    .map_err(io_err)?;
+}
+
+/// Free space the temporary directory must keep while an archive is
+/// decompressed into it: whatever else uses /tmp must not be starved.
+const TEMP_RESERVE: u64 = 256 << 20;
+
+/// Decompresses a gzip or zstd archive into an unnamed temporary file,
+/// bounded as layers are (`limits`: total size and ratio to the compressed
+/// bytes read so far) and by the free space of the temporary directory, so
+/// that a small archive cannot fill the disk before anything is verified.
+fn decompress_to_temp(
+    file: File,
+    compression: Compression,
+    limits: &Limits,
+    what: &str,
+) -> Result<File, Error> {
+    let io_err = |e: io::Error| Error::new(ErrorKind::Io, format!("{what}: decompressing: {e}"));
+    let read = std::rc::Rc::new(std::cell::Cell::new(0u64));
+    let counted = Counting {
+        inner: file,
+        count: read.clone(),
+    };
+    let input = io::BufReader::with_capacity(crate::layer_stream::BUFFER_SIZE, counted);
+    let mut decoder: Box<dyn Read> = match compression {
+        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(input)),
+        Compression::Zstd => {
+            Box::new(zstd::stream::read::Decoder::with_buffer(input).map_err(io_err)?)
+        }
+        Compression::None => return Err(io_err(io::Error::other("not compressed"))),
+    };
+    let mut out = unnamed_temp_file().map_err(io_err)?;
+    let mut buf = vec![0u8; crate::layer_stream::BUFFER_SIZE];
+    let (mut written, mut checked_space_at) = (0u64, 0u64);
+    loop {
+        let n = match decoder.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io_err(e)),
+        };
+        written += n as u64;
+        if let Some(why) = limits.exceeded(written, read.get()) {
+            return Err(Error::new(ErrorKind::Integrity, format!("{what}: {why}")));
+        }
+        out.write_all(&buf[..n]).map_err(io_err)?;
+        if written - checked_space_at >= 64 << 20 {
+            checked_space_at = written;
+            let fs = rustix::fs::fstatvfs(&out).map_err(|e| io_err(e.into()))?;
+            let free = fs.f_bavail.saturating_mul(fs.f_frsize);
+            if free < TEMP_RESERVE {
+                return Err(Error::new(
+                    ErrorKind::Io,
+                    format!(
+                        "{what}: decompressing: the temporary directory {} has less than {} MiB free after {written} bytes; \
+                         set TMPDIR to a larger file system or import the uncompressed archive",
+                        std::env::temp_dir().display(),
+                        TEMP_RESERVE >> 20
+                    ),
+                ));
+            }
+        }
+    }
     out.seek(SeekFrom::Start(0)).map_err(io_err)?;
     Ok(out)
 }
 
 impl TarFiles {
-    pub fn index(path: &Path) -> Result<TarFiles, Error> {
+    pub fn index(path: &Path, limits: &Limits) -> Result<TarFiles, Error> {
         let what = path.display().to_string();
         let mut file = File::open(path).map_err(|e| not_found(&what, &e))?;
         let mut head = [0u8; 4];
@@ -154,7 +215,7 @@ impl TarFiles {
             .map_err(|e| not_found(&what, &e))?;
         let file = match sniff_compression(&head[..n]) {
             Compression::None => file,
-            c => decompress_to_temp(file, c, &what)?,
+            c => decompress_to_temp(file, c, limits, &what)?,
         };
         let mut archive = tar::Archive::new(io::BufReader::with_capacity(64 * 1024, &file));
         let mut entries = HashMap::new();

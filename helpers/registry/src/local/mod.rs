@@ -41,7 +41,7 @@ pub fn open_oci_archive(
     limits: Limits,
 ) -> Result<Box<dyn ImageSource>, Error> {
     let (file, tag) = split_path(spec);
-    let files = files::TarFiles::index(Path::new(file))?;
+    let files = files::TarFiles::index(Path::new(file), &limits)?;
     let fetcher = oci_layout::OciLayout::open(Box::new(files), tag, format!("oci-archive:{spec}"))?;
     Ok(Box::new(Resolver {
         fetcher,
@@ -56,7 +56,7 @@ pub fn open_docker_archive(
     limits: Limits,
 ) -> Result<Box<dyn ImageSource>, Error> {
     let (file, name) = split_path(spec);
-    let files = files::TarFiles::index(Path::new(file))?;
+    let files = files::TarFiles::index(Path::new(file), &limits)?;
     let fetcher = docker_archive::DockerArchive::open(
         Box::new(files),
         name,
