@@ -27,6 +27,15 @@ fn run(cmd: &mut Command) -> (i32, String, String) {
 
 const SECRET: &str = "hunter2-secret-argument";
 
+/// An id other than `n` that an allow list accepts (never 65534).
+fn other(n: u32) -> u32 {
+    if n + 1 == 65534 {
+        n + 2
+    } else {
+        n + 1
+    }
+}
+
 #[test]
 fn allow_lists_admit_root_listed_uids_and_groups_and_refuse_others() {
     if !running_as_root() {
@@ -79,12 +88,70 @@ fn allow_lists_admit_root_listed_uids_and_groups_and_refuse_others() {
     assert!(!log.contains("as-root"), "{log}");
 }
 
+/// A connector that host users may call listens on a second socket they
+/// can reach: both are served, with the same checks on each; a second
+/// socket without an allow list is refused at start (nothing would check
+/// its callers).
+#[test]
+fn a_second_socket_is_served_with_the_same_checks() {
+    let uid = rustix::process::getuid().as_raw();
+    let script = r#"echo "ran $*""#;
+    let argv = |allow: &[String]| -> Vec<String> {
+        let mut v: Vec<String> = allow.to_vec();
+        v.extend(["/bin/sh", "-c", script, "sh"].map(String::from));
+        v
+    };
+    let srv = Server::start_with_sockets(&argv(&[format!("--allow-uid={}", other(uid))]), &[], 1);
+    let public = srv.extra_sockets[0].clone();
+    for socket in [&srv.socket, &public] {
+        let (code, out, err) = run(&mut srv.client_at(socket, &["x"]));
+        if uid == 0 {
+            assert_eq!(
+                (code, out.as_str()),
+                (0, "ran x\n"),
+                "{}: {err}",
+                socket.display()
+            );
+        } else {
+            assert_eq!(code, 77, "{}: {err}", socket.display());
+        }
+    }
+    if running_as_root() {
+        srv.open_to_everyone();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&public, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let listed = Identity::new(other(0), other(0), &[]);
+        let stranger = Identity::new(4399, 4399, &[]);
+        let (code, out, err) = run(&mut srv.client_as_at(&public, &listed, &["y"]));
+        assert_eq!((code, out.as_str()), (0, "ran y\n"), "{err}");
+        let (code, out, _) = run(&mut srv.client_as_at(&public, &stranger, &["z"]));
+        assert_eq!((code, out.as_str()), (77, ""));
+    }
+    assert!(
+        srv.log_text().contains("on 2 socket(s)"),
+        "{}",
+        srv.log_text()
+    );
+
+    let mut srv = Server::start_with_sockets(&argv(&[]), &[], 1);
+    // systemd-socket-activate runs the server at the first connection.
+    let (code, out, _) = run(&mut srv.client(&["w"]));
+    assert_ne!((code, out.as_str()), (0, "ran w\n"));
+    let status = srv.process.wait().unwrap();
+    assert_eq!(status.code(), Some(64), "{}", srv.log_text());
+    assert!(
+        srv.log_text()
+            .contains("2 listening sockets but no --allow-uid/--allow-gid"),
+        "{}",
+        srv.log_text()
+    );
+}
+
 /// Without root: the one identity there is, against lists that do and do
 /// not name it.
 fn allow_lists_for_one_identity() {
     let uid = rustix::process::geteuid().as_raw();
     let gid = rustix::process::getegid().as_raw();
-    let other = |n: u32| if n + 1 == 65534 { n + 2 } else { n + 1 };
     for (args, allowed) in [
         (vec![format!("--allow-uid={uid}")], true),
         (
@@ -312,8 +379,10 @@ fn server_with_a_leaked_fd(script: &str) -> (tempfile::TempDir, std::path::PathB
 
 #[test]
 fn the_command_inherits_only_its_three_descriptors() {
-    // The command lists its own shell's descriptors.
-    let (tmp, socket, mut server) = server_with_a_leaked_fd(r#"ls /proc/$$/fd | sort -n"#);
+    // The command lists its own shell's descriptors (no pipeline: its
+    // pipe would be the shell's for a moment; `:` keeps the shell from
+    // exec'ing ls, whose own directory descriptor would be listed).
+    let (tmp, socket, mut server) = server_with_a_leaked_fd(r#"ls -1 /proc/$$/fd; :"#);
     let out = Command::new(CLIENT)
         .arg(format!("--socket={}", socket.display()))
         .stdin(Stdio::null())

@@ -246,9 +246,20 @@ fn connector_socket(d: &Descriptor) -> Result<String, Error> {
         // socket: `systemctl stop systemd-nspawn@NAME` keeps it stopped.
         .set("PartOf", word(&service)?);
     let socket = format!("{}/{1}/{1}.sock", paths::CONNECTORS, d.name);
-    unit.section("Socket")
-        .set("ListenStream", Value::path(&socket)?)
-        .set("SocketMode", word(paths::CONNECTOR_SOCKET_MODE)?)
+    let s = unit.section("Socket");
+    s.set("ListenStream", Value::path(&socket)?);
+    // Host users it allows reach it here, outside the private store; the
+    // server checks every caller (the launcher binds the directory in).
+    if d.container
+        .as_ref()
+        .is_some_and(|c| c.connector_access.restricted())
+    {
+        s.set(
+            "ListenStream",
+            Value::path(&sdme_launch::public_connector_socket(&d.name))?,
+        );
+    }
+    s.set("SocketMode", word(paths::CONNECTOR_SOCKET_MODE)?)
         .set("DirectoryMode", word("0755")?)
         .set("Service", word(&service)?);
     Ok(unit.render())

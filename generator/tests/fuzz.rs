@@ -250,7 +250,9 @@ fn check_file(path: &str, text: &str) {
         if key == "ListenStream" {
             // The socket path comes from the descriptor's (checked) name.
             assert!(
-                value.starts_with("/var/lib/sdme/connectors/") && !value.contains(['%', '$', ' ']),
+                (value.starts_with("/var/lib/sdme/connectors/")
+                    || value.starts_with("/run/sdme-connectors/"))
+                    && !value.contains(['%', '$', ' ']),
                 "{path}: unexpected socket {value:?}"
             );
         }

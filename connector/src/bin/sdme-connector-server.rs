@@ -22,13 +22,23 @@ fn main() -> ExitCode {
         }
     };
     // Before any thread exists: this edits the environment.
-    let listener = match activation::take_listener() {
+    let listeners = match activation::take_listeners() {
         Ok(l) => l,
         Err(e) => {
             eprintln!("sdme-connector-server: {e}");
             return ExitCode::from(exit::UNAVAILABLE as u8);
         }
     };
+    // A second socket is the one host users reach (sdme-connector(1)):
+    // without an allow list nothing would check who calls through it.
+    if listeners.len() > 1 && !opts.access.restricted() {
+        eprintln!(
+            "sdme-connector-server: {} listening sockets but no --allow-uid/--allow-gid: \
+             refusing to serve sockets whose callers nothing checks",
+            listeners.len()
+        );
+        return ExitCode::from(exit::USAGE as u8);
+    }
     let callers = if opts.access.restricted() {
         format!(
             "uid 0, uids {:?}, gids {:?}",
@@ -38,15 +48,16 @@ fn main() -> ExitCode {
         "whoever can reach the socket".into()
     };
     eprintln!(
-        "serving {:?} (idle timeout: {}; request timeout: {} s; callers: {callers}; \
+        "serving {:?} on {} socket(s) (idle timeout: {}; request timeout: {} s; callers: {callers}; \
          at most {} sessions per uid)",
         opts.entrypoint,
+        listeners.len(),
         opts.idle_timeout
             .map_or("never".into(), |t| format!("{} s", t.as_secs_f64())),
         opts.request_timeout.as_secs_f64(),
         opts.max_per_uid,
     );
-    match server::serve(listener, opts) {
+    match server::serve(listeners, opts) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("sdme-connector-server: {e}");

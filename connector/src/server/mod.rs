@@ -1,5 +1,5 @@
 //! `sdme-connector-server`: accepts connections on the socket-activated
-//! listener, one thread per connection, and exits when idle.
+//! listeners, one thread per connection, and exits when idle.
 //!
 //! Admission happens in the accepting thread, before a connection gets a
 //! thread or a byte of its request is read: the peer's credentials
@@ -59,8 +59,9 @@ impl Drop for ActiveGuard {
     }
 }
 
-/// Serves until idle for `opts.idle_timeout` (never when `None`).
-pub fn serve(listener: OwnedFd, opts: Options) -> std::io::Result<()> {
+/// Serves the (non-blocking) `listeners` until idle for
+/// `opts.idle_timeout` (never when `None`).
+pub fn serve(listeners: Vec<OwnedFd>, opts: Options) -> std::io::Result<()> {
     let opts = Arc::new(opts);
     let activity = Arc::new(Mutex::new(Activity {
         active: 0,
@@ -70,75 +71,89 @@ pub fn serve(listener: OwnedFd, opts: Options) -> std::io::Result<()> {
     let next_id = AtomicU64::new(1);
     loop {
         let wait = next_wait(&activity, opts.idle_timeout);
-        if wait == Some(Duration::ZERO) {
+        let ready = if wait == Some(Duration::ZERO) {
             // Idle long enough. A connection already queued would be lost
             // if we exited now; the service manager would restart us for it
             // anyway, but serving it here is cheaper.
-            if !readable(&listener, Some(Duration::ZERO)) {
+            let ready = readable(&listeners, Some(Duration::ZERO));
+            if ready.is_empty() {
                 eprintln!("idle: exiting (socket activation starts the server again)");
                 return Ok(());
             }
-        } else if !readable(&listener, wait) {
-            continue;
-        }
-        let conn = match rustix::net::accept_with(&listener, SocketFlags::CLOEXEC) {
-            Ok(c) => c,
-            Err(Errno::INTR | Errno::AGAIN | Errno::CONNABORTED) => continue,
-            Err(e) => {
-                // EMFILE and friends: back off instead of spinning.
-                eprintln!("accept failed: {e}");
-                std::thread::sleep(Duration::from_millis(100));
-                continue;
-            }
+            ready
+        } else {
+            readable(&listeners, wait)
         };
-        // The request deadline runs from here: the whole request must have
-        // arrived within --request-timeout of the accept.
-        let deadline = Instant::now() + opts.request_timeout;
-        let id = next_id.fetch_add(1, Ordering::Relaxed);
-        let Some(peer) = admit(id, &conn, &opts) else {
-            continue;
-        };
-        {
-            let mut a = activity.lock().unwrap_or_else(|p| p.into_inner());
-            let mine = a.per_uid.get(&peer.uid).copied().unwrap_or(0);
-            let refusal = if a.active >= MAX_ACTIVE {
-                Some(format!(
-                    "server busy: {MAX_ACTIVE} sessions already running"
-                ))
-            } else if mine >= opts.max_per_uid {
-                Some(format!(
-                    "server busy: uid {} already has {mine} sessions running (--max-per-uid={})",
-                    peer.uid, opts.max_per_uid
-                ))
-            } else {
-                None
-            };
-            if let Some(why) = refusal {
-                drop(a);
-                eprintln!("[{id}] {}: refused: {why}", peer.describe());
-                refuse(id, &conn, EXIT_BUSY, why);
-                continue;
-            }
-            a.active += 1;
-            *a.per_uid.entry(peer.uid).or_insert(0) += 1;
+        for listener in ready {
+            accept_one(listener, &opts, &activity, &next_id);
         }
-        let guard = ActiveGuard {
-            activity: Arc::clone(&activity),
-            uid: peer.uid,
-        };
-        let opts = Arc::clone(&opts);
-        let spawned = std::thread::Builder::new()
-            .name(format!("conn-{id}"))
-            .stack_size(THREAD_STACK)
-            .spawn(move || {
-                let _guard = guard;
-                session::serve_connection(id, conn, peer, deadline, &opts);
-            });
-        if let Err(e) = spawned {
-            // The closure (and with it the guard and the connection) was
-            // dropped: the count is already back.
-            eprintln!("[{id}] cannot start a thread: {e}");
+    }
+}
+
+/// Accepts one connection on `listener`, admits it and gives it a thread.
+fn accept_one(
+    listener: &OwnedFd,
+    opts: &Arc<Options>,
+    activity: &Arc<Mutex<Activity>>,
+    next_id: &AtomicU64,
+) {
+    let conn = match rustix::net::accept_with(listener, SocketFlags::CLOEXEC) {
+        Ok(c) => c,
+        Err(Errno::INTR | Errno::AGAIN | Errno::CONNABORTED) => return,
+        Err(e) => {
+            // EMFILE and friends: back off instead of spinning.
+            eprintln!("accept failed: {e}");
+            std::thread::sleep(Duration::from_millis(100));
+            return;
         }
+    };
+    // The request deadline runs from here: the whole request must have
+    // arrived within --request-timeout of the accept.
+    let deadline = Instant::now() + opts.request_timeout;
+    let id = next_id.fetch_add(1, Ordering::Relaxed);
+    let Some(peer) = admit(id, &conn, opts) else {
+        return;
+    };
+    {
+        let mut a = activity.lock().unwrap_or_else(|p| p.into_inner());
+        let mine = a.per_uid.get(&peer.uid).copied().unwrap_or(0);
+        let refusal = if a.active >= MAX_ACTIVE {
+            Some(format!(
+                "server busy: {MAX_ACTIVE} sessions already running"
+            ))
+        } else if mine >= opts.max_per_uid {
+            Some(format!(
+                "server busy: uid {} already has {mine} sessions running (--max-per-uid={})",
+                peer.uid, opts.max_per_uid
+            ))
+        } else {
+            None
+        };
+        if let Some(why) = refusal {
+            drop(a);
+            eprintln!("[{id}] {}: refused: {why}", peer.describe());
+            refuse(id, &conn, EXIT_BUSY, why);
+            return;
+        }
+        a.active += 1;
+        *a.per_uid.entry(peer.uid).or_insert(0) += 1;
+    }
+    let guard = ActiveGuard {
+        activity: Arc::clone(activity),
+        uid: peer.uid,
+    };
+    let opts = Arc::clone(opts);
+    let spawned = std::thread::Builder::new()
+        .name(format!("conn-{id}"))
+        .stack_size(THREAD_STACK)
+        .spawn(move || {
+            let _guard = guard;
+            session::serve_connection(id, conn, peer, deadline, &opts);
+        });
+    if let Err(e) = spawned {
+        // The closure (and with it the guard and the connection) was
+        // dropped: the count is already back.
+        eprintln!("[{id}] cannot start a thread: {e}");
     }
 }
 
@@ -219,11 +234,21 @@ fn next_wait(activity: &Mutex<Activity>, idle_timeout: Option<Duration>) -> Opti
     Some(timeout.saturating_sub(a.idle_since.elapsed()))
 }
 
-fn readable(listener: &OwnedFd, timeout: Option<Duration>) -> bool {
-    let mut fds = [PollFd::new(listener, PollFlags::IN)];
+/// The listeners with a connection waiting, after waiting at most `timeout`
+/// (`None` = forever) for one.
+fn readable(listeners: &[OwnedFd], timeout: Option<Duration>) -> Vec<&OwnedFd> {
+    let mut fds: Vec<PollFd> = listeners
+        .iter()
+        .map(|l| PollFd::new(l, PollFlags::IN))
+        .collect();
     let ts = timeout.and_then(|t| Timespec::try_from(t).ok());
     match poll(&mut fds, ts.as_ref()) {
-        Ok(n) => n > 0 && fds[0].revents().contains(PollFlags::IN),
-        Err(_) => false,
+        Ok(n) if n > 0 => fds
+            .iter()
+            .zip(listeners)
+            .filter(|(p, _)| p.revents().contains(PollFlags::IN))
+            .map(|(_, l)| l)
+            .collect(),
+        _ => Vec::new(),
     }
 }

@@ -22,6 +22,8 @@ pub struct Server {
     /// The connector directory: `svc.sock` and the client symlink `cmd`.
     pub dir: PathBuf,
     pub socket: PathBuf,
+    /// Further listening sockets (`public-N.sock` beside the directory).
+    pub extra_sockets: Vec<PathBuf>,
     /// The server's working directory (what commands must see as cwd).
     pub workdir: PathBuf,
     pub log: PathBuf,
@@ -38,6 +40,16 @@ impl Server {
     }
 
     pub fn start(server_argv: &[String], env: &[(&str, &str)]) -> Server {
+        Server::start_with_sockets(server_argv, env, 0)
+    }
+
+    /// Like [`Server::start`], with `extra` more listening sockets, passed
+    /// after the connector directory's own (LISTEN_FDS=1+extra).
+    pub fn start_with_sockets(
+        server_argv: &[String],
+        env: &[(&str, &str)],
+        extra: usize,
+    ) -> Server {
         let tmp = tempfile::tempdir().unwrap();
         let base = tmp.path().canonicalize().unwrap();
         let dir = base.join("connectors/svc");
@@ -47,8 +59,14 @@ impl Server {
         symlink(CLIENT, dir.join("cmd")).unwrap();
         let socket = dir.join("svc.sock");
         let log = base.join("server.log");
+        let extra_sockets: Vec<PathBuf> = (0..extra)
+            .map(|n| base.join(format!("public-{n}.sock")))
+            .collect();
         let mut cmd = Command::new("systemd-socket-activate");
         cmd.arg("-l").arg(&socket);
+        for s in &extra_sockets {
+            cmd.arg("-l").arg(s);
+        }
         for (k, v) in env {
             cmd.arg("-E").arg(format!("{k}={v}"));
         }
@@ -65,7 +83,7 @@ impl Server {
         // The socket file appears at bind(), before listen(): wait for the
         // tool's own "Listening on" line instead, or a connect may be refused.
         wait_for(
-            || fs::read_to_string(&log).is_ok_and(|l| l.contains("Listening on")),
+            || fs::read_to_string(&log).is_ok_and(|l| l.matches("Listening on").count() > extra),
             Duration::from_secs(10),
             "the listening socket",
         );
@@ -73,6 +91,7 @@ impl Server {
             tmp,
             dir,
             socket,
+            extra_sockets,
             workdir,
             log,
             process,
@@ -81,8 +100,13 @@ impl Server {
 
     /// A client command talking to this server (explicit mode).
     pub fn client(&self, args: &[&str]) -> Command {
+        self.client_at(&self.socket, args)
+    }
+
+    /// A client command talking to this server through `socket`.
+    pub fn client_at(&self, socket: &Path, args: &[&str]) -> Command {
         let mut c = Command::new(CLIENT);
-        c.arg(format!("--socket={}", self.socket.display()))
+        c.arg(format!("--socket={}", socket.display()))
             .arg("--")
             .args(args);
         // The test runner may have been started with signals ignored (by
@@ -117,7 +141,12 @@ impl Server {
     /// A client command run with other credentials (needs root): uid, gid
     /// and supplementary groups as given.
     pub fn client_as(&self, id: &Identity, args: &[&str]) -> Command {
-        let mut c = self.client(args);
+        self.client_as_at(&self.socket, id, args)
+    }
+
+    /// [`Server::client_as`] through `socket`.
+    pub fn client_as_at(&self, socket: &Path, id: &Identity, args: &[&str]) -> Command {
+        let mut c = self.client_at(socket, args);
         let id = id.clone();
         // SAFETY: only raw system calls between fork and exec (the group
         // list is allocated before the fork).

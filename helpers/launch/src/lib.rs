@@ -67,6 +67,31 @@ pub struct ConnectorAccess {
     pub environment_files: bool,
 }
 
+impl ConnectorAccess {
+    /// Whether the server checks its callers; only then does the connector
+    /// also listen where host users can reach it ([`public_connector_socket`]).
+    pub fn restricted(&self) -> bool {
+        !self.allow_uids.is_empty() || !self.allow_gids.is_empty()
+    }
+}
+
+/// Where host users reach connectors that check their callers: outside the
+/// private store (whose root is 0700), one directory per connector, bound
+/// into the server's container at the same path so that its socket unit
+/// listens there too. The generator's on-demand socket and the launcher
+/// both use it.
+pub const PUBLIC_CONNECTORS: &str = "/run/sdme-connectors";
+
+/// `/run/sdme-connectors/NAME`.
+pub fn public_connector_dir(name: &str) -> String {
+    format!("{PUBLIC_CONNECTORS}/{name}")
+}
+
+/// `/run/sdme-connectors/NAME/NAME.sock`.
+pub fn public_connector_socket(name: &str) -> String {
+    format!("{PUBLIC_CONNECTORS}/{name}/{name}.sock")
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Launch {
     pub machine: String,

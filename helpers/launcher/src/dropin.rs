@@ -38,7 +38,7 @@ fn any_override(o: &Options) -> bool {
 }
 
 fn restricts_callers(o: &Options) -> bool {
-    !o.connector.allow_uids.is_empty() || !o.connector.allow_gids.is_empty()
+    o.connector.restricted()
 }
 
 pub fn build(
@@ -142,6 +142,16 @@ pub fn build(
         app.section("Service")
             .set("ExecStart", Value::reset())
             .set("ExecStart", Value::command(&argv).map_err(unit_err)?);
+    }
+    if restricts_callers(o) {
+        // The second socket, for host users (the launcher binds its
+        // directory): the server gets both and checks every caller.
+        let mut socket = dropin();
+        socket.section("Socket").set(
+            "ListenStream",
+            Value::path(&sdme_launch::public_connector_socket(&o.image)).map_err(unit_err)?,
+        );
+        push(&mut out, units::APP_SOCKET, &socket);
     }
     if let Some(r) = &o.restart {
         app.section("Service")
@@ -375,6 +385,23 @@ mod tests {
             ),
             "{}",
             d.units[0].text
+        );
+        // ... and its socket also listens where host users reach it.
+        let socket = d
+            .units
+            .iter()
+            .find(|u| u.unit == units::APP_SOCKET)
+            .unwrap();
+        assert_eq!(
+            socket
+                .text
+                .lines()
+                .filter(|l| !l.starts_with('#'))
+                .collect::<Vec<_>>(),
+            [
+                "[Socket]",
+                &format!("ListenStream=/run/sdme-connectors/{0}/{0}.sock", o.image)
+            ]
         );
         // Without a list the image's own unit stays as it is.
         let mut o = opts();

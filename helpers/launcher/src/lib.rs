@@ -203,6 +203,37 @@ pub fn prepare(o: &Options) -> Result<Vec<OsString>, String> {
         args.push(format!("--bind-ro={}:/run/sdme/environment", path.display()).into());
     }
 
+    // A connector that checks its callers also listens where host users
+    // can reach it (sdme-connector(1)): a directory of its own outside the
+    // private store, bound at the same path into the container, whose
+    // socket unit gets a second ListenStream= (dropin.rs).
+    if record.kind == Kind::Connector {
+        let public = match &o.runtime_dir {
+            Some(r) => PathBuf::from(format!("{r}.public")),
+            None => PathBuf::from(sdme_launch::public_connector_dir(&o.image)),
+        };
+        if o.connector.restricted() {
+            if let Some(parent) = public.parent() {
+                mkdir(parent, 0o755)?;
+            }
+            mkdir(&public, 0o755)?;
+            let host = public
+                .to_str()
+                .ok_or("connector directory path is not UTF-8")?;
+            args.push(
+                format!(
+                    "--bind={}:{}",
+                    bind_escape(host),
+                    sdme_launch::public_connector_dir(&o.image)
+                )
+                .into(),
+            );
+        } else {
+            // Left by a start that allowed host users: nothing listens there now.
+            sdme_store::remove_tree(&public)?;
+        }
+    }
+
     let dropins = dropin::build(o, &record, app_view.as_ref().map(|(v, _)| v))?;
     for d in &dropins.units {
         let dir = runtime.join("units").join(format!("{}.d", d.unit));

@@ -1,6 +1,8 @@
 # E13: hostile neighbours. An unprivileged host user tries the store (stat
 # a layer, run a setuid binary from it, list containers' writable layers),
-# a connector socket and a container's secrets file: all refused. In a
+# a connector socket and a container's secrets file: all refused; through
+# the connector's public socket (/run/sdme-connectors, it allows host uid
+# 2345) that user is served and another is refused by the server. In a
 # client container, root and the uid the descriptor allows are served by
 # the connector, another uid is refused; the connector's commands get the
 # descriptor's Environment= but not its EnvironmentFile= secrets; a volume
@@ -30,7 +32,7 @@ StartOnDemand=no
 Entrypoint=/usr/bin/env
 Environment=PUBLIC=visible
 EnvironmentFile=/etc/sdme/web.env
-ConnectorAllowUID=1234
+ConnectorAllowUID=1234 2345
 EOD
 descriptor cli <<EOD
 [Image]
@@ -68,6 +70,23 @@ if [ "$rc" != 0 ] && [[ $out != *PUBLIC=visible* ]]; then
 	pass "the user cannot call the connector (exit $rc)"
 else
 	fail "the user called the connector: exit $rc, output: $out"
+fi
+pub=/run/sdme-connectors/web/web.sock
+check "the container bound its public socket too ($pub)" wait_for 30 test -S "$pub"
+out=$(as_user /usr/libexec/sdme/sdme-connector-client --socket="$pub" 2>&1 </dev/null)
+rc=$?
+if [ "$rc" = 0 ] && [[ $out == *PUBLIC=visible* ]]; then
+	pass "the user (uid 2345, allowed) is served through $pub"
+else
+	fail "uid 2345 through $pub: exit $rc, output: $out"
+fi
+require "create a second host user" useradd -M -u 3456 -s /bin/sh e2e-other
+out=$(runuser -u e2e-other -- /usr/libexec/sdme/sdme-connector-client --socket="$pub" 2>&1 </dev/null)
+rc=$?
+if [ "$rc" = 77 ] && [[ $out != *PUBLIC=visible* ]]; then
+	pass "another host user (uid 3456) is refused there (exit 77)"
+else
+	fail "uid 3456 through $pub: exit $rc (expected 77), output: $out"
 fi
 # cli (an application) gets the secret; web (a connector) leaves it out.
 envfile=/run/sdme-containers/cli/environment

@@ -5,7 +5,10 @@
 # whose systemd adopts the passed socket, and output and exit codes arrive.
 # Then: stopping the container stops its socket (exit 69), a direct start
 # brings both back, and a container powered off from inside is booted again
-# by the next call. The connector is also called from the host.
+# by the next call. The connector is also called from the host, and (web
+# allows uid 2345) by a host user through its second socket in
+# /run/sdme-connectors, which the host socket unit passes on too; another
+# host user is refused there by the server.
 # After a reboot of the host: the socket listens from boot on and the first
 # call boots "web"; "web2" ([Install] WantedBy=machines.target) is started
 # at boot and takes over its host socket too.
@@ -56,6 +59,7 @@ Mode=connector
 
 [Container]
 Network=private
+ConnectorAllowUID=2345
 EOD
 descriptor web2 <<EOD
 [Image]
@@ -93,6 +97,10 @@ check "nspawn@cli wants the socket, not the server container" bash -c \
 step "start sockets.target (as at boot)" systemctl start sockets.target
 check "sdme-connector@web.socket is listening" systemctl is-active sdme-connector@web.socket
 check "the host socket exists at $sock" test -S "$sock"
+pub=/run/sdme-connectors/web/web.sock
+check "with ConnectorAllowUID= it also listens at $pub, reachable by host users" sh -c \
+	"test -S '$pub' && test \"\$(stat -c %a /run/sdme-connectors /run/sdme-connectors/web)\" = '755
+755'"
 ino0=$(stat -c %i "$sock" 2>/dev/null)
 require "systemctl start systemd-nspawn@cli" timeout 250 systemctl start systemd-nspawn@cli
 check "starting the client did not start the server container" sh -c '! systemctl is-active -q systemd-nspawn@web'
@@ -136,6 +144,28 @@ else
 	fail "nginx -t -c /nonexistent.conf: exit $rc (expected 1), stderr: $err"
 fi
 check "the host calls the connector through /var/lib/sdme/connectors/web" hostcall web
+listens_pub() { in_machine web systemctl show -P Listen sdme-oci-app.socket | grep -q "$pub"; }
+check "inside, sdme-oci-app.socket also listens on the passed public socket" listens_pub
+require "create two host users" sh -c 'useradd -M -u 2345 e2e-allowed && useradd -M -u 3456 e2e-other'
+# pubcall USER: nginx -v through the public socket as USER; sets $rc, $out.
+pubcall() {
+	out=$(timeout 60 runuser -u "$1" -- /usr/libexec/sdme/sdme-connector-client --socket="$pub" -- -v 2>&1 </dev/null)
+	rc=$?
+}
+pubcall e2e-allowed
+if [ "$rc" = 0 ] && [[ $out == *"nginx version"* ]]; then
+	pass "the allowed host user (uid 2345) is served through $pub"
+else
+	fail "uid 2345 through $pub: exit $rc, output: $out"
+fi
+pubcall e2e-other
+if [ "$rc" = 77 ] && [[ $out == *"permission denied"* ]] && [[ $out != *"nginx version"* ]]; then
+	pass "another host user (uid 3456) is refused there (exit 77)"
+else
+	fail "uid 3456 through $pub: exit $rc (expected 77), output: $out"
+fi
+check "that user cannot reach the store's socket at all" sh -c \
+	"! runuser -u e2e-other -- test -e '$sock'"
 
 step "stop the server container" systemctl stop systemd-nspawn@web
 check "stopping the container stopped its socket (PartOf=)" sh -c '! systemctl is-active -q sdme-connector@web.socket'
