@@ -217,6 +217,9 @@ pub fn prepare(o: &Options) -> Result<Vec<OsString>, String> {
                 mkdir(parent, 0o755)?;
             }
             mkdir(&public, 0o755)?;
+            if o.runtime_dir.is_none() {
+                refuse_suid_or_devices(&public)?;
+            }
             let host = public
                 .to_str()
                 .ok_or("connector directory path is not UTF-8")?;
@@ -268,6 +271,25 @@ pub fn prepare(o: &Options) -> Result<Vec<OsString>, String> {
 
     args.extend(o.nspawn_args.iter().map(OsString::from));
     Ok(args)
+}
+
+/// The server's container writes the public connector directory, and every
+/// host user can reach it: what its root leaves there must not run setuid
+/// or open devices for them. /run is mounted nosuid,nodev by systemd; a
+/// host where it is not gets an error, not a way up.
+fn refuse_suid_or_devices(dir: &Path) -> Result<(), String> {
+    use rustix::fs::StatVfsMountFlags as F;
+    let fs = rustix::fs::statvfs(dir).map_err(|e| err(dir, e))?;
+    if fs.f_flag.contains(F::NOSUID) && fs.f_flag.contains(F::NODEV) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}: the file system is not mounted nosuid,nodev; host users reach this connector \
+             directory and the container writes it, so it is not used (mount /run nosuid,nodev, \
+             as systemd does)",
+            dir.display()
+        ))
+    }
 }
 
 /// `containers/NAME/generations`: the generations this start uses, one a
