@@ -2,7 +2,8 @@
 //! image generations, containers' writable layers, volumes, connector
 //! directories), the image records, the image configuration as sdme keeps
 //! it (checked at its one boundary, [`runconfig`]), the merged read-only view
-//! of a stack of layers, the store lock and gc.
+//! of a stack of layers, the store lock, gc and containers' user-namespace
+//! ranges ([`userns`]).
 //!
 //! It may call `sdme-unitfile` (one name rule); it must never fetch, unpack
 //! or run anything, and writes only below the store root it is given.
@@ -13,6 +14,7 @@ mod layout;
 pub mod merged;
 pub mod record;
 pub mod runconfig;
+pub mod userns;
 
 pub use kind::Kind;
 pub use layout::*;

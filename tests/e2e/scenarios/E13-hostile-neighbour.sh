@@ -92,7 +92,7 @@ fi
 envfile=/run/sdme-containers/cli/environment
 check "cli's environment file exists, mode 0600 in a 0700 directory" \
 	test "$(stat -c %a "$envfile" 2>/dev/null) $(stat -c %a /run/sdme-containers/cli 2>/dev/null)" = "600 700"
-check "it holds the secret (for root)" grep -q "SECRET=$secret" "$envfile"
+check "it holds the secret (for root)" grep -qx "SECRET=\"$secret\"" "$envfile"
 check "the user cannot read it" sh -c "! runuser -u e2e-user -- cat '$envfile' >/dev/null 2>&1"
 check "the connector's environment file has Environment= but not the secret" sh -c \
 	"grep -q 'PUBLIC=.visible.' /run/sdme-containers/web/environment && ! grep -q SECRET /run/sdme-containers/web/environment"
