@@ -19,6 +19,7 @@ mod manifest;
 mod media;
 mod platform;
 pub mod reference;
+pub mod registries_conf;
 mod registry;
 mod resolve;
 
