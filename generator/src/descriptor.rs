@@ -27,6 +27,16 @@ pub struct ImageSection {
     pub auth_file: Option<String>,
     pub cert_dir: Option<String>,
     pub timeout: Option<Timespan>,
+    pub registries_conf: Option<RegistriesConf>,
+    pub retries: Option<u32>,
+}
+
+/// Which containers-registries.conf(5) files the import reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistriesConf {
+    System,
+    Off,
+    File(String),
 }
 
 impl ImageSection {

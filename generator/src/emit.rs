@@ -2,7 +2,7 @@
 //! generator writes (see HACKING.md, "Generator → import unit" and
 //! "Generator → container unit").
 
-use crate::descriptor::{ContainerSection, Descriptor, Network};
+use crate::descriptor::{ContainerSection, Descriptor, Network, RegistriesConf};
 use crate::paths;
 use crate::values::{format_seconds, format_timespan};
 use sdme_launch::Launch;
@@ -139,8 +139,19 @@ fn import_unit(d: &Descriptor) -> Result<String, Error> {
     if let Some(platform) = &image.platform {
         argv.push(format!("--platform={platform}"));
     }
-    if image.tls_verify == Some(false) {
-        argv.push("--tls-verify=no".to_string());
+    // Said either way, it is passed: an explicit yes also overrides registries.conf's `insecure`.
+    match image.tls_verify {
+        Some(false) => argv.push("--tls-verify=no".to_string()),
+        Some(true) => argv.push("--tls-verify=yes".to_string()),
+        None => {}
+    }
+    match &image.registries_conf {
+        Some(RegistriesConf::Off) => argv.push("--registries-conf=no".to_string()),
+        Some(RegistriesConf::File(file)) => argv.push(format!("--registries-conf={file}")),
+        Some(RegistriesConf::System) | None => {}
+    }
+    if let Some(n) = image.retries {
+        argv.push(format!("--retries={n}"));
     }
     if let Some(dir) = &image.cert_dir {
         argv.push(format!("--cert-dir={dir}"));

@@ -51,6 +51,17 @@ fn path(v: &str) -> Result<String, String> {
     check_absolute_path(v).map(|()| v.to_string())
 }
 
+/// `RegistriesConf=`: `yes` (the system's files), `no`, or one absolute file.
+fn registries_conf(v: &str) -> Result<RegistriesConf, String> {
+    match parse_bool(v) {
+        Ok(true) => Ok(RegistriesConf::System),
+        Ok(false) => Ok(RegistriesConf::Off),
+        Err(_) => path(v)
+            .map(RegistriesConf::File)
+            .map_err(|e| format!("expected yes, no or an absolute path: {e}")),
+    }
+}
+
 fn machine(v: &str) -> Result<String, String> {
     check_machine_name(v).map(|()| v.to_string())
 }
@@ -89,6 +100,11 @@ pub fn assign_image(
         "AuthFile" => scalar(&mut image.auth_file, value, path),
         "CertDir" => scalar(&mut image.cert_dir, value, path),
         "ImportTimeoutSec" => scalar(&mut image.timeout, value, parse_timespan),
+        "RegistriesConf" => scalar(&mut image.registries_conf, value, registries_conf),
+        "Retries" => scalar(&mut image.retries, value, |v| match v.parse::<u32>() {
+            Ok(n) if n <= 100 && v.chars().all(|c| c.is_ascii_digit()) => Ok(n),
+            _ => Err(format!("{v:?} is not a number from 0 to 100")),
+        }),
         _ => Err(unknown_key("Image", IMAGE_KEYS)),
     }
 }
@@ -103,6 +119,8 @@ const IMAGE_KEYS: &[&str] = &[
     "AuthFile",
     "CertDir",
     "ImportTimeoutSec",
+    "RegistriesConf",
+    "Retries",
 ];
 
 const CONTAINER_KEYS: &[&str] = &[

@@ -57,6 +57,18 @@ push "oci:$L:multiarch" "docker://$plain/sdme/multiarch:1" "${http_push[@]}" --a
 push "oci:$L:big" "docker://$plain/sdme/big:1" "${http_push[@]}"
 push "oci:$L:busybox" "docker://$tls/sdme/busybox:tls" "${tls_push[@]}"
 push "oci:$L:multi" "docker://$auth/private/multi:1" "${auth_push[@]}"
+# Mirrors (registries.conf): an origin and a pull-through mirror serving it
+# under a namespace; the origin is stopped before the cases run.
+origin=$(registry_start "$work/reg-origin")
+mirror=$(registry_start "$work/reg-mirror")
+push "oci:$L:busybox" "docker://$origin/sdme/mirrored:1" "${http_push[@]}"
+push "oci:$L:busybox" "docker://$mirror/cache/sdme/mirrored:1" "${http_push[@]}"
+nothing=127.0.0.1:$(registry_free_port)
+# TLS verification stays on in these cases: only registries.conf's insecure allows plain http.
+printf '[[registry]]\nlocation = "%s"\ninsecure = true\n[[registry.mirror]]\nlocation = "%s/cache"\ninsecure = true\n' \
+	"$origin" "$mirror" >"$work/mirror-serves.conf"
+printf '[[registry]]\nlocation = "%s"\ninsecure = true\n[[registry.mirror]]\nlocation = "%s/cache"\ninsecure = true\n' \
+	"$plain" "$nothing" >"$work/mirror-down.conf"
 (cd "$L" && tar -cf "$work/layout.tar" .)
 push "oci:$L:multi" "docker-archive:$work/multi-docker.tar:sdme/multi:1"
 echo "registry tier: fixtures built and pushed in $((SECONDS - t0)) s" >&2
@@ -71,11 +83,12 @@ case_line() { # NAME SOURCE PLATFORM TLS_VERIFY CERT_DIR AUTHFILE EXPECT_ERROR I
 		skopeo inspect --raw "$@" "$ref" >"$work/raw"
 		skopeo inspect --config --raw "$@" "$ref" >"$work/config"
 	fi
-	RAW=$work/raw CONFIG=$work/config python3 - "$name" "$source" "$platform" "$verify" "$certdir" "$authfile" "$experr" >>"$cases" <<'PY'
+	RAW=$work/raw CONFIG=$work/config REGCONF=${REGCONF:-} EXPMSG=${EXPMSG:-} python3 - "$name" "$source" "$platform" "$verify" "$certdir" "$authfile" "$experr" >>"$cases" <<'PY'
 import hashlib, json, os, sys
 name, source, platform, verify, certdir, authfile, experr = sys.argv[1:]
 case = {"name": name, "source": source, "platform": platform or None, "tls_verify": verify == "yes",
-        "cert_dir": certdir or None, "authfile": authfile or None, "expect_error": experr or None}
+        "cert_dir": certdir or None, "authfile": authfile or None, "expect_error": experr or None,
+        "registries_conf": os.environ["REGCONF"] or None, "expect_message": os.environ["EXPMSG"] or None}
 raw, config = open(os.environ["RAW"], "rb").read(), open(os.environ["CONFIG"], "rb").read()
 if raw:
     m = json.loads(raw)
@@ -116,11 +129,25 @@ gzip -c "$work/multi-docker.tar" >"$work/multi-docker.tar.gz"
 case_line docker-archive-gzip "docker-archive:$work/multi-docker.tar.gz" "" yes "" "" "" ""
 # Refusals.
 case_line https-unknown-ca "$tls/sdme/busybox:tls" "" yes "" "" Io ""
-case_line http-with-tls-verify "$plain/sdme/busybox:1" "" yes "" "" Io ""
+EXPMSG="cannot reach registry $plain: TLS handshake failed: the server does not speak TLS (if it serves plain http" \
+	case_line http-with-tls-verify "$plain/sdme/busybox:1" "" yes "" "" Io ""
 case_line auth-wrong-password "$auth/private/multi:1" "" yes "$work/certs.d" "$work/auth-wrong.json" Unauthorized ""
 echo '{}' >"$work/empty.json"
 case_line auth-missing "$auth/private/multi:1" "" yes "$work/certs.d" "$work/empty.json" Unauthorized ""
 case_line unknown-tag "$plain/sdme/busybox:nope" "" no "" "" NotFound ""
+
+# The mirror serves, the origin is down (stopped below, before the cases run).
+REGCONF=$work/mirror-serves.conf case_line mirror-serves-origin-down "$origin/sdme/mirrored:1" "" yes "" "" "" "docker://$origin/sdme/mirrored:1" "${H[@]}"
+# The mirror is down (nothing listens), the origin serves.
+REGCONF=$work/mirror-down.conf case_line mirror-down-origin-serves "$plain/sdme/busybox:1" "" yes "" "" "" "docker://$plain/sdme/busybox:1" "${H[@]}"
+# Both fail: the error lists the mirror, then the origin.
+REGCONF=$work/mirror-serves.conf EXPMSG="$origin/sdme/nosuch:1: no source could serve it: mirror $mirror/cache/sdme/nosuch:1: not found: registry $mirror has no manifest \"1\" (HTTP 404); $origin/sdme/nosuch:1: cannot reach registry $origin: connection refused" \
+	case_line mirror-and-origin-fail "$origin/sdme/nosuch:1" "" yes "" "" Io ""
+registry_stop "$work/reg-origin"
+if curl -s -o /dev/null "http://$origin/v2/"; then
+	echo "registry tier: the origin registry $origin still answers after being stopped" >&2
+	exit 1
+fi
 
 # The fixtures must really cover what they claim (skopeo may silently reuse blobs).
 grep '"name": "zstd"' "$cases" | grep -q 'tar+zstd' || { echo "registry tier: the zstd image has no zstd layer" >&2; exit 1; }

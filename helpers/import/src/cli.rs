@@ -2,7 +2,7 @@
 
 use crate::classify::Mode;
 use crate::importer::{pull, PullPolicy, PullRequest};
-use sdme_registry::{Platform, SourceOptions};
+use sdme_registry::{Notice, Platform, RegistriesConfFiles, SourceOptions};
 use sdme_store::{Store, DEFAULT_STORE};
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -13,6 +13,49 @@ fn yes_no(name: &str, v: &str) -> Result<bool, String> {
         "no" | "false" | "0" | "off" => Ok(false),
         _ => Err(format!("invalid {name}={v:?}: expected yes or no")),
     }
+}
+
+/// `--tls-verify=BOOL`: either way it is explicit, so a yes also overrides
+/// registries.conf's `insecure = true` (as podman's flag does).
+pub fn set_tls_verify(opts: &mut SourceOptions, v: &str) -> Result<(), String> {
+    opts.tls_verify = yes_no("--tls-verify", v)?;
+    opts.tls_verify_pinned = true;
+    Ok(())
+}
+
+/// `--registries-conf=yes|no|FILE`.
+pub fn set_registries_conf(opts: &mut SourceOptions, v: &str) -> Result<(), String> {
+    opts.registries_conf = match yes_no("--registries-conf", v) {
+        Ok(true) => RegistriesConfFiles::System,
+        Ok(false) => RegistriesConfFiles::Off,
+        Err(_) if v.starts_with('/') => RegistriesConfFiles::File(PathBuf::from(v)),
+        Err(_) => {
+            return Err(format!(
+                "invalid --registries-conf={v:?}: expected yes, no or an absolute path"
+            ))
+        }
+    };
+    Ok(())
+}
+
+/// `--retries=N`: retries of one request after a transport error, 429 or 5xx.
+pub fn set_retries(opts: &mut SourceOptions, v: &str) -> Result<(), String> {
+    match v.parse::<u32>() {
+        Ok(n) if n <= 100 && v.bytes().all(|b| b.is_ascii_digit()) => {
+            opts.retries = Some(n);
+            Ok(())
+        }
+        _ => Err(format!(
+            "invalid --retries={v:?}: expected a number from 0 to 100"
+        )),
+    }
+}
+
+/// Retries and abandoned mirrors, told on stderr (the journal under systemd).
+pub fn stderr_notice() -> Notice {
+    Notice(std::sync::Arc::new(|line: &str| {
+        eprintln!("sdme-import: {line}")
+    }))
 }
 
 fn string(v: OsString, name: &str) -> Result<String, String> {
@@ -29,6 +72,7 @@ pub fn main(args: Vec<OsString>) -> Result<(), String> {
     let mut policy = "missing".to_string();
     let mut store = PathBuf::from(DEFAULT_STORE);
     let mut opts = SourceOptions::new();
+    opts.notice = Some(stderr_notice());
     let mut source = None;
     while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
         match arg {
@@ -53,12 +97,21 @@ pub fn main(args: Vec<OsString>) -> Result<(), String> {
                 let p = string(parser.value().map_err(|e| e.to_string())?, "--platform")?;
                 opts.platform = Some(Platform::parse(&p).map_err(|e| e.to_string())?);
             }
-            Long("tls-verify") => {
-                opts.tls_verify = yes_no(
-                    "--tls-verify",
-                    &string(parser.value().map_err(|e| e.to_string())?, "--tls-verify")?,
-                )?
-            }
+            Long("tls-verify") => set_tls_verify(
+                &mut opts,
+                &string(parser.value().map_err(|e| e.to_string())?, "--tls-verify")?,
+            )?,
+            Long("registries-conf") => set_registries_conf(
+                &mut opts,
+                &string(
+                    parser.value().map_err(|e| e.to_string())?,
+                    "--registries-conf",
+                )?,
+            )?,
+            Long("retries") => set_retries(
+                &mut opts,
+                &string(parser.value().map_err(|e| e.to_string())?, "--retries")?,
+            )?,
             Long("cert-dir") => {
                 opts.cert_dir = Some(PathBuf::from(parser.value().map_err(|e| e.to_string())?))
             }

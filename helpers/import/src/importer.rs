@@ -164,11 +164,9 @@ pub fn pull(req: &PullRequest) -> Result<Outcome, String> {
     remove_stale_temporaries(store);
     let progress = Progress::from_env();
     progress.status(&format!("Resolving {}", req.source));
-    let source = open_source(&req.source, &req.source_options)
-        .map_err(|e| format!("{}: {e}", req.source))?;
-    let resolved = source
-        .resolve()
-        .map_err(|e| format!("{}: {e}", req.source))?;
+    // The source's errors name it already (normalized, with the mirror if one served).
+    let source = open_source(&req.source, &req.source_options).map_err(|e| e.to_string())?;
+    let resolved = source.resolve().map_err(|e| e.to_string())?;
     // The configuration is checked before anything is fetched, so a refused
     // image leaves the store as it was.
     RunConfig::from_image_config(&resolved.config_raw).map_err(|e| {

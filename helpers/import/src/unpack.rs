@@ -22,6 +22,7 @@ mod unpack_pipeline;
 
 const USAGE: &str =
     "usage: sdme-import unpack [--tls-verify=BOOL] [--cert-dir=DIR] [--authfile=FILE]
+                          [--registries-conf=yes|no|FILE] [--retries=N]
                           [--platform=OS/ARCH[/VARIANT]] [--jobs=N] [--verbose] SOURCE DEST";
 
 /// Layers fetched ahead of the one being applied, by default.
@@ -41,11 +42,10 @@ pub fn main(args: Vec<OsString>) -> Result<(), String> {
     let t0 = Instant::now();
     // DEST first: refusing it costs nothing, the source may cost a download.
     let dest = Dest::check(&args.dest)?;
-    let source = sdme_registry::open_source(&args.source, &args.opts)
-        .map_err(|e| format!("unpack: {}: {e}", args.source))?;
-    let image = source
-        .resolve()
-        .map_err(|e| format!("unpack: {}: {e}", args.source))?;
+    // The source's errors name it already.
+    let source =
+        sdme_registry::open_source(&args.source, &args.opts).map_err(|e| format!("unpack: {e}"))?;
+    let image = source.resolve().map_err(|e| format!("unpack: {e}"))?;
     let staging = dest.make_staging()?;
     let opts = Options {
         whiteouts: Whiteouts::Apply,
@@ -89,13 +89,28 @@ fn parse_args(args: Vec<OsString>) -> Result<Args, String> {
     use lexopt::prelude::*;
     let mut parser = lexopt::Parser::from_args(args);
     let mut opts = SourceOptions::new();
+    opts.notice = Some(sdme_import::cli::stderr_notice());
     let mut jobs = DEFAULT_JOBS;
     let mut verbose = false;
     let mut positional: Vec<OsString> = Vec::new();
     let bad = |e: lexopt::Error| format!("unpack: {e}\n{USAGE}");
     while let Some(arg) = parser.next().map_err(bad)? {
         match arg {
-            Long("tls-verify") => opts.tls_verify = parse_bool(&parser.value().map_err(bad)?)?,
+            Long("tls-verify") => {
+                let v = parser.value().map_err(bad)?;
+                sdme_import::cli::set_tls_verify(&mut opts, &utf8(&v, "--tls-verify")?)
+                    .map_err(|e| format!("unpack: {e}"))?
+            }
+            Long("registries-conf") => {
+                let v = parser.value().map_err(bad)?;
+                sdme_import::cli::set_registries_conf(&mut opts, &utf8(&v, "--registries-conf")?)
+                    .map_err(|e| format!("unpack: {e}"))?
+            }
+            Long("retries") => {
+                let v = parser.value().map_err(bad)?;
+                sdme_import::cli::set_retries(&mut opts, &utf8(&v, "--retries")?)
+                    .map_err(|e| format!("unpack: {e}"))?
+            }
             Long("cert-dir") => opts.cert_dir = Some(parser.value().map_err(bad)?.into()),
             Long("authfile") => opts.authfile = Some(parser.value().map_err(bad)?.into()),
             Long("platform") => {
@@ -135,12 +150,10 @@ fn parse_args(args: Vec<OsString>) -> Result<Args, String> {
     })
 }
 
-fn parse_bool(v: &OsStr) -> Result<bool, String> {
-    match v.to_str().map(str::to_ascii_lowercase).as_deref() {
-        Some("1" | "yes" | "true" | "on") => Ok(true),
-        Some("0" | "no" | "false" | "off") => Ok(false),
-        _ => Err(format!("unpack: --tls-verify: not a boolean: {v:?}")),
-    }
+fn utf8(v: &OsStr, name: &str) -> Result<String, String> {
+    v.to_str()
+        .map(str::to_string)
+        .ok_or_else(|| format!("unpack: {name}: not UTF-8: {v:?}"))
 }
 
 /// Deep trees are removed and walked with few fds, but opaque-directory

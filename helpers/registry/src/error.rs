@@ -19,6 +19,10 @@ pub enum ErrorKind {
     Unsupported,
     /// Network, TLS, HTTP or local I/O failure.
     Io,
+    /// A containers-registries.conf(5) file is unreadable or malformed.
+    Config,
+    /// registries.conf blocks the registry the reference names.
+    Blocked,
 }
 
 /// An error with a kind and a message naming what failed and where.

@@ -3,10 +3,13 @@
 //! The one entry point is [`open_source`]: it turns a source string (a registry
 //! reference or `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, `docker-archive:FILE`)
 //! into an [`ImageSource`] that resolves the image for one platform and streams
-//! each layer decompressed, verifying every digest on the way.
+//! each layer decompressed, verifying every digest on the way. A registry
+//! reference goes through containers-registries.conf(5) first
+//! ([`registries_conf`]: short names, mirrors, blocked and insecure registries).
 //!
 //! It may use the network (registries, credential helpers it is told to
-//! run) and read the local layouts and auth files it is given; it must never
+//! run) and read the local layouts, registries.conf files and auth files it
+//! is given; it must never
 //! write anywhere but its own temporary files, and never send credentials
 //! to a host other than the one they are for.
 
@@ -19,11 +22,13 @@ mod manifest;
 mod media;
 mod platform;
 pub mod reference;
+pub mod registries_conf;
 mod registry;
 mod resolve;
 
 pub use error::{Error, ErrorKind};
 pub use platform::Platform;
+pub use registry::Notice;
 
 use std::path::PathBuf;
 
@@ -33,7 +38,17 @@ use std::path::PathBuf;
 pub struct SourceOptions {
     /// Verify TLS certificates and refuse plain http. `false` allows plain
     /// http and unverified https, for every registry host including localhost.
+    /// `true` still lets registries.conf mark a registry or mirror `insecure`,
+    /// unless `tls_verify_pinned`.
     pub tls_verify: bool,
+    /// `tls_verify` was said explicitly (`--tls-verify=yes`): registries.conf's
+    /// `insecure = true` is then ignored, as podman does.
+    pub tls_verify_pinned: bool,
+    /// Which containers-registries.conf(5) files decide mirrors, remapped
+    /// locations, blocked and insecure registries and short names.
+    pub registries_conf: RegistriesConfFiles,
+    /// Where retries and abandoned mirrors are told, one line each; silent if `None`.
+    pub notice: Option<Notice>,
     /// Extra CA certificates: `DIR/*.crt`, and `DIR/HOST:PORT/ca.crt` (certs.d style).
     pub cert_dir: Option<PathBuf>,
     /// Credentials file (containers-auth.json format); overrides the search path.
@@ -62,6 +77,9 @@ impl SourceOptions {
     pub fn new() -> Self {
         SourceOptions {
             tls_verify: true,
+            tls_verify_pinned: false,
+            registries_conf: RegistriesConfFiles::System,
+            notice: None,
             cert_dir: None,
             authfile: None,
             platform: None,
@@ -74,6 +92,17 @@ impl SourceOptions {
             max_layer_ratio: None,
         }
     }
+}
+
+/// Which registries.conf files a pull reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistriesConfFiles {
+    /// `/etc/containers/registries.conf` and `registries.conf.d/*.conf`, if present.
+    System,
+    /// None: a reference is pulled from exactly where it names (short names: docker.io).
+    Off,
+    /// This one file, which must exist (no drop-in directory).
+    File(PathBuf),
 }
 
 // By hand, not derived: a derived Default would turn TLS verification off.
@@ -145,9 +174,8 @@ pub fn open_source(source: &str, opts: &SourceOptions) -> Result<Box<dyn ImageSo
     if let Some(file) = source.strip_prefix("docker-archive:") {
         return local::open_docker_archive(file, platform, limits);
     }
-    let reference =
-        reference::Reference::parse(source.strip_prefix("docker://").unwrap_or(source))?;
-    let fetcher = registry::Registry::connect(reference, opts)?;
+    let fetcher =
+        registry::Registry::open(source.strip_prefix("docker://").unwrap_or(source), opts)?;
     Ok(Box::new(resolve::Resolver {
         fetcher,
         platform,

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! reference   := name [ ":" tag ] [ "@" digest ]
-//! name        := [domain '/'] path          (at most 255 characters)
+//! name        := [domain '/'] path          (path at most 255 characters)
 //! domain      := host [':' port]
 //! host        := domain-name | '[' ipv6 ']'
 //! domain-name := component ('.' component)*, component := [a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?
@@ -80,8 +80,11 @@ impl Reference {
         if !path.split('/').all(valid_path_component) {
             return Err(invalid("malformed repository name"));
         }
-        if domain.len() + 1 + path.len() > NAME_TOTAL_LENGTH_MAX {
-            return Err(invalid("repository name longer than 255 characters"));
+        // distribution/reference v0.6 counts the path only, not the registry host.
+        if path.len() > NAME_TOTAL_LENGTH_MAX {
+            return Err(invalid(
+                "repository path longer than 255 characters (the registry host not counted)",
+            ));
         }
         if let Some(tag) = tag {
             if !valid_tag(tag) {
@@ -161,19 +164,45 @@ pub fn host_without_port(domain: &str) -> &str {
     domain.split(':').next().unwrap_or(domain)
 }
 
+/// Whether the first component of a name is a registry host, as
+/// distribution's splitDockerDomain decides it.
+fn names_a_registry(first: &str) -> bool {
+    first == "localhost" || first.contains(['.', ':']) || first.to_ascii_lowercase() != first
+}
+
+/// True when `s` names no registry (`busybox`, `library/busybox:1`): a short
+/// name, which containers-registries.conf(5) may resolve.
+pub fn is_short_name(s: &str) -> bool {
+    match s.split_once('/') {
+        None => true,
+        Some((first, _)) => first != LEGACY_DOCKER_HUB_DOMAIN && !names_a_registry(first),
+    }
+}
+
+/// Checks a registries.conf `prefix` or `location`: `HOST[:PORT][/PATH][:TAG|@DIGEST]`
+/// with an explicit host (no Docker Hub default applies to it).
+pub(crate) fn check_qualified_prefix(s: &str) -> Result<(), String> {
+    let (host, rest) = s.split_once('/').unwrap_or((s, ""));
+    if !names_a_registry(host) || !valid_domain(host) {
+        return Err(format!("{s:?} does not start with a registry host"));
+    }
+    if rest.is_empty() {
+        return Ok(());
+    }
+    match Reference::parse(s) {
+        Ok(r) if r.domain == host || (host == LEGACY_DOCKER_HUB_DOMAIN) => Ok(()),
+        Ok(_) => Err(format!("{s:?} is not a qualified name")),
+        Err(e) => Err(e.message().to_string()),
+    }
+}
+
 /// Decides whether the first component is a registry, as distribution's splitDockerDomain
 /// does, and adds `library/` to single-component Docker Hub names.
 fn split_docker_domain(s: &str) -> (String, String) {
     let (domain, remainder) = match s.split_once('/') {
         None => (DOCKER_HUB_DOMAIN, s),
         Some((first, rest)) if first == LEGACY_DOCKER_HUB_DOMAIN => (DOCKER_HUB_DOMAIN, rest),
-        Some((first, rest))
-            if first == "localhost"
-                || first.contains(['.', ':'])
-                || first.to_ascii_lowercase() != first =>
-        {
-            (first, rest)
-        }
+        Some((first, rest)) if names_a_registry(first) => (first, rest),
         Some(_) => (DOCKER_HUB_DOMAIN, s),
     };
     if domain == DOCKER_HUB_DOMAIN && !remainder.contains('/') {
@@ -183,7 +212,7 @@ fn split_docker_domain(s: &str) -> (String, String) {
     }
 }
 
-fn valid_domain(domain: &str) -> bool {
+pub(crate) fn valid_domain(domain: &str) -> bool {
     let (host, port) = if let Some(rest) = domain.strip_prefix('[') {
         let Some((inside, after)) = rest.split_once(']') else {
             return false;

@@ -232,13 +232,21 @@ fn malformed_names() {
 }
 
 #[test]
-fn name_length_limit_counts_the_whole_name() {
-    // "docker.io/" is 10 characters: 245 more reach the 255 limit.
-    let at_limit = format!("{}a", "a/".repeat(122));
-    assert_eq!(format!("docker.io/{at_limit}").len(), 255);
-    ok(&format!("{at_limit}:tag-puts-this-over-max"));
-    bad(&format!("{}a:tag", "a/".repeat(123)));
-    bad(&format!("{}a:tag", "a/".repeat(128)));
+fn name_length_limit_counts_the_path_only() {
+    // distribution/reference v0.6: 255 characters of path, whatever the host's length.
+    let path_255 = format!("{}a", "a/".repeat(127));
+    assert_eq!(path_255.len(), 255);
+    let long_host = format!("{}.example.com:5000", "h".repeat(60));
+    ok(&format!("{long_host}/{path_255}:tag-not-counted"));
+    ok(&format!("{long_host}/{path_255}@sha256:{H64}"));
+    bad(&format!("{long_host}/{path_255}b"));
+    bad(&format!("{long_host}/a{path_255}"));
+    // Docker Hub's implied `library/` is part of the path it counts.
+    let short = "a".repeat(255 - "library/".len());
+    assert_eq!(ok(&short).path.len(), 255);
+    bad(&format!("{short}b"));
+    let e = Reference::parse(&format!("{long_host}/a{path_255}")).unwrap_err();
+    assert!(e.to_string().contains("longer than 255"), "{e}");
 }
 
 #[test]

@@ -80,8 +80,9 @@ impl<F: Fetcher> ImageSource for Resolver<F> {
     }
 
     fn resolve(&self) -> Result<ResolvedImage, Error> {
-        let source = self.fetcher.describe();
+        // First: a registry knows which name it serves only once a source has the manifest.
         let mut doc = self.fetcher.root_manifest()?;
+        let source = self.fetcher.describe();
         // The media type the index entry promised for `doc`, once we follow one.
         let mut promised: Option<String> = None;
         // An index may point to another index; two levels is all anyone nests.

@@ -6,7 +6,7 @@ mod common;
 
 use common::image::{self, read_all, Blob, Comp, TestImage};
 use common::server::{Reply, Request, Server};
-use sdme_registry::{open_source, ErrorKind, Platform, SourceOptions};
+use sdme_registry::{open_source, ErrorKind, Notice, Platform, RegistriesConfFiles, SourceOptions};
 use std::collections::HashMap;
 use std::io::ErrorKind as IoKind;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -49,11 +49,16 @@ impl Content {
 
     /// Serves `/v2/`, manifests and blobs (with Range support); 404 otherwise.
     fn serve(&self, req: &Request) -> Reply {
+        self.serve_repo(REPO, req)
+    }
+
+    /// Like [`Content::serve`], for the repository `repo` (a mirror's namespace path).
+    fn serve_repo(&self, repo: &str, req: &Request) -> Reply {
         let path = req.path();
         if path == "/v2/" {
             return Reply::new(200, "{}");
         }
-        let prefix = format!("/v2/{REPO}/");
+        let prefix = format!("/v2/{repo}/");
         let Some(rest) = path.strip_prefix(&prefix) else {
             return Reply::new(404, "no such repository");
         };
@@ -90,10 +95,12 @@ fn range_reply(req: &Request, data: &[u8]) -> Reply {
     Reply::new(200, data.to_vec())
 }
 
+/// Plain http allowed, quick retries, and no registries.conf of this machine's.
 fn http_opts() -> SourceOptions {
     SourceOptions {
         tls_verify: false,
         retry_delay: Some(Duration::from_millis(20)),
+        registries_conf: RegistriesConfFiles::Off,
         ..SourceOptions::new()
     }
 }
@@ -829,18 +836,12 @@ fn tls_verify_refuses_plain_http_even_on_localhost() {
     let server = Server::start("127.0.0.1", Arc::new(|_| Reply::new(200, "{}")));
     let opts = SourceOptions {
         retries: Some(0),
+        registries_conf: RegistriesConfFiles::Off,
         ..SourceOptions::new()
     };
-    let e = open_source(&format!("{}/{REPO}", server.host()), &opts)
-        .err()
-        .expect("plain http must be refused");
+    let e = resolve_error(&format!("{}/{REPO}", server.host()), &opts);
     assert_eq!(e.kind(), ErrorKind::Io);
-    assert!(
-        e.to_string()
-            .contains(&format!("https://{}/v2/", server.host())),
-        "{e}"
-    );
-    assert!(e.to_string().contains("--tls-verify=no"), "{e}");
+    assert!(server.requests_to("/v2/").is_empty(), "plain http was used");
 }
 
 #[test]
@@ -871,8 +872,407 @@ fn a_stalled_server_times_out() {
     );
     assert_eq!(e.kind(), ErrorKind::Io);
     assert!(
-        e.to_string().contains("/manifests/latest")
-            && e.to_string().to_lowercase().contains("timeout"),
+        e.to_string().contains("/manifests/latest") && e.to_string().contains("timed out"),
         "{e}"
     );
+}
+
+/// `open_source` then `resolve`, expecting an error.
+fn resolve_error(source: &str, opts: &SourceOptions) -> sdme_registry::Error {
+    match open_source(source, opts).and_then(|s| s.resolve()) {
+        Ok(_) => panic!("{source} resolved"),
+        Err(e) => e,
+    }
+}
+
+/// A notice that records its lines.
+fn recording_notice() -> (Notice, Arc<Mutex<Vec<String>>>) {
+    let lines: Arc<Mutex<Vec<String>>> = Arc::default();
+    let l2 = lines.clone();
+    (
+        Notice(Arc::new(move |line: &str| {
+            l2.lock().unwrap().push(line.to_string())
+        })),
+        lines,
+    )
+}
+
+/// A port on 127.0.0.1 where nothing listens (bound, then closed).
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn message_connection_refused_names_the_reference_once_and_says_it_retried() {
+    let port = closed_port();
+    let (notice, lines) = recording_notice();
+    let opts = SourceOptions {
+        retries: Some(2),
+        retry_delay: Some(Duration::from_millis(10)),
+        notice: Some(notice),
+        ..http_opts()
+    };
+    let e = resolve_error(&format!("127.0.0.1:{port}/x:1"), &opts);
+    assert_eq!(e.kind(), ErrorKind::Io);
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "127.0.0.1:{port}/x:1: cannot reach registry 127.0.0.1:{port}: connection refused \
+             (after 2 retries)"
+        )
+    );
+    assert_eq!(
+        *lines.lock().unwrap(),
+        [
+            format!(
+                "http://127.0.0.1:{port}/v2/: connection refused; retrying in 0.0 s (retry 1 of 2)"
+            ),
+            format!(
+                "http://127.0.0.1:{port}/v2/: connection refused; retrying in 0.0 s (retry 2 of 2)"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn message_tls_to_a_plain_http_server_gives_the_plain_http_hint() {
+    // What a Go registry (net/http) answers to a TLS ClientHello on its plain port.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(
+                b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n\
+                  Connection: close\r\n\r\n400 Bad Request",
+            );
+        }
+    });
+    let opts = SourceOptions {
+        retries: Some(3),
+        registries_conf: RegistriesConfFiles::Off,
+        ..SourceOptions::new()
+    };
+    let e = resolve_error(&format!("{host}/{REPO}:1"), &opts);
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{host}/{REPO}:1: cannot reach registry {host}: TLS handshake failed: the server does \
+             not speak TLS (if it serves plain http: --tls-verify=no (TLSVerify=no), or insecure \
+             = true for it in registries.conf)"
+        ),
+        "not retried either: it would not change"
+    );
+}
+
+#[test]
+fn message_refused_connection_has_no_tls_hint_with_verification_on() {
+    let port = closed_port();
+    let opts = SourceOptions {
+        retries: Some(0),
+        registries_conf: RegistriesConfFiles::Off,
+        ..SourceOptions::new()
+    };
+    let e = resolve_error(&format!("127.0.0.1:{port}/x:1"), &opts);
+    assert_eq!(
+        e.to_string(),
+        format!("127.0.0.1:{port}/x:1: cannot reach registry 127.0.0.1:{port}: connection refused")
+    );
+}
+
+#[test]
+fn message_401_without_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("auth.json");
+    std::fs::write(&empty, "{}").unwrap();
+    let server = Server::start(
+        "127.0.0.1",
+        Arc::new(|_| Reply::new(401, "").header("WWW-Authenticate", r#"Basic realm="reg""#)),
+    );
+    let host = server.host();
+    let opts = SourceOptions {
+        authfile: Some(empty),
+        ..http_opts()
+    };
+    let e = resolve_error(&format!("{host}/{REPO}:1"), &opts);
+    assert_eq!(e.kind(), ErrorKind::Unauthorized);
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{host}/{REPO}:1: registry {host} requires a user name and password, and no \
+             credentials for {host} were found (see --authfile, AuthFile=)"
+        )
+    );
+    // A 401 with no challenge at all.
+    let bare = Server::start(
+        "127.0.0.1",
+        Arc::new(|req| {
+            if req.path() == "/v2/" {
+                Reply::new(200, "{}")
+            } else {
+                Reply::new(401, "")
+            }
+        }),
+    );
+    let host = bare.host();
+    let e = resolve_error(&format!("{host}/{REPO}:1"), &opts);
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{host}/{REPO}:1: not authorized (HTTP 401): no credentials for {host} were found \
+             (see --authfile, AuthFile=)"
+        )
+    );
+}
+
+#[test]
+fn message_404_manifest() {
+    let img = simple_image();
+    let content = Content::default().with_image("latest", &img);
+    let server = Server::start("127.0.0.1", Arc::new(move |req| content.serve(req)));
+    let host = server.host();
+    let e = resolve_error(&format!("{host}/{REPO}:nope"), &http_opts());
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{host}/{REPO}:nope: not found: registry {host} has no manifest \"nope\" (HTTP 404)"
+        )
+    );
+}
+
+#[test]
+fn message_digest_mismatch() {
+    let img = simple_image();
+    let other = image::image(vec![img.layers[0].clone()], "amd64", false);
+    let mut content = Content::default().with_image("latest", &img);
+    content.manifests.insert(
+        img.manifest.digest.clone(),
+        (img.manifest_media_type.clone(), other.manifest.data.clone()),
+    );
+    let server = Server::start("127.0.0.1", Arc::new(move |req| content.serve(req)));
+    let host = server.host();
+    let d = &img.manifest.digest;
+    let e = resolve_error(&format!("{host}/{REPO}@{d}"), &http_opts());
+    assert_eq!(e.kind(), ErrorKind::Integrity);
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{host}/{REPO}@{d}: manifest {d}: digest mismatch: expected {d}, got {}",
+            other.manifest.digest
+        )
+    );
+}
+
+/// Writes `text` as a registries.conf and returns options that read only it.
+fn with_conf(dir: &std::path::Path, text: &str) -> SourceOptions {
+    let p = dir.join("registries.conf");
+    std::fs::write(&p, text).unwrap();
+    SourceOptions {
+        registries_conf: RegistriesConfFiles::File(p),
+        ..http_opts()
+    }
+}
+
+#[test]
+fn mirrors_are_tried_in_order_then_the_origin() {
+    let img = simple_image();
+    let content = Content::default().with_image("1", &img);
+    // Mirror 1 is down; mirror 2 has no such image (404); mirror 3 fails with 503; the origin serves.
+    let down = closed_port();
+    let c404 = Content::default();
+    let empty = Server::start(
+        "127.0.0.1",
+        Arc::new(move |req| c404.serve_repo("cache/test/img", req)),
+    );
+    let failing = Server::start(
+        "127.0.0.1",
+        Arc::new(|req| {
+            if req.path() == "/v2/" {
+                Reply::new(200, "{}")
+            } else {
+                Reply::new(503, "busy")
+            }
+        }),
+    );
+    let c = content.clone();
+    let origin = Server::start("127.0.0.1", Arc::new(move |req| c.serve(req)));
+    let dir = tempfile::tempdir().unwrap();
+    let (notice, lines) = recording_notice();
+    let opts = SourceOptions {
+        notice: Some(notice),
+        retries: Some(3),
+        ..with_conf(
+            dir.path(),
+            &format!(
+                "[[registry]]\nlocation = \"{o}\"\ninsecure = true\n\
+                 [[registry.mirror]]\nlocation = \"127.0.0.1:{down}/cache\"\ninsecure = true\n\
+                 [[registry.mirror]]\nlocation = \"{e}/cache\"\ninsecure = true\n\
+                 [[registry.mirror]]\nlocation = \"{f}\"\ninsecure = true\n",
+                o = origin.host(),
+                e = empty.host(),
+                f = failing.host()
+            ),
+        )
+    };
+    let source = format!("{}/{REPO}:1", origin.host());
+    pull_and_check(&source, &opts, &img);
+    // The mirrors were given up at once (no retries: the next source is the retry).
+    assert_eq!(empty.requests_to("/v2/cache/test/img/manifests/1").len(), 1);
+    assert_eq!(
+        failing
+            .requests_to(&format!("/v2/{REPO}/manifests/1"))
+            .len(),
+        1
+    );
+    let lines = lines.lock().unwrap().clone();
+    assert_eq!(lines.len(), 3, "{lines:#?}");
+    assert!(lines[0].starts_with(&format!("mirror 127.0.0.1:{down}/cache/{REPO}:1: cannot reach registry 127.0.0.1:{down}: connection refused; trying mirror {}/cache/{REPO}:1 next", empty.host())), "{}", lines[0]);
+    assert!(
+        lines[1].contains("not found")
+            && lines[1].ends_with(&format!("trying mirror {}/{REPO}:1 next", failing.host())),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[2].contains("HTTP 503") && lines[2].ends_with(&format!("trying {source} next")),
+        "{}",
+        lines[2]
+    );
+
+    // The origin down as well: one error listing every source in order.
+    let origin_down = closed_port();
+    let opts = SourceOptions {
+        notice: None,
+        retries: Some(0),
+        ..with_conf(
+            dir.path(),
+            &format!(
+                "[[registry]]\nlocation = \"127.0.0.1:{origin_down}\"\ninsecure = true\n\
+                 [[registry.mirror]]\nlocation = \"127.0.0.1:{down}/cache\"\ninsecure = true\n\
+                 [[registry.mirror]]\nlocation = \"{e}/cache\"\ninsecure = true\n\
+                 [[registry.mirror]]\nlocation = \"{f}\"\ninsecure = true\n",
+                e = empty.host(),
+                f = failing.host()
+            ),
+        )
+    };
+    let source = format!("127.0.0.1:{origin_down}/{REPO}:1");
+    let e = resolve_error(&source, &opts);
+    assert_eq!(
+        e.kind(),
+        ErrorKind::Io,
+        "the origin's failure decides the kind"
+    );
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{source}: no source could serve it: \
+             mirror 127.0.0.1:{down}/cache/{REPO}:1: cannot reach registry 127.0.0.1:{down}: connection refused; \
+             mirror {e}/cache/{REPO}:1: not found: registry {e} has no manifest \"1\" (HTTP 404); \
+             mirror {f}/{REPO}:1: manifest \"1\": HTTP 503 from registry {f}: busy; \
+             {source}: cannot reach registry 127.0.0.1:{origin_down}: connection refused",
+            e = empty.host(),
+            f = failing.host()
+        )
+    );
+}
+
+#[test]
+fn a_pull_through_mirror_serves_several_hosts_with_its_own_credentials() {
+    let img = simple_image();
+    let content = Content::default().with_image("1", &img);
+    let seen: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
+    let s2 = seen.clone();
+    let c = content.clone();
+    // One mirror for two origins, under a namespace per origin; it wants basic auth.
+    let mirror = Server::start(
+        "127.0.0.1",
+        Arc::new(move |req| {
+            if req.path() == "/v2/" {
+                return Reply::new(401, "").header("WWW-Authenticate", r#"Basic realm="mirror""#);
+            }
+            s2.lock()
+                .unwrap()
+                .push(req.header("authorization").map(str::to_string));
+            for ns in ["cache/docker.io", "cache/quay.io"] {
+                if req.path().starts_with(&format!("/v2/{ns}/")) {
+                    return c.serve_repo(&format!("{ns}/{REPO}"), req);
+                }
+            }
+            Reply::new(404, "")
+        }),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    // Credentials for the mirror's host and (different ones) for the origins: only the mirror's may be sent.
+    let authfile = dir.path().join("auth.json");
+    std::fs::write(
+        &authfile,
+        format!(
+            r#"{{"auths":{{"{m}":{{"auth":"{a}"}},"docker.io":{{"auth":"{b}"}},"quay.io":{{"auth":"{b}"}}}}}}"#,
+            m = mirror.host(),
+            a = base64("mirror-user:mirror-pass"),
+            b = base64("origin-user:origin-pass")
+        ),
+    )
+    .unwrap();
+    let opts = SourceOptions {
+        authfile: Some(authfile),
+        ..with_conf(
+            dir.path(),
+            &format!(
+                "[[registry]]\nlocation = \"docker.io\"\n[[registry.mirror]]\nlocation = \"{m}/cache/docker.io\"\ninsecure = true\n\
+                 [[registry]]\nlocation = \"quay.io\"\n[[registry.mirror]]\nlocation = \"{m}/cache/quay.io\"\ninsecure = true\n",
+                m = mirror.host()
+            ),
+        )
+    };
+    // The origins are never contacted: the mirror has the images (they would
+    // need the network, which a test never uses).
+    pull_and_check(&format!("docker.io/{REPO}:1"), &opts, &img);
+    pull_and_check(&format!("quay.io/{REPO}:1"), &opts, &img);
+    let want = format!("Basic {}", base64("mirror-user:mirror-pass"));
+    let seen = seen.lock().unwrap();
+    assert!(!seen.is_empty());
+    assert!(
+        seen.iter().all(|a| a.as_deref() == Some(want.as_str())),
+        "{seen:?}"
+    );
+}
+
+#[test]
+fn insecure_in_registries_conf_allows_plain_http_unless_tls_verify_is_pinned() {
+    let img = simple_image();
+    let content = Content::default().with_image("1", &img);
+    let server = Server::start("127.0.0.1", Arc::new(move |req| content.serve(req)));
+    let dir = tempfile::tempdir().unwrap();
+    let conf = format!(
+        "[[registry]]\nlocation = \"{}\"\ninsecure = true\n",
+        server.host()
+    );
+    let source = format!("{}/{REPO}:1", server.host());
+    let opts = SourceOptions {
+        tls_verify: true,
+        retries: Some(0),
+        ..with_conf(dir.path(), &conf)
+    };
+    pull_and_check(&source, &opts, &img);
+    let pinned = SourceOptions {
+        tls_verify_pinned: true,
+        ..opts.clone()
+    };
+    assert_eq!(resolve_error(&source, &pinned).kind(), ErrorKind::Io);
+    // Blocked: refused before anything is contacted.
+    let before = server.requests().len();
+    let blocked = with_conf(dir.path(), &format!("{conf}blocked = true\n"));
+    let e = resolve_error(&source, &blocked);
+    assert_eq!(e.kind(), ErrorKind::Blocked);
+    assert_eq!(server.requests().len(), before);
 }

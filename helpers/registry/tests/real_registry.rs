@@ -3,7 +3,7 @@
 //! cases (one JSON object a line) to $SDME_TEST_REGISTRY_CASES. Ignored in a
 //! plain `cargo test`; run alone it fails unless that environment is set.
 
-use sdme_registry::{open_source, Platform, SourceOptions};
+use sdme_registry::{open_source, Platform, RegistriesConfFiles, SourceOptions};
 use serde::Deserialize;
 use std::io::Read;
 use std::path::PathBuf;
@@ -18,6 +18,10 @@ struct Case {
     cert_dir: Option<PathBuf>,
     authfile: Option<PathBuf>,
     expect_error: Option<String>,
+    /// Text the error message must contain, when one is expected.
+    expect_message: Option<String>,
+    /// A registries.conf for this case only; none is read otherwise.
+    registries_conf: Option<PathBuf>,
     manifest_digest: Option<String>,
     layers: Option<Vec<String>>,
     media_types: Option<Vec<String>>,
@@ -31,6 +35,10 @@ fn options(c: &Case) -> SourceOptions {
     o.authfile = c.authfile.clone();
     o.platform = c.platform.as_deref().map(|p| Platform::parse(p).unwrap());
     o.retries = Some(1);
+    o.registries_conf = match &c.registries_conf {
+        Some(p) => RegistriesConfFiles::File(p.clone()),
+        None => RegistriesConfFiles::Off,
+    };
     o
 }
 
@@ -42,10 +50,15 @@ fn run_case(c: &Case) -> Result<(usize, u64, f64), String> {
     if let Some(want) = &c.expect_error {
         return match outcome {
             Ok(_) => Err(format!("expected a {want} error, but it resolved")),
-            Err(e) if format!("{:?}", e.kind()) == *want => {
-                println!("  refused as expected: {e}");
-                Ok((0, 0, 0.0))
-            }
+            Err(e) if format!("{:?}", e.kind()) == *want => match &c.expect_message {
+                Some(m) if !e.to_string().contains(m.as_str()) => {
+                    Err(format!("the {want} error does not say {m:?}: {e}"))
+                }
+                _ => {
+                    println!("  refused as expected: {e}");
+                    Ok((0, 0, 0.0))
+                }
+            },
             Err(e) => Err(format!("expected a {want} error, got {:?}: {e}", e.kind())),
         };
     }

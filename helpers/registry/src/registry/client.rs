@@ -9,13 +9,15 @@ use crate::auth::{authfile, Credentials};
 use crate::error::{Error, ErrorKind};
 use crate::SourceOptions;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 use ureq::http::Response;
 use ureq::Body;
 
 const MAX_REDIRECTS: usize = 10;
-const DEFAULT_RETRIES: u32 = 4;
+/// Retries of a request when the options do not say (the last source tried gets them).
+pub(super) const DEFAULT_RETRIES: u32 = 4;
 const DEFAULT_RETRY_DELAY: Duration = Duration::from_millis(500);
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(60);
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -31,8 +33,10 @@ pub struct Client {
     repository: String,
     authfile: Option<PathBuf>,
     user_agent: String,
-    retries: u32,
+    /// Lowered to 0 while a mirror is tried, so that the next source is the retry.
+    retries: AtomicU32,
     retry_delay: Duration,
+    notice: Option<Notice>,
     credentials: OnceLock<Result<Option<Credentials>, String>>,
     auth: Mutex<AuthState>,
 }
@@ -45,45 +49,113 @@ struct AuthState {
     challenge: Option<Vec<Challenge>>,
 }
 
+/// A hint that applies to one kind of failure only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hint {
+    /// A TLS handshake got an answer that is not TLS: the server speaks plain http.
+    PlainHttp,
+    /// The server's certificate is not trusted.
+    UntrustedCertificate,
+}
+
+impl Hint {
+    fn text(self) -> &'static str {
+        match self {
+            Hint::PlainHttp => {
+                "if it serves plain http: --tls-verify=no (TLSVerify=no), or insecure = true for it \
+                 in registries.conf"
+            }
+            Hint::UntrustedCertificate => {
+                "trust its CA with --cert-dir=DIR (CertDir=), or use --tls-verify=no"
+            }
+        }
+    }
+}
+
+/// What a transport failure was, in words, and the hint that applies to it.
+fn describe_transport(e: &ureq::Error) -> (String, Option<Hint>) {
+    match e {
+        ureq::Error::Io(io) => describe_io(io),
+        ureq::Error::Rustls(tls) => describe_tls(tls),
+        ureq::Error::HostNotFound => ("cannot resolve the host name".into(), None),
+        ureq::Error::Timeout(t) => (format!("timed out ({t})"), None),
+        ureq::Error::ConnectionFailed => ("cannot connect".into(), None),
+        ureq::Error::Tls(why) => (format!("TLS failed: {why}"), None),
+        other => (other.to_string(), None),
+    }
+}
+
+fn describe_io(io: &std::io::Error) -> (String, Option<Hint>) {
+    use std::io::ErrorKind as K;
+    if let Some(tls) = io.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
+        return describe_tls(tls);
+    }
+    let text = io.to_string();
+    // std's getaddrinfo failure: "failed to lookup address information: DETAIL".
+    if let Some(detail) = text.strip_prefix("failed to lookup address information: ") {
+        return (format!("cannot resolve the host name ({detail})"), None);
+    }
+    let words = match io.kind() {
+        K::ConnectionRefused => "connection refused",
+        K::ConnectionReset => "connection reset by the server",
+        K::ConnectionAborted => "connection aborted",
+        K::TimedOut => "timed out",
+        K::UnexpectedEof => "the server closed the connection",
+        K::AddrNotAvailable => "address not available",
+        _ => return (strip_os_error(&text), None),
+    };
+    (words.to_string(), None)
+}
+
+fn describe_tls(tls: &rustls::Error) -> (String, Option<Hint>) {
+    match tls {
+        rustls::Error::InvalidMessage(_) => (
+            "TLS handshake failed: the server does not speak TLS".into(),
+            Some(Hint::PlainHttp),
+        ),
+        rustls::Error::InvalidCertificate(why) => (
+            format!("TLS certificate not trusted ({why:?})"),
+            Some(Hint::UntrustedCertificate),
+        ),
+        other => (format!("TLS handshake failed: {other}"), None),
+    }
+}
+
+/// `No route to host (os error 113)` → `No route to host`: the number says nothing more.
+fn strip_os_error(text: &str) -> String {
+    match text.rfind(" (os error ") {
+        Some(i) if text.ends_with(')') => text[..i].to_string(),
+        _ => text.to_string(),
+    }
+}
+
 fn transport_error(url: &str, e: &ureq::Error) -> Error {
-    Error::new(ErrorKind::Io, format!("{url}: {e}"))
+    Error::new(ErrorKind::Io, format!("{url}: {}", describe_transport(e).0))
 }
 
 fn retryable_transport(e: &ureq::Error) -> bool {
-    matches!(
-        e,
-        ureq::Error::Io(_)
-            | ureq::Error::Timeout(_)
-            | ureq::Error::ConnectionFailed
-            | ureq::Error::Protocol(_)
-    )
+    match e {
+        ureq::Error::Timeout(_) | ureq::Error::ConnectionFailed | ureq::Error::Protocol(_) => true,
+        // A server that does not speak TLS, or a certificate refused, will not change by retrying.
+        ureq::Error::Io(io) => describe_io(io).1.is_none(),
+        _ => false,
+    }
 }
 
-/// Adds what to do to the two TLS failures people meet with local registries.
-fn with_tls_hint(err: Error, tls_verify: bool) -> Error {
-    let m = err.message().to_string();
-    if !tls_verify {
-        return err;
+/// Receives one line for a person: retries, and sources given up on.
+#[derive(Clone)]
+pub struct Notice(pub std::sync::Arc<dyn Fn(&str) + Send + Sync>);
+
+impl std::fmt::Debug for Notice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Notice(..)")
     }
-    let lower = m.to_ascii_lowercase();
-    let hint = if lower.contains("certificate") {
-        "trust its CA with --cert-dir=DIR, or use --tls-verify=no"
-    } else if [
-        "refused",
-        "timed out",
-        "timeout",
-        "not found",
-        "unreachable",
-    ]
-    .iter()
-    .any(|w| lower.contains(w))
-    {
-        return err;
-    } else {
-        // The TLS handshake failed in some other way: most often the server speaks plain http.
-        "a plain-http registry needs --tls-verify=no"
-    };
-    Error::new(err.kind(), format!("{m} ({hint})"))
+}
+
+impl Notice {
+    pub fn say(&self, line: &str) {
+        (self.0)(line)
+    }
 }
 
 /// Whether the registry's basic credentials may be sent to the bearer token
@@ -131,16 +203,60 @@ fn header(resp: &Response<Body>, name: &str) -> Option<String> {
         .map(str::to_string)
 }
 
+/// A request that got no usable answer: a transport failure (described in
+/// words, with the hint that applies and how often it was retried) or any other error.
+enum Failure {
+    Transport {
+        url: String,
+        what: String,
+        hint: Option<Hint>,
+        retried: u32,
+    },
+    Other(Error),
+}
+
+fn retried_note(retried: u32) -> String {
+    match retried {
+        0 => String::new(),
+        1 => " (after 1 retry)".into(),
+        n => format!(" (after {n} retries)"),
+    }
+}
+
+impl Failure {
+    fn into_error(self) -> Error {
+        match self {
+            Failure::Transport {
+                url,
+                what,
+                hint,
+                retried,
+            } => Error::new(
+                ErrorKind::Io,
+                format!(
+                    "{url}: {what}{}{}",
+                    retried_note(retried),
+                    hint.map(|h| format!(" ({})", h.text())).unwrap_or_default()
+                ),
+            ),
+            Failure::Other(e) => e,
+        }
+    }
+}
+
 impl Client {
     /// Connects to the registry `api_host` for `repository`, choosing https (or, with
     /// `tls_verify` off, http when https fails) and remembering its auth challenge.
+    /// `retries` bounds the retries of this ping (see [`Client::set_retries`]).
     pub fn connect(
         api_host: &str,
         domain: &str,
         repository: &str,
+        tls_verify: bool,
         opts: &SourceOptions,
+        retries: u32,
     ) -> Result<Client, Error> {
-        let tls = super::tls::config(opts.tls_verify, opts.cert_dir.as_deref(), domain)?;
+        let tls = super::tls::config(tls_verify, opts.cert_dir.as_deref(), domain)?;
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .max_redirects(0)
             .http_status_as_error(false)
@@ -165,12 +281,13 @@ impl Client {
                 .user_agent
                 .clone()
                 .unwrap_or_else(|| format!("sdme/{}", env!("CARGO_PKG_VERSION"))),
-            retries: opts.retries.unwrap_or(DEFAULT_RETRIES),
+            retries: AtomicU32::new(retries),
             retry_delay: opts.retry_delay.unwrap_or(DEFAULT_RETRY_DELAY),
+            notice: opts.notice.clone(),
             credentials: OnceLock::new(),
             auth: Mutex::new(AuthState::default()),
         };
-        let schemes: &[&str] = if opts.tls_verify {
+        let schemes: &[&str] = if tls_verify {
             &["https"]
         } else {
             &["https", "http"]
@@ -197,10 +314,36 @@ impl Client {
                 Err(e) => last = Some(e),
             }
         }
-        let err = last
-            .unwrap_or_else(|| Error::new(ErrorKind::Io, format!("{api_host}: unreachable")))
-            .context(format!("registry {api_host}"));
-        Err(with_tls_hint(err, opts.tls_verify))
+        Err(match last {
+            Some(Failure::Transport {
+                what,
+                hint,
+                retried,
+                ..
+            }) => Error::new(
+                ErrorKind::Io,
+                format!(
+                    "cannot reach registry {api_host}: {what}{}{}",
+                    retried_note(retried),
+                    // The hints are about TLS; without verification http was tried too.
+                    hint.filter(|_| tls_verify)
+                        .map(|h| format!(" ({})", h.text()))
+                        .unwrap_or_default()
+                ),
+            ),
+            Some(Failure::Other(e)) => e,
+            None => Error::new(ErrorKind::Io, format!("cannot reach registry {api_host}")),
+        })
+    }
+
+    /// Sets how often later requests are retried (after a mirror was chosen with none).
+    pub fn set_retries(&self, retries: u32) {
+        self.retries.store(retries, Ordering::Relaxed);
+    }
+
+    /// `host[:port]` of the registry, for messages.
+    pub fn host(&self) -> &str {
+        self.base.split_once("://").map_or(&self.base, |(_, h)| h)
     }
 
     pub fn base(&self) -> &str {
@@ -235,7 +378,9 @@ impl Client {
         }
         let mut reauthenticated = false;
         loop {
-            let resp = self.execute(&url, headers, true, true)?;
+            let resp = self
+                .execute(&url, headers, true, true)
+                .map_err(Failure::into_error)?;
             if resp.status().as_u16() != 401 {
                 return Ok(resp);
             }
@@ -248,7 +393,7 @@ impl Client {
             if reauthenticated || values.is_empty() {
                 return Err(Error::new(
                     ErrorKind::Unauthorized,
-                    format!("{url}: 401 Unauthorized{}", self.credentials_hint()),
+                    format!("not authorized (HTTP 401){}", self.credentials_hint()),
                 ));
             }
             // First 401, or a token that expired during a long pull: (re)authenticate once.
@@ -257,10 +402,13 @@ impl Client {
         }
     }
 
-    fn credentials_hint(&self) -> &'static str {
+    fn credentials_hint(&self) -> String {
         match self.credentials() {
-            Ok(Some(_)) => " (credentials were sent and refused)",
-            _ => " (no credentials found; see --authfile)",
+            Ok(Some(_)) => format!(": the credentials for {} were refused", self.domain),
+            _ => format!(
+                ": no credentials for {} were found (see --authfile, AuthFile=)",
+                self.domain
+            ),
         }
     }
 
@@ -274,7 +422,12 @@ impl Client {
             let Some(creds) = self.credentials()? else {
                 return Err(Error::new(
                     ErrorKind::Unauthorized,
-                    format!("{url}: the registry requires a user name and password, and none was found for {} (see --authfile)", self.domain),
+                    format!(
+                        "registry {} requires a user name and password, and no credentials for {} \
+                         were found (see --authfile, AuthFile=)",
+                        self.host(),
+                        self.domain
+                    ),
                 ));
             };
             self.lock_auth().header = Some(creds.basic_header());
@@ -324,7 +477,9 @@ impl Client {
             ));
         }
         let auth = creds.as_ref().map(Credentials::basic_header);
-        let resp = self.execute_with_auth(&token_url, &[], auth.as_deref(), true)?;
+        let resp = self
+            .execute_with_auth(&token_url, &[], auth.as_deref(), true)
+            .map_err(Failure::into_error)?;
         let status = resp.status().as_u16();
         let mut body = resp.into_body();
         let data = body
@@ -336,16 +491,19 @@ impl Client {
             return Err(Error::new(
                 ErrorKind::Unauthorized,
                 format!(
-                    "token server {realm}: HTTP {status}{}: {}",
-                    if creds.is_some() {
-                        " (with credentials)"
-                    } else {
-                        " (anonymous)"
-                    },
+                    "token server {realm} refused a token (HTTP {status}): {}{}",
                     String::from_utf8_lossy(&data)
                         .chars()
                         .take(200)
-                        .collect::<String>()
+                        .collect::<String>(),
+                    if creds.is_some() {
+                        format!(" (the credentials for {} were sent)", self.domain)
+                    } else {
+                        format!(
+                            " (no credentials for {} were found; see --authfile, AuthFile=)",
+                            self.domain
+                        )
+                    },
                 ),
             ));
         }
@@ -380,7 +538,7 @@ impl Client {
         headers: &[(&str, String)],
         with_auth: bool,
         retry_transport: bool,
-    ) -> Result<Response<Body>, Error> {
+    ) -> Result<Response<Body>, Failure> {
         let auth = if with_auth {
             self.lock_auth().header.clone()
         } else {
@@ -407,7 +565,7 @@ impl Client {
         headers: &[(&str, String)],
         auth: Option<&str>,
         retry_transport: bool,
-    ) -> Result<Response<Body>, Error> {
+    ) -> Result<Response<Body>, Failure> {
         self.execute_inner(url, headers, auth, origin(url), retry_transport)
     }
 
@@ -418,7 +576,8 @@ impl Client {
         auth: Option<&str>,
         auth_origin: Option<(String, String, u16)>,
         retry_transport: bool,
-    ) -> Result<Response<Body>, Error> {
+    ) -> Result<Response<Body>, Failure> {
+        let retries = self.retries.load(Ordering::Relaxed);
         let mut attempt = 0;
         loop {
             let delay = self
@@ -426,16 +585,26 @@ impl Client {
                 .saturating_mul(1 << attempt.min(16))
                 .min(MAX_RETRY_DELAY);
             match self.follow_redirects(url, headers, auth, auth_origin.as_ref()) {
-                Err((e, transport)) => {
-                    if transport && retry_transport && attempt < self.retries {
+                Err(Transport::Failed { url: at, e }) => {
+                    let (what, hint) = describe_transport(&e);
+                    if retry_transport && attempt < retries && retryable_transport(&e) {
+                        self.say_retrying(&at, &what, delay, attempt + 1, retries);
                         std::thread::sleep(delay);
                         attempt += 1;
                         continue;
                     }
-                    return Err(e);
+                    return Err(Failure::Transport {
+                        url: at,
+                        what,
+                        hint,
+                        retried: attempt,
+                    });
                 }
-                Ok(resp) if retryable_status(resp.status().as_u16()) && attempt < self.retries => {
+                Err(Transport::Refused(e)) => return Err(Failure::Other(e)),
+                Ok(resp) if retryable_status(resp.status().as_u16()) && attempt < retries => {
                     let wait = retry_after(&resp).unwrap_or(delay).min(MAX_RETRY_DELAY);
+                    let what = format!("HTTP {}", resp.status().as_u16());
+                    self.say_retrying(url, &what, wait, attempt + 1, retries);
                     std::thread::sleep(wait);
                     attempt += 1;
                 }
@@ -444,15 +613,23 @@ impl Client {
         }
     }
 
+    fn say_retrying(&self, url: &str, what: &str, wait: Duration, n: u32, of: u32) {
+        if let Some(notice) = &self.notice {
+            notice.say(&format!(
+                "{url}: {what}; retrying in {:.1} s (retry {n} of {of})",
+                wait.as_secs_f64()
+            ));
+        }
+    }
+
     /// Follows redirects by hand: `Authorization` goes only to `auth_origin`.
-    /// The error's flag says whether it was a (retryable) transport failure.
     fn follow_redirects(
         &self,
         url: &str,
         headers: &[(&str, String)],
         auth: Option<&str>,
         auth_origin: Option<&(String, String, u16)>,
-    ) -> Result<Response<Body>, (Error, bool)> {
+    ) -> Result<Response<Body>, Transport> {
         let mut current = url.to_string();
         for _ in 0..=MAX_REDIRECTS {
             let mut req = self
@@ -467,9 +644,10 @@ impl Client {
                     req = req.header("Authorization", a);
                 }
             }
-            let resp = req
-                .call()
-                .map_err(|e| (transport_error(&current, &e), retryable_transport(&e)))?;
+            let resp = match req.call() {
+                Ok(resp) => resp,
+                Err(e) => return Err(Transport::Failed { url: current, e }),
+            };
             let status = resp.status().as_u16();
             if !matches!(status, 301 | 302 | 303 | 307 | 308) {
                 return Ok(resp);
@@ -477,24 +655,26 @@ impl Client {
             let next = header(&resp, "location")
                 .and_then(|l| resolve(&current, &l))
                 .ok_or_else(|| {
-                    (
-                        Error::new(
-                            ErrorKind::Io,
-                            format!("{current}: HTTP {status} without a usable Location"),
-                        ),
-                        false,
-                    )
+                    Transport::Refused(Error::new(
+                        ErrorKind::Io,
+                        format!("{current}: HTTP {status} without a usable Location"),
+                    ))
                 })?;
             current = next;
         }
-        Err((
-            Error::new(
-                ErrorKind::Io,
-                format!("{url}: more than {MAX_REDIRECTS} redirects"),
-            ),
-            false,
-        ))
+        Err(Transport::Refused(Error::new(
+            ErrorKind::Io,
+            format!("{url}: more than {MAX_REDIRECTS} redirects"),
+        )))
     }
+}
+
+/// How one attempt of [`Client::follow_redirects`] failed.
+enum Transport {
+    /// The transport failed at `url` (possibly a redirect target): maybe worth a retry.
+    Failed { url: String, e: ureq::Error },
+    /// The answer cannot be used; retrying would not help.
+    Refused(Error),
 }
 
 #[cfg(test)]
@@ -502,6 +682,41 @@ mod tests {
     use super::*;
     use std::io::{BufRead, BufReader, Write};
     use std::net::TcpListener;
+
+    #[test]
+    fn dns_failures_read_as_such_and_get_no_tls_hint() {
+        // The io::Error std's resolver gives for a name that does not resolve
+        // (built here: a test never sends a DNS query off this machine).
+        let io = std::io::Error::other(
+            "failed to lookup address information: Name or service not known",
+        );
+        let (what, hint) = describe_transport(&ureq::Error::Io(io));
+        assert_eq!(
+            what,
+            "cannot resolve the host name (Name or service not known)"
+        );
+        assert_eq!(hint, None);
+        let (what, hint) = describe_transport(&ureq::Error::HostNotFound);
+        assert_eq!(what, "cannot resolve the host name");
+        assert_eq!(hint, None);
+        // The whole message, as connect() builds it for Docker Hub.
+        let f = Failure::Transport {
+            url: "https://registry-1.docker.io/v2/".into(),
+            what: "cannot resolve the host name (Name or service not known)".into(),
+            hint: None,
+            retried: 4,
+        };
+        assert_eq!(
+            f.into_error().to_string(),
+            "https://registry-1.docker.io/v2/: cannot resolve the host name (Name or service \
+             not known) (after 4 retries)"
+        );
+        let os = std::io::Error::from_raw_os_error(113);
+        assert_eq!(
+            describe_transport(&ureq::Error::Io(os)).0,
+            "No route to host"
+        );
+    }
 
     #[test]
     fn which_realms_may_receive_credentials() {
@@ -550,8 +765,9 @@ mod tests {
             repository: "test/img".into(),
             authfile: None,
             user_agent: "test".into(),
-            retries: 0,
+            retries: AtomicU32::new(0),
             retry_delay: Duration::from_millis(1),
+            notice: None,
             credentials: OnceLock::from(Ok(Some(creds))),
             auth: Mutex::new(AuthState::default()),
         }
