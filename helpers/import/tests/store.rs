@@ -515,7 +515,10 @@ fn launcher_assembles_overlays_lowest_first_with_binds() {
         fs::metadata(&env).unwrap().permissions().mode() & 0o777,
         0o600
     );
-    assert_eq!(fs::read_to_string(&env).unwrap(), "TOKEN=\"abc\"\nA=\"1\"\n");
+    assert_eq!(
+        fs::read_to_string(&env).unwrap(),
+        "TOKEN=\"abc\"\nA=\"1\"\n"
+    );
     let dropin =
         fs::read_to_string(runtime.join("units/sdme-oci-app.service.d/50-launcher.conf")).unwrap();
     assert!(dropin.contains("User=\nGroup=\n"), "{dropin}");
