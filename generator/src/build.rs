@@ -218,6 +218,18 @@ fn check_whole(d: &Descriptor, errors: &mut Vec<Diagnostic>) {
                     .into(),
             );
         }
+        if let Some(p) = c
+            .private_users
+            .as_ref()
+            .filter(|p| p.value != sdme_launch::PrivateUsers::No && c.connector_access.restricted())
+        {
+            fail(
+                &p.origin,
+                "PrivateUsers= must be no for a connector with ConnectorAllowUID=/ConnectorAllowGID= \
+                 (in a user namespace its server sees every caller from outside as uid 65534)"
+                    .into(),
+            );
+        }
         for connector in &c.connectors {
             if connector.value == d.name {
                 fail(

@@ -91,7 +91,22 @@ pub struct ContainerSection {
     pub connector_access: sdme_launch::ConnectorAccess,
     /// Where the first of them was set (they apply to connectors only).
     pub connector_access_origin: Option<Origin>,
+    /// `PrivateUsers=`: `None` = the default (see [`ContainerSection::private_users`]).
+    pub private_users: Option<Located<sdme_launch::PrivateUsers>>,
     pub nspawn_arguments: Vec<String>,
+}
+
+impl ContainerSection {
+    /// Whether and how the container gets a user namespace: as the
+    /// descriptor says, else one of its own, except for a connector that
+    /// checks its callers (in a namespace they would all read as uid 65534).
+    pub fn private_users(&self) -> sdme_launch::PrivateUsers {
+        match &self.private_users {
+            Some(p) => p.value,
+            None if self.connector_access.restricted() => sdme_launch::PrivateUsers::No,
+            None => sdme_launch::PrivateUsers::Auto,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]

@@ -149,6 +149,7 @@ const CONTAINER_KEYS: &[&str] = &[
     "ConnectorAllowUID",
     "ConnectorAllowGID",
     "ConnectorEnvironmentFiles",
+    "PrivateUsers",
     "NspawnArgument",
 ];
 
@@ -233,6 +234,12 @@ pub fn assign_container(
         "StartOnDemand" => scalar(&mut c.start_on_demand, value, |v| {
             parse_bool(v).map(|b| Located {
                 value: b,
+                origin: origin.clone(),
+            })
+        }),
+        "PrivateUsers" => scalar(&mut c.private_users, value, |v| {
+            sdme_launch::PrivateUsers::parse(v).map(|p| Located {
+                value: p,
                 origin: origin.clone(),
             })
         }),

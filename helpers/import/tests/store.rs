@@ -451,6 +451,7 @@ fn launcher_assembles_overlays_lowest_first_with_binds() {
             "--volume=/srv/www:/www:ro",
             "--volume=/data",
             "--user=root",
+            "--private-users=no",
         ])
         .arg(format!("--env-file={}", envfile.display()))
         .arg(format!("--store={}", s.display()))
@@ -528,6 +529,100 @@ fn launcher_assembles_overlays_lowest_first_with_binds() {
     )));
     let gens = fs::read_to_string(s.join("containers/web/generations")).unwrap();
     assert!(gens.contains(base_gen.to_str().unwrap()) && gens.contains(app_gen.to_str().unwrap()));
+    assert!(!line.contains("--private-users"), "{line}");
+
+    // The default: a user namespace. The same layers, each seen through an
+    // idmapped mount under the runtime directory, the container's range
+    // handed to nspawn, volumes idmapped, the secrets readable by the
+    // container's root (the range's first id).
+    let line = run(Command::new(nspawn())
+        .args(["--machine=web", "--image=app1", "--dry-run", "--env=A=1"])
+        .args(["--volume=/srv/www:/www:ro", "--volume=/data"])
+        .arg(format!("--store={}", s.display()))
+        .arg(format!("--runtime-dir={}", runtime.display())));
+    let range = fs::read_to_string(s.join("containers/web/userns")).unwrap();
+    let (base, size) = range.trim().split_once(' ').unwrap();
+    assert_eq!(size, "65536");
+    let base: u32 = base.parse().unwrap();
+    assert!(base >= 0x80000 && base % 65536 == 0, "{base}");
+    assert!(
+        line.contains(&format!(
+            "--private-users={base}:65536 --private-users-ownership=off"
+        )),
+        "{line}"
+    );
+    let mapped = |i: usize| {
+        runtime
+            .join("idmapped")
+            .join(i.to_string())
+            .display()
+            .to_string()
+    };
+    let idmapped: Vec<&str> = line
+        .lines()
+        .filter(|l| l.starts_with("# idmapped "))
+        .collect();
+    assert_eq!(
+        idmapped.len(),
+        6,
+        "3 root lowers, 2 app layers, appglue: {line}"
+    );
+    assert!(
+        idmapped[0].starts_with(&format!(
+            "# idmapped {}:{} for ids {base}:65536",
+            layers.join(hex(&rb["layers"][0])).display(),
+            mapped(0)
+        )),
+        "{line}"
+    );
+    let root = format!(
+        "--overlay={}:{}:{}:{}:/",
+        mapped(0),
+        mapped(1),
+        mapped(2),
+        s.join("containers/web/root").display()
+    );
+    assert!(line.contains(&root), "{line}\nexpected {root}");
+    assert!(
+        line.contains(&format!("--directory={}", mapped(0))),
+        "{line}"
+    );
+    assert!(
+        line.contains(&format!(
+            "--overlay={}:{}:{}:{}:/oci/root",
+            mapped(3),
+            mapped(4),
+            mapped(5),
+            s.join("containers/web/app").display()
+        )),
+        "{line}"
+    );
+    assert!(
+        line.contains("--bind-ro=/srv/www:/oci/root/www:idmap"),
+        "{line}"
+    );
+    assert!(
+        line.contains(&format!(
+            "--bind={}:/oci/root/data:idmap",
+            s.join("volumes/web/data").display()
+        )),
+        "{line}"
+    );
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        fs::metadata(&env).unwrap().uid(),
+        base,
+        "the environment file"
+    );
+    // A dry run changes no owners; the layers themselves never change.
+    assert_eq!(
+        fs::metadata(s.join("containers/web/root")).unwrap().uid(),
+        0
+    );
+    assert!(
+        !s.join("containers/web/owner").exists()
+            || fs::read_to_string(s.join("containers/web/owner")).unwrap() == "0 65536\n"
+    );
 
     // The app's upper layer is the container's: a symlink its root planted
     // there between two starts must not send the launcher's mkdir of the
@@ -954,7 +1049,12 @@ fn generations_are_matched_by_the_full_manifest_digest() {
         "the old-style generation is up to date"
     );
     let line = run(Command::new(nspawn())
-        .args(["--machine=old", "--image=app", "--dry-run"])
+        .args([
+            "--machine=old",
+            "--image=app",
+            "--dry-run",
+            "--private-users=no",
+        ])
         .arg(format!("--store={}", s.display()))
         .arg(format!("--runtime-dir={}", f.work.join("run").display())));
     assert!(line.contains(&format!("images/{legacy}/glue:")), "{line}");

@@ -3,7 +3,8 @@
 //! by [`Launch::to_args`] (the generator) and read back by [`parse`] (the
 //! launcher), its exact inverse; and the rules for those settings (volume
 //! syntax, restart policies, health actions and times, environment
-//! assignments, connector access), which exist only here.
+//! assignments, connector access, user-namespace ranges), which exist
+//! only here.
 //!
 //! It may call `sdme-unitfile` (the environment-name rule); it must never
 //! read files, the store or descriptors: it is data and its two spellings.
@@ -53,6 +54,74 @@ pub struct Health {
 impl Health {
     pub fn any(&self) -> bool {
         self != &Health::default()
+    }
+}
+
+/// Whether the container gets a user namespace (`PrivateUsers=`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PrivateUsers {
+    /// Its own range of 65536 ids, chosen and recorded by the launcher.
+    #[default]
+    Auto,
+    /// None: root in the container is root on the host.
+    No,
+    /// Exactly host ids `base..base+size`.
+    Range { base: u32, size: u32 },
+}
+
+/// Ids per container, and the alignment of every range's base.
+pub const ID_RANGE_SIZE: u32 = 0x10000;
+
+/// A range a container may have: whole 65536-id slots above the host's
+/// own ids 0…65535, ending at or below 0xFFFF0000 (above lie the ids
+/// nothing may own, such as 4294967295).
+pub fn check_id_range(base: u32, size: u32) -> Result<(), String> {
+    if base < ID_RANGE_SIZE || base % ID_RANGE_SIZE != 0 {
+        return Err(format!(
+            "user namespace base {base} must be a multiple of 65536 and at least 65536"
+        ));
+    }
+    if size < ID_RANGE_SIZE || size % ID_RANGE_SIZE != 0 {
+        return Err(format!(
+            "user namespace size {size} must be a multiple of 65536"
+        ));
+    }
+    if base as u64 + size as u64 > 0xFFFF_0000 {
+        return Err(format!(
+            "user namespace range {base}:{size} ends above 4294901760"
+        ));
+    }
+    Ok(())
+}
+
+impl PrivateUsers {
+    /// `yes`, `no` or `BASE[:SIZE]` (SIZE defaults to 65536).
+    pub fn parse(v: &str) -> Result<PrivateUsers, String> {
+        match v {
+            "yes" | "true" | "on" | "1" => return Ok(PrivateUsers::Auto),
+            "no" | "false" | "off" | "0" => return Ok(PrivateUsers::No),
+            _ => {}
+        }
+        let (base, size) = match v.split_once(':') {
+            Some((b, s)) => (b, Some(s)),
+            None => (v, None),
+        };
+        let number = |s: &str| -> Result<u32, String> {
+            s.parse::<u32>()
+                .map_err(|_| format!("{v:?} is not yes, no or BASE[:SIZE] (numbers)"))
+        };
+        let base = number(base)?;
+        let size = size.map(number).transpose()?.unwrap_or(ID_RANGE_SIZE);
+        check_id_range(base, size)?;
+        Ok(PrivateUsers::Range { base, size })
+    }
+
+    pub fn to_spec(&self) -> String {
+        match self {
+            PrivateUsers::Auto => "yes".into(),
+            PrivateUsers::No => "no".into(),
+            PrivateUsers::Range { base, size } => format!("{base}:{size}"),
+        }
     }
 }
 
@@ -109,6 +178,7 @@ pub struct Launch {
     pub restart: Option<&'static str>,
     pub health: Health,
     pub connector: ConnectorAccess,
+    pub private_users: PrivateUsers,
     /// For tests: another store and runtime directory, print instead of exec.
     pub store: Option<String>,
     pub runtime_dir: Option<String>,
@@ -121,7 +191,7 @@ pub const USAGE: &str = "usage: sdme-nspawn --machine=NAME --image=IMAGE [--env=
 [--volume=HOST:CONTAINER[:ro]|CONTAINER] [--entrypoint=ARG]… [--cmd=ARG]… [--user=USER[:GROUP]] [--workdir=DIR] \
 [--restart=POLICY] [--health-cmd=CMD] [--health-interval=SEC] [--health-timeout=SEC] [--health-retries=N] \
 [--health-start-period=SEC] [--health-on-failure=restart|stop|none] [--connector-allow-uid=UID] \
-[--connector-allow-gid=GID] [--connector-environment-files] [--store=DIR] [--runtime-dir=DIR] [--dry-run] \
+[--connector-allow-gid=GID] [--connector-environment-files] [--private-users=yes|no|BASE[:SIZE]] [--store=DIR] [--runtime-dir=DIR] [--dry-run] \
 -- [NSPAWN ARGS…]
 See sdme-nspawn(8).";
 
@@ -343,6 +413,9 @@ impl Launch {
         if c.environment_files {
             a.push("--connector-environment-files".to_string());
         }
+        if self.private_users != PrivateUsers::default() {
+            a.push(format!("--private-users={}", self.private_users.to_spec()));
+        }
         if let Some(s) = &self.store {
             a.push(format!("--store={s}"));
         }
@@ -443,6 +516,10 @@ pub fn parse(args: Vec<OsString>) -> Result<Option<Launch>, String> {
                     .map_err(|e| bad("--connector-allow-gid", e))?,
             ),
             Long("connector-environment-files") => o.connector.environment_files = true,
+            Long("private-users") => {
+                o.private_users = PrivateUsers::parse(&val(&mut p, "--private-users")?)
+                    .map_err(|e| bad("--private-users", e))?
+            }
             Long("store") => o.store = Some(val(&mut p, "--store")?),
             Long("runtime-dir") => o.runtime_dir = Some(val(&mut p, "--runtime-dir")?),
             Long("dry-run") => o.dry_run = true,

@@ -55,6 +55,10 @@ fn every_setting_survives_writing_and_reading() {
             allow_gids: vec![27],
             environment_files: true,
         },
+        private_users: PrivateUsers::Range {
+            base: 0x20000,
+            size: 0x20000,
+        },
         store: Some("/tmp/store".into()),
         runtime_dir: Some("/tmp/run".into()),
         dry_run: true,
@@ -76,6 +80,41 @@ fn every_setting_survives_writing_and_reading() {
     l.entrypoint = None;
     l.cmd = Some(vec!["sh".into()]);
     round_trip(&l);
+    l.private_users = PrivateUsers::No;
+    round_trip(&l);
+}
+
+#[test]
+fn private_users_values() {
+    assert_eq!(PrivateUsers::parse("yes").unwrap(), PrivateUsers::Auto);
+    assert_eq!(PrivateUsers::parse("no").unwrap(), PrivateUsers::No);
+    assert_eq!(
+        PrivateUsers::parse("1048576").unwrap(),
+        PrivateUsers::Range {
+            base: 1048576,
+            size: 65536
+        }
+    );
+    assert_eq!(
+        PrivateUsers::parse("1048576:131072").unwrap().to_spec(),
+        "1048576:131072"
+    );
+    for bad in [
+        "",
+        "maybe",
+        "65535",
+        "100000",
+        "65536:1",
+        "65536:",
+        ":65536",
+        "4294901760",
+        "-65536",
+        "65536:65536:1",
+    ] {
+        assert!(PrivateUsers::parse(bad).is_err(), "{bad:?}");
+    }
+    // "0" reads as "no" (systemd's booleans), never as base 0.
+    assert_eq!(PrivateUsers::parse("0").unwrap(), PrivateUsers::No);
 }
 
 #[test]

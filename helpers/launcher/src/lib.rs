@@ -13,10 +13,12 @@
 pub mod dropin;
 /// The command line, the generator's and the launcher's one type.
 pub use sdme_launch as options;
+pub mod userns;
 pub mod volumes;
 
-use sdme_launch::{Launch as Options, Volume};
+use sdme_launch::{Launch as Options, PrivateUsers, Volume};
 use sdme_store::merged::MergedView;
+use sdme_store::userns::{IdRange, Request};
 use sdme_store::Kind;
 use sdme_store::Store;
 use std::ffi::OsString;
@@ -71,9 +73,10 @@ fn mkdir(path: &Path, mode: u32) -> Result<(), String> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|e| err(path, e))
 }
 
-/// The launcher's work: the nspawn argument list, after writing the runtime
-/// files (environment, drop-ins) it binds into the container.
-pub fn prepare(o: &Options) -> Result<Vec<OsString>, String> {
+/// The launcher's work: the nspawn argument list and the user namespace's
+/// mounts, after writing the runtime files (environment, drop-ins) it
+/// binds into the container and giving its writable layers their owners.
+pub fn prepare(o: &Options) -> Result<Prepared, String> {
     sdme_store::check_name(&o.machine)?;
     sdme_store::check_name(&o.image)?;
     let store = Store::new(
@@ -96,6 +99,13 @@ pub fn prepare(o: &Options) -> Result<Vec<OsString>, String> {
     } = store.root_stack(&o.image)?;
     let container = store.containers_dir().join(&o.machine);
     let upper = container.join("root");
+    let app_upper = container.join("app");
+    let is_app = record.kind != Kind::Base;
+    let existing: Vec<PathBuf> = [&upper, &app_upper]
+        .into_iter()
+        .filter(|p| p.exists())
+        .cloned()
+        .collect();
     mkdir(&upper, 0o755)?;
     record_generations(&container, &generations, o.dry_run)?;
     drop(lock);
@@ -107,10 +117,49 @@ pub fn prepare(o: &Options) -> Result<Vec<OsString>, String> {
     sdme_store::remove_tree(&runtime)?;
     mkdir(&runtime, 0o700)?;
 
-    let mut args: Vec<OsString> =
-        vec![format!("--directory={}", os_tree(&lowers).display()).into()];
-    args.push(overlay_arg(&lowers, &upper, "/")?);
-    let is_app = record.kind != Kind::Base;
+    // The user namespace: the container's range, its writable layers owned
+    // in it, and idmapped views of the layers it shares (userns.rs).
+    let range = match o.private_users {
+        PrivateUsers::No => None,
+        PrivateUsers::Auto => Some(store.assign_range(&o.machine, Request::Auto)?),
+        PrivateUsers::Range { base, size } => {
+            Some(store.assign_range(&o.machine, Request::Pinned(IdRange { base, size }))?)
+        }
+    };
+    if is_app {
+        mkdir(&app_upper, 0o755)?;
+    }
+    let mut uppers = vec![upper.clone()];
+    if is_app {
+        uppers.push(app_upper.clone());
+    }
+    own_writable_layers(&container, &uppers, &existing, range, o.dry_run)?;
+    let mut idmapped: Vec<userns::IdmapMount> = Vec::new();
+    let mut seen = |l: &PathBuf| -> PathBuf {
+        match range {
+            None => l.clone(),
+            Some(_) => {
+                if let Some(m) = idmapped.iter().find(|m| &m.source == l) {
+                    return m.target.clone();
+                }
+                let target = runtime.join("idmapped").join(idmapped.len().to_string());
+                idmapped.push(userns::IdmapMount {
+                    source: l.clone(),
+                    target: target.clone(),
+                });
+                target
+            }
+        }
+    };
+    let os = os_tree(&lowers);
+    let mapped_lowers: Vec<PathBuf> = lowers.iter().map(&mut seen).collect();
+    let mapped_os = lowers
+        .iter()
+        .position(|l| l == &os)
+        .map_or(os.clone(), |i| mapped_lowers[i].clone());
+
+    let mut args: Vec<OsString> = vec![format!("--directory={}", mapped_os.display()).into()];
+    args.push(overlay_arg(&mapped_lowers, &upper, "/")?);
     // What the binds are mounted into, as the container will see it: its
     // image's layers and its own writable layer (which its root may have
     // changed, planted symlinks included).
@@ -118,9 +167,8 @@ pub fn prepare(o: &Options) -> Result<Vec<OsString>, String> {
     mount_root.push(upper.clone());
     let app_view = if is_app {
         let app_lowers = store.app_lowers(&generation, &record)?;
-        let app_upper = container.join("app");
-        mkdir(&app_upper, 0o755)?;
-        args.push(overlay_arg(&app_lowers, &app_upper, "/oci/root")?);
+        let mapped: Vec<PathBuf> = app_lowers.iter().map(&mut seen).collect();
+        args.push(overlay_arg(&mapped, &app_upper, "/oci/root")?);
         mount_root = app_lowers.clone();
         mount_root.push(app_upper.clone());
         Some((MergedView::new(app_lowers), app_upper))
@@ -174,12 +222,15 @@ pub fn prepare(o: &Options) -> Result<Vec<OsString>, String> {
     // Parents before what lies below them (a stable sort by path), so that
     // a volume inside another one is mounted on top of it, not hidden by it.
     binds.sort_by(|a, b| Path::new(&a.1).cmp(Path::new(&b.1)));
+    // In a user namespace volumes are idmapped binds: their files keep
+    // their owners on disk (0-based, as without one) and inside alike.
+    let bind_options = if range.is_some() { ":idmap" } else { "" };
     for (host, target, ro) in binds {
         let host = host.to_str().ok_or("volume path is not UTF-8")?;
         let flag = if ro { "--bind-ro" } else { "--bind" };
         args.push(
             format!(
-                "{flag}={}:{app_root}{}",
+                "{flag}={}:{app_root}{}{bind_options}",
                 bind_escape(host),
                 bind_escape(&target)
             )
@@ -200,6 +251,10 @@ pub fn prepare(o: &Options) -> Result<Vec<OsString>, String> {
     if !env.is_empty() {
         let path = runtime.join("environment");
         write_private(&path, env.as_bytes())?;
+        // Read by the container's root, which is the range's first id.
+        if let Some(r) = range {
+            chown(&path, r.base)?;
+        }
         args.push(format!("--bind-ro={}:/run/sdme/environment", path.display()).into());
     }
 
@@ -213,6 +268,15 @@ pub fn prepare(o: &Options) -> Result<Vec<OsString>, String> {
             None => PathBuf::from(sdme_launch::public_connector_dir(&o.image)),
         };
         if o.connector.restricted() {
+            if range.is_some() {
+                // Callers' ids read as the overflow id in the server's own
+                // namespace: the allow list could never match.
+                return Err(
+                    "--connector-allow-uid/--connector-allow-gid need --private-users=no: \
+                     in a user namespace the server sees every caller from outside as uid 65534"
+                        .into(),
+                );
+            }
             if let Some(parent) = public.parent() {
                 mkdir(parent, 0o755)?;
             }
@@ -269,8 +333,101 @@ pub fn prepare(o: &Options) -> Result<Vec<OsString>, String> {
             .map_err(|e| format!("working directory {dir} in {}: {e}", app_upper.display()))?;
     }
 
+    if let Some(r) = range {
+        // The tree is already in the range's ids (idmapped lowers, uppers
+        // owned in it): nspawn must not chown anything.
+        args.push(format!("--private-users={}:{}", r.base, r.size).into());
+        args.push("--private-users-ownership=off".into());
+    }
     args.extend(o.nspawn_args.iter().map(OsString::from));
-    Ok(args)
+    let userns = range.map(|range| userns::Plan {
+        range,
+        mounts: idmapped,
+    });
+    Ok(Prepared { args, userns })
+}
+
+/// What `prepare` leaves to do: the idmapped mounts (in a mount namespace
+/// of the launcher's own, see userns.rs), then systemd-nspawn with `args`.
+#[derive(Debug)]
+pub struct Prepared {
+    pub args: Vec<OsString>,
+    pub userns: Option<userns::Plan>,
+}
+
+fn chown(path: &Path, id: u32) -> Result<(), String> {
+    std::os::unix::fs::chown(path, Some(id), Some(id)).map_err(|e| err(path, e))
+}
+
+/// `containers/NAME/owner` (`BASE SIZE`, `0 65536` without a namespace):
+/// the range the writable layers are owned in. Layers that existed before
+/// the file did were written without a user namespace. When the range
+/// changes (a first start in a namespace, a pinned range, `PrivateUsers=no`
+/// again) the layers are shifted to the new one before it is recorded; a
+/// start interrupted meanwhile shifts the rest next time (ids already moved
+/// lie outside the old range and are left alone).
+fn own_writable_layers(
+    container: &Path,
+    uppers: &[PathBuf],
+    existed: &[PathBuf],
+    range: Option<IdRange>,
+    dry_run: bool,
+) -> Result<(), String> {
+    let file = container.join("owner");
+    let want = range.unwrap_or(IdRange {
+        base: 0,
+        size: sdme_store::userns::RANGE_SIZE,
+    });
+    let have = match std::fs::read_to_string(&file) {
+        Ok(text) => {
+            let mut w = text.split_whitespace().map(str::parse::<u32>);
+            match (w.next(), w.next(), w.next()) {
+                (Some(Ok(base)), Some(Ok(size)), None) => Some(IdRange { base, size }),
+                _ => {
+                    return Err(format!(
+                        "{}: not \"BASE SIZE\": {:?}",
+                        file.display(),
+                        text.trim()
+                    ))
+                }
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(err(&file, e)),
+    };
+    if dry_run {
+        return Ok(());
+    }
+    for upper in uppers {
+        let from = match have {
+            Some(h) => h,
+            None if existed.contains(upper) => IdRange {
+                base: 0,
+                size: sdme_store::userns::RANGE_SIZE,
+            },
+            // New: owned by the container's root from the start.
+            None => {
+                chown(upper, want.base)?;
+                continue;
+            }
+        };
+        if from.base != want.base {
+            eprintln!(
+                "sdme-nspawn: {}: moving its owners from ids {}… to {}… (user namespace range changed)",
+                upper.display(),
+                from.base,
+                want.base
+            );
+            userns::shift_tree(upper, from.base, want.base, from.size)?;
+        }
+    }
+    if have != Some(want) {
+        let tmp = container.join(".owner.tmp");
+        std::fs::write(&tmp, format!("{} {}\n", want.base, want.size))
+            .and_then(|_| std::fs::rename(&tmp, &file))
+            .map_err(|e| err(&file, e))?;
+    }
+    Ok(())
 }
 
 /// The server's container writes the public connector directory, and every

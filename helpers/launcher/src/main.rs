@@ -16,8 +16,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let args = match launcher::prepare(&opts) {
-        Ok(a) => a,
+    let launcher::Prepared { args, userns } = match launcher::prepare(&opts) {
+        Ok(p) => p,
         Err(e) => {
             eprintln!("sdme-nspawn: {e}");
             return ExitCode::FAILURE;
@@ -25,12 +25,29 @@ fn main() -> ExitCode {
     };
     let binary = launcher::nspawn_binary();
     if opts.dry_run {
+        if let Some(plan) = &userns {
+            for m in &plan.mounts {
+                println!(
+                    "# idmapped {}:{} for ids {}:{}",
+                    m.source.display(),
+                    m.target.display(),
+                    plan.range.base,
+                    plan.range.size
+                );
+            }
+        }
         let line: Vec<String> = std::iter::once(binary.as_os_str())
             .chain(args.iter().map(|a| a.as_os_str()))
             .map(launcher::shell_quote)
             .collect();
         println!("{}", line.join(" "));
         return ExitCode::SUCCESS;
+    }
+    if let Some(plan) = &userns {
+        if let Err(e) = launcher::userns::apply(plan) {
+            eprintln!("sdme-nspawn: {e}");
+            return ExitCode::FAILURE;
+        }
     }
     let e = std::process::Command::new(&binary).args(&args).exec();
     eprintln!("sdme-nspawn: executing {}: {e}", binary.to_string_lossy());

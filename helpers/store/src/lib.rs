@@ -5,7 +5,8 @@
 //! of a stack of layers, the store lock, gc and containers' user-namespace
 //! ranges ([`userns`]).
 //!
-//! It may call `sdme-unitfile` (one name rule); it must never fetch, unpack
+//! It may call `sdme-unitfile` (one name rule) and `sdme-launch` (the
+//! id-range rule); it must never fetch, unpack
 //! or run anything, and writes only below the store root it is given.
 
 pub mod gc;

@@ -24,7 +24,7 @@ pub struct IdRange {
 }
 
 /// The size of every automatic range, and the alignment of every base.
-pub const RANGE_SIZE: u32 = 0x10000;
+pub const RANGE_SIZE: u32 = sdme_launch::ID_RANGE_SIZE;
 /// systemd's range for containers' ids (`CONTAINER_UID_BASE_MIN/MAX`).
 pub const AUTO_FIRST: u32 = 0x0008_0000;
 pub const AUTO_END: u32 = 0x7000_0000;
@@ -38,28 +38,10 @@ impl IdRange {
         (self.base as u64) < other.end() && (other.base as u64) < self.end()
     }
 
-    /// A range a descriptor may pin: whole 65536-id slots above the host's
-    /// own 0…65535, below the ids nothing may use (65535-style sentinels).
+    /// The one rule for ranges (sdme-launch's, which the descriptor and
+    /// the launcher's command line are read with).
     pub fn check(&self) -> Result<(), String> {
-        if self.base < RANGE_SIZE || self.base % RANGE_SIZE != 0 {
-            return Err(format!(
-                "user namespace base {} must be a multiple of 65536 and at least 65536",
-                self.base
-            ));
-        }
-        if self.size < RANGE_SIZE || self.size % RANGE_SIZE != 0 {
-            return Err(format!(
-                "user namespace size {} must be a multiple of 65536",
-                self.size
-            ));
-        }
-        if self.end() > 0xFFFF_0000 {
-            return Err(format!(
-                "user namespace range {}:{} ends above 4294901760",
-                self.base, self.size
-            ));
-        }
-        Ok(())
+        sdme_launch::check_id_range(self.base, self.size)
     }
 }
 
