@@ -98,11 +98,15 @@ pub struct ContainerSection {
 
 impl ContainerSection {
     /// Whether and how the container gets a user namespace: as the
-    /// descriptor says, else one of its own, except for a connector that
-    /// checks its callers (in a namespace they would all read as uid 65534).
+    /// descriptor says, else one of its own, except in the host's network
+    /// (which belongs to the host's user namespace, where the container's
+    /// root has no capabilities: an app could not bind a port below 1024)
+    /// and for a connector that checks its callers (in a namespace they
+    /// would all read as uid 65534).
     pub fn private_users(&self) -> sdme_launch::PrivateUsers {
         match &self.private_users {
             Some(p) => p.value,
+            None if self.network == Network::Host => sdme_launch::PrivateUsers::No,
             None if self.connector_access.restricted() => sdme_launch::PrivateUsers::No,
             None => sdme_launch::PrivateUsers::Auto,
         }

@@ -83,14 +83,15 @@ impl Tree {
         Ok(created)
     }
 
-    /// Creates `path` and every missing parent as directories with `mode`.
-    pub fn make_dirs(&self, path: &str, mode: u32) -> io::Result<()> {
+    /// Creates `path` and every missing parent as directories with `mode`
+    /// (and `owner`, for those it creates).
+    pub fn make_dirs(&self, path: &str, mode: u32, owner: Option<(u32, u32)>) -> io::Result<()> {
         let clean = CleanPath::parse(path.as_bytes());
         let mut so_far = CleanPath::default();
         for comp in clean.components() {
             so_far = so_far.join(comp);
             let text = String::from_utf8_lossy(so_far.to_relative()).into_owned();
-            self.make_dir(&text, mode, None)?;
+            self.make_dir(&text, mode, owner)?;
         }
         Ok(())
     }
@@ -226,12 +227,12 @@ mod tests {
         let (_t, tree_path, outside) = hostile();
         let tree = Tree::open(&tree_path).unwrap();
         // An absolute link names a path inside the tree, which does not exist.
-        assert!(tree.make_dirs("/abs/x/y", 0o755).is_err());
+        assert!(tree.make_dirs("/abs/x/y", 0o755, None).is_err());
         assert!(tree.write_file("abs/file", b"data", 0o644, None).is_err());
         assert!(tree.set_dir_mode("abs", 0o777).is_err());
-        tree.make_dirs("/slash/x/y", 0o755).unwrap();
-        tree.make_dirs("rel/../../z", 0o755).unwrap();
-        tree.make_dirs("dotdot/w", 0o755).unwrap();
+        tree.make_dirs("/slash/x/y", 0o755, None).unwrap();
+        tree.make_dirs("rel/../../z", 0o755, None).unwrap();
+        tree.make_dirs("dotdot/w", 0o755, None).unwrap();
         tree.write_file("/slash/file", b"data", 0o644, None)
             .unwrap();
         tree.write_file("canary", b"replaced", 0o644, None).unwrap();

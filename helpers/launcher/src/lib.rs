@@ -329,7 +329,7 @@ pub fn prepare(o: &Options) -> Result<Prepared, String> {
         // The app's upper layer is the container's to write: confined, so a
         // symlink planted there cannot send this mkdir onto the host.
         sdme_extract::confined::Tree::open(app_upper)
-            .and_then(|tree| tree.make_dirs(dir, 0o755))
+            .and_then(|tree| tree.make_dirs(dir, 0o755, range.map(|r| (r.base, r.base))))
             .map_err(|e| format!("working directory {dir} in {}: {e}", app_upper.display()))?;
     }
 
