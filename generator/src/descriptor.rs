@@ -91,26 +91,9 @@ pub struct ContainerSection {
     pub connector_access: sdme_launch::ConnectorAccess,
     /// Where the first of them was set (they apply to connectors only).
     pub connector_access_origin: Option<Origin>,
-    /// `PrivateUsers=`: `None` = the default (see [`ContainerSection::private_users`]).
+    /// `PrivateUsers=`: `None` = the default (see [`Descriptor::private_users`]).
     pub private_users: Option<Located<sdme_launch::PrivateUsers>>,
     pub nspawn_arguments: Vec<String>,
-}
-
-impl ContainerSection {
-    /// Whether and how the container gets a user namespace: as the
-    /// descriptor says, else one of its own, except in the host's network
-    /// (which belongs to the host's user namespace, where the container's
-    /// root has no capabilities: an app could not bind a port below 1024)
-    /// and for a connector that checks its callers (in a namespace they
-    /// would all read as uid 65534).
-    pub fn private_users(&self) -> sdme_launch::PrivateUsers {
-        match &self.private_users {
-            Some(p) => p.value,
-            None if self.network == Network::Host => sdme_launch::PrivateUsers::No,
-            None if self.connector_access.restricted() => sdme_launch::PrivateUsers::No,
-            None => sdme_launch::PrivateUsers::Auto,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -153,6 +136,27 @@ impl Descriptor {
     }
 
     /// The descriptor whose import provides the container's image.
+    /// Whether and how the container gets a user namespace: as the
+    /// descriptor says, else one of its own, except
+    /// - in the host's network, which belongs to the host's user namespace,
+    ///   where the container's root has no capabilities (an app could not
+    ///   bind a port below 1024);
+    /// - for a connector: its commands get the callers' descriptors, which a
+    ///   process in another user namespace cannot reopen by path (nginx's
+    ///   `/var/log/nginx/error.log` → `/dev/stderr`: EACCES), and its allow
+    ///   lists could never match (callers read as uid 65534 inside).
+    pub fn private_users(&self) -> sdme_launch::PrivateUsers {
+        let is_connector = self.image.as_ref().is_some_and(|i| i.mode() == "connector");
+        match &self.container {
+            None => sdme_launch::PrivateUsers::No,
+            Some(c) => match &c.private_users {
+                Some(p) => p.value,
+                None if c.network == Network::Host || is_connector => sdme_launch::PrivateUsers::No,
+                None => sdme_launch::PrivateUsers::Auto,
+            },
+        }
+    }
+
     pub fn image_provider(&self) -> &str {
         match self.container.as_ref().and_then(|c| c.image.as_ref()) {
             Some(other) => &other.value,

@@ -401,7 +401,7 @@ fn launch(
         restart: c.restart,
         health,
         connector: c.connector_access.clone(),
-        private_users: c.private_users(),
+        private_users: d.private_users(),
         nspawn_args,
         ..Launch::default()
     }
@@ -440,7 +440,7 @@ fn nspawn_options(
         // The server's systemd creates its socket there: in a user
         // namespace the directory is an idmapped bind, so that the
         // container's root owns it as the host's root does.
-        let idmap = match c.private_users() {
+        let idmap = match d.private_users() {
             sdme_launch::PrivateUsers::No => "",
             _ => ":idmap",
         };

@@ -11,7 +11,7 @@
 # e2e-push: debian-systemd e2e/debian-systemd:12
 # e2e-push: nginx e2e/nginx:1
 . /usr/local/lib/sdme-e2e/check.sh
-E2E_UNITS="sdme-import@debian sdme-import@web sdme-import@cli systemd-nspawn@web systemd-nspawn@cli"
+E2E_UNITS="sdme-import@debian sdme-import@web sdme-import@cli systemd-nspawn@web systemd-nspawn@cli systemd-nspawn@cli2"
 debian_base
 secret=e2e-secret-$RANDOM$RANDOM
 mkdir -p /etc/sdme
@@ -44,6 +44,16 @@ Base=debian
 Network=private
 Connector=web
 EnvironmentFile=/etc/sdme/web.env
+# Root here is root on the host (no user namespace): always served.
+PrivateUsers=no
+EOD
+# In a user namespace (the default in a private network) root is host uid
+# BASE, which the allow list does not name.
+descriptor cli2 <<EOD
+[Container]
+Image=cli
+Network=private
+Connector=web
 EOD
 step "daemon-reload" systemctl daemon-reload
 require "systemctl start systemd-nspawn@cli (pulls in web)" timeout 250 systemctl start systemd-nspawn@cli
@@ -134,6 +144,24 @@ if [ "$rc" = 0 ] && [[ $out == *PUBLIC=visible* ]]; then
 	pass "the allowed uid 1234 is served"
 else
 	fail "uid 1234 (ConnectorAllowUID=1234): exit $rc, stderr: $err"
+fi
+# call2: as root in cli2 (user namespace); sets $rc, $out, $err.
+call2() {
+	local o e
+	o=$(mktemp) e=$(mktemp)
+	timeout 60 nsenter -t "$(leader cli2)" -a /usr/libexec/sdme-connector-client --connector-dir=/connectors/web --name=web >"$o" 2>"$e" </dev/null
+	rc=$? out=$(cat "$o") err=$(cat "$e")
+	rm -f "$o" "$e"
+}
+require "systemctl start systemd-nspawn@cli2" timeout 120 systemctl start systemd-nspawn@cli2
+base=$(cut -d' ' -f1 /var/lib/sdme/containers/cli2/userns 2>/dev/null)
+check "cli2 has a user namespace range recorded" test -n "$base"
+check "cli2's root is host uid $base" sh -c "test \"\$(stat -c %u /proc/$(leader cli2))\" = '$base'"
+call2
+if [ "$rc" = 77 ] && [[ $err == *"(uid $base)"* ]] && [[ $out != *PUBLIC* ]]; then
+	pass "root in a client container with a user namespace is host uid $base: refused by the allow list"
+else
+	fail "root in cli2: exit $rc (expected 77 naming uid $base), stdout: $out, stderr: $err"
 fi
 call 4321
 if [ "$rc" = 77 ] && [[ $err == *"permission denied"* ]] && [[ $out != *PUBLIC* ]]; then
