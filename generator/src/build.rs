@@ -221,12 +221,13 @@ fn check_whole(d: &Descriptor, errors: &mut Vec<Diagnostic>) {
         if let Some(p) = c
             .private_users
             .as_ref()
-            .filter(|p| p.value != sdme_launch::PrivateUsers::No && c.connector_access.restricted())
+            .filter(|p| p.value != sdme_launch::PrivateUsers::No && is_connector)
         {
             fail(
                 &p.origin,
-                "PrivateUsers= must be no for a connector with ConnectorAllowUID=/ConnectorAllowGID= \
-                 (in a user namespace its server sees every caller from outside as uid 65534)"
+                "PrivateUsers= must be no for a connector: its commands reopen the callers' \
+                 descriptors, its allow lists would see every caller as uid 65534, and what its \
+                 root leaves in the connector directory would be root's on the host"
                     .into(),
             );
         }

@@ -141,10 +141,13 @@ impl Descriptor {
     /// - in the host's network, which belongs to the host's user namespace,
     ///   where the container's root has no capabilities (an app could not
     ///   bind a port below 1024);
-    /// - for a connector: its commands get the callers' descriptors, which a
-    ///   process in another user namespace cannot reopen by path (nginx's
-    ///   `/var/log/nginx/error.log` → `/dev/stderr`: EACCES), and its allow
-    ///   lists could never match (callers read as uid 65534 inside).
+    /// - for a connector, which cannot have one (build.rs): its commands get
+    ///   the callers' descriptors, which a process in another user namespace
+    ///   cannot reopen by path (nginx's `/var/log/nginx/error.log` →
+    ///   `/dev/stderr`: EACCES); its allow lists could never match (callers
+    ///   read as uid 65534 inside); and it writes the connector directory
+    ///   its clients bind, where through an idmapped bind its root's files
+    ///   would be the host root's (a setuid file, for one).
     pub fn private_users(&self) -> sdme_launch::PrivateUsers {
         let is_connector = self.image.as_ref().is_some_and(|i| i.mode() == "connector");
         match &self.container {

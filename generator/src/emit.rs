@@ -437,18 +437,13 @@ fn nspawn_options(
     }
     if is_connector {
         let (host, inside) = (paths::CONNECTORS, paths::CONNECTORS_INSIDE);
-        // The server's systemd creates its socket there: in a user
-        // namespace the directory is an idmapped bind, so that the
-        // container's root owns it as the host's root does.
-        let idmap = match d.private_users() {
-            sdme_launch::PrivateUsers::No => "",
-            _ => ":idmap",
-        };
-        args.push(format!("--bind={host}/{0}:{inside}/{0}{idmap}", d.name));
+        // A connector has no user namespace (build.rs), so its root writes
+        // the directory as the host's root.
+        args.push(format!("--bind={host}/{0}:{inside}/{0}", d.name));
         // Also at its host path: the container's sdme-oci-app.socket listens
         // there, so that systemd inside recognizes a socket passed from the
         // host socket unit by its address (and binds one there otherwise).
-        args.push(format!("--bind={host}/{0}:{host}/{0}{idmap}", d.name));
+        args.push(format!("--bind={host}/{}", d.name));
         args.push(format!(
             "--bind-ro={}:{}",
             paths::CONNECTOR_SERVER,
