@@ -302,6 +302,14 @@ pub fn prepare(o: &Options) -> Result<Prepared, String> {
     }
 
     let dropins = dropin::build(o, &record, app_view.as_ref().map(|(v, _)| v))?;
+    if range.is_some() && !(dropins.units.is_empty() && dropins.masked.is_empty()) {
+        // nspawn creates a bind's missing parents as the host's root, which
+        // in a user namespace reads as nobody: /run/systemd would not be
+        // the container's systemd's to write ("Failed to allocate manager
+        // object: Permission denied"). A tmpfs there is owned by the
+        // container's root (nspawn adds the uid); the drop-ins go on top.
+        args.push("--tmpfs=/run/systemd:mode=0755".into());
+    }
     for d in &dropins.units {
         let dir = runtime.join("units").join(format!("{}.d", d.unit));
         mkdir(&dir, 0o755)?;
