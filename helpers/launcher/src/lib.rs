@@ -114,7 +114,7 @@ pub fn prepare(o: &Options) -> Result<Prepared, String> {
         .clone()
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(RUNTIME_ROOT).join(&o.machine));
-    sdme_store::remove_tree(&runtime)?;
+    empty_runtime_dir(&runtime)?;
     mkdir(&runtime, 0o700)?;
 
     // The user namespace: the container's range, its writable layers owned
@@ -225,6 +225,13 @@ pub fn prepare(o: &Options) -> Result<Prepared, String> {
     // In a user namespace volumes are idmapped binds: their files keep
     // their owners on disk (0-based, as without one) and inside alike.
     let bind_options = if range.is_some() { ":idmap" } else { "" };
+    let idmapped_binds: Vec<(PathBuf, String)> = match range {
+        Some(_) => binds
+            .iter()
+            .map(|(h, t, _)| (h.clone(), t.clone()))
+            .collect(),
+        None => Vec::new(),
+    };
     for (host, target, ro) in binds {
         let host = host.to_str().ok_or("volume path is not UTF-8")?;
         let flag = if ro { "--bind-ro" } else { "--bind" };
@@ -351,6 +358,7 @@ pub fn prepare(o: &Options) -> Result<Prepared, String> {
     let userns = range.map(|range| userns::Plan {
         range,
         mounts: idmapped,
+        idmapped_binds,
     });
     Ok(Prepared { args, userns })
 }
@@ -361,6 +369,27 @@ pub fn prepare(o: &Options) -> Result<Prepared, String> {
 pub struct Prepared {
     pub args: Vec<OsString>,
     pub userns: Option<userns::Plan>,
+}
+
+/// Empties the runtime directory of an earlier start, keeping the
+/// directory itself: systemd creates it (`RuntimeDirectory=`), and when the
+/// unit has a mount namespace of its own (a descriptor's
+/// `BindReadOnlyPaths=`, say) it is a mount point there, which cannot be
+/// removed ("Device or resource busy").
+fn empty_runtime_dir(runtime: &Path) -> Result<(), String> {
+    let entries = match std::fs::read_dir(runtime) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
+            return sdme_store::remove_tree(runtime)
+        }
+        Err(e) => return Err(err(runtime, e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| err(runtime, e))?;
+        sdme_store::remove_tree(&entry.path())?;
+    }
+    Ok(())
 }
 
 fn chown(path: &Path, id: u32) -> Result<(), String> {

@@ -29,6 +29,10 @@ pub struct IdmapMount {
 pub struct Plan {
     pub range: IdRange,
     pub mounts: Vec<IdmapMount>,
+    /// Volume sources nspawn will bind with `idmap`: tried here first, so
+    /// that a file system without idmapped mounts is named with its volume
+    /// instead of failing inside nspawn ("Failed to map ids ...").
+    pub idmapped_binds: Vec<(PathBuf, String)>,
 }
 
 /// `struct mount_attr` of `mount_setattr(2)`.
@@ -131,6 +135,24 @@ pub fn apply(plan: &Plan) -> Result<(), String> {
     )
     .map_err(|e| format!("making / a recursive slave: {e}"))?;
     let userns = user_namespace(plan.range)?;
+    for (source, volume) in &plan.idmapped_binds {
+        let detached = rustix::mount::open_tree(
+            rustix::fs::CWD,
+            source,
+            OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
+        )
+        .map_err(|e| format!("volume {volume}: {}: open_tree: {e}", source.display()))?;
+        idmap_detached_mount(detached.as_fd(), userns.as_fd()).map_err(|e| {
+            format!(
+                "volume {volume}: {} cannot be mounted idmapped ({e}): its file system does not \
+                 support idmapped mounts (ext4, xfs, btrfs and tmpfs from Linux 6.3 do; overlayfs \
+                 and many network file systems do not); move it, or run the container with \
+                 PrivateUsers=no",
+                source.display()
+            )
+        })?;
+        // Dropped unattached: nothing was mounted.
+    }
     for m in &plan.mounts {
         std::fs::create_dir_all(&m.target).map_err(|e| format!("{}: {e}", m.target.display()))?;
         let tree = rustix::fs::CWD;

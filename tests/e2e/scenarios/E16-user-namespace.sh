@@ -4,7 +4,8 @@
 # imported) and seen with their owners inside; the writable layer is owned
 # in the range; the app runs as its own user (host uid BASE+33, www-data); an
 # EnvironmentFile= secret reaches the app; a host-bind and a persistent
-# volume keep their on-disk owners (idmapped); the health check passes;
+# volume keep their on-disk owners (idmapped), a volume on a file system
+# without idmapped mounts is refused by name; the health check passes;
 # journald and machinectl shell work; a container written without a
 # namespace is shifted into one at its next start and back with
 # PrivateUsers=no; a reset container gets its range back; a second
@@ -14,9 +15,11 @@
 . /usr/local/lib/sdme-e2e/check.sh
 E2E_UNITS="sdme-import@debian sdme-import@web systemd-nspawn@web systemd-nspawn@web2 systemd-nspawn@legacy"
 debian_base
-mkdir -p /srv/e16 /etc/sdme
-echo "host file" >/srv/e16/from-host
-chown 0:0 /srv/e16/from-host
+# The host bind's directory on a tmpfs: the test host's own root is an
+# overlayfs, which cannot be mounted idmapped (see badvol below).
+mkdir -p /run/e16 /etc/sdme /srv/e16-overlay
+echo "host file" >/run/e16/from-host
+chown 0:0 /run/e16/from-host
 install -m 0600 /dev/null /etc/sdme/web.env
 echo "E16_SECRET=s3cret-$RANDOM" >/etc/sdme/web.env
 descriptor web <<EOD
@@ -28,7 +31,7 @@ Base=debian
 [Container]
 Network=private
 EnvironmentFile=/etc/sdme/web.env
-Volume=/srv/e16:/srv/e16
+Volume=/run/e16:/srv/e16
 Volume=/var/cache/e16
 HealthCmd=/bin/sh -c 'test -e /etc/nginx/nginx.conf'
 HealthIntervalSec=2s
@@ -75,7 +78,7 @@ check "the container records its layers' owner range" test "$(cat /var/lib/sdme/
 # Volumes: idmapped, so on-disk owners are those inside.
 check "the host bind's file is root's inside" test "$(in_machine web stat -c %u /oci/root/srv/e16/from-host)" = 0
 step "root writes into both volumes" in_machine web sh -c 'echo y >/oci/root/srv/e16/from-inside && echo z >/oci/root/var/cache/e16/v'
-check "on the host the file is root's (0), not $base" test "$(stat -c %u /srv/e16/from-inside)" = 0
+check "on the host the file is root's (0), not $base" test "$(stat -c %u /run/e16/from-inside)" = 0
 check "in the persistent volume too" test "$(stat -c %u /var/lib/sdme/volumes/web/var-cache-e16/v)" = 0
 
 healthy() { in_machine web systemctl show -P Result sdme-oci-health-check.service | grep -qx success && in_machine web systemctl show -P ExecMainStartTimestampMonotonic sdme-oci-health-check.service | grep -qv '^0$'; }
@@ -84,6 +87,18 @@ check "the app's journal is readable from the host (journalctl -M web)" sh -c \
 	'journalctl -M web -u sdme-oci-app --no-pager 2>/dev/null | grep -q .'
 check "machinectl shell runs a command as root inside" sh -c \
 	"timeout 30 machinectl shell web /bin/sh -c 'id -u >/run/e16-id' >/dev/null 2>&1 && test \"\$(in_machine web cat /run/e16-id)\" = 0"
+
+# A volume on a file system without idmapped mounts: a clear refusal.
+descriptor badvol <<EOD
+[Container]
+Image=web
+Network=private
+Volume=/srv/e16-overlay:/data
+EOD
+step "daemon-reload" systemctl daemon-reload
+check "a volume on overlayfs does not start" sh -c '! timeout 60 systemctl start systemd-nspawn@badvol'
+check "the launcher names the volume and the way out" sh -c \
+	"journalctl -u systemd-nspawn@badvol --no-pager | grep -q 'volume /data: /srv/e16-overlay cannot be mounted idmapped.*PrivateUsers=no'"
 
 # A second container on the image: its own range, every layer shared.
 layers_before=$(ls /var/lib/sdme/layers/sha256 | wc -l)
