@@ -377,14 +377,13 @@ pub struct Prepared {
 /// `BindReadOnlyPaths=`, say) it is a mount point there, which cannot be
 /// removed ("Device or resource busy").
 fn empty_runtime_dir(runtime: &Path) -> Result<(), String> {
-    let entries = match std::fs::read_dir(runtime) {
-        Ok(e) => e,
+    match std::fs::symlink_metadata(runtime) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
-            return sdme_store::remove_tree(runtime)
-        }
         Err(e) => return Err(err(runtime, e)),
-    };
+        Ok(m) if !m.is_dir() => return sdme_store::remove_tree(runtime),
+        Ok(_) => {}
+    }
+    let entries = std::fs::read_dir(runtime).map_err(|e| err(runtime, e))?;
     for entry in entries {
         let entry = entry.map_err(|e| err(runtime, e))?;
         sdme_store::remove_tree(&entry.path())?;
