@@ -10,6 +10,7 @@ MANDIR      ?= $(PREFIX)/share/man
 SYSTEMDSYSTEMUNITDIR ?= $(shell $(PKG_CONFIG) --variable=systemdsystemunitdir systemd 2>/dev/null || echo $(PREFIX)/lib/systemd/system)
 SYSTEMGENERATORDIR   ?= $(shell $(PKG_CONFIG) --variable=systemdsystemgeneratordir systemd 2>/dev/null || echo $(PREFIX)/lib/systemd/system-generators)
 TMPFILESDIR          ?= $(shell $(PKG_CONFIG) --variable=tmpfilesdir systemd 2>/dev/null || echo $(PREFIX)/lib/tmpfiles.d)
+SYSCTLDIR            ?= $(shell $(PKG_CONFIG) --variable=sysctldir systemd 2>/dev/null || echo $(PREFIX)/lib/sysctl.d)
 RELEASE := target/release
 # Connector binaries run inside arbitrary application roots (the server is
 # chrooted into the app's /oci/root, which may lack glibc or have another one),
@@ -44,12 +45,15 @@ install: build connector-static
 		[ -e "$$u" ] && install -Dm644 "$$u" $(DESTDIR)$(SYSTEMDSYSTEMUNITDIR)/$$(basename "$$u"); done; true
 	install -Dm644 units/tmpfiles.d/sdme.conf $(DESTDIR)$(TMPFILESDIR)/sdme.conf
 	[ -n "$(DESTDIR)" ] || ! command -v systemd-tmpfiles >/dev/null || systemd-tmpfiles --create sdme.conf
+	install -Dm644 units/sysctl.d/50-sdme.conf $(DESTDIR)$(SYSCTLDIR)/50-sdme.conf
+	[ -n "$(DESTDIR)" ] || ! command -v systemd-sysctl >/dev/null || systemd-sysctl 50-sdme.conf || \
+		echo "make install: could not apply $(SYSCTLDIR)/50-sdme.conf now (read-only /proc/sys?); it applies at boot" >&2
 	for m in man/*.[0-9]; do [ -e "$$m" ] || continue; s=$${m##*.}; install -Dm644 "$$m" $(DESTDIR)$(MANDIR)/man$$s/$$(basename "$$m"); done
 	install -d $(DESTDIR)/etc/sdme
 
 uninstall:
 	rm -f $(DESTDIR)$(SYSTEMGENERATORDIR)/sdme-generator $(DESTDIR)$(BINDIR)/sdme-import $(DESTDIR)$(BINDIR)/sdme
-	rm -f $(DESTDIR)$(TMPFILESDIR)/sdme.conf
+	rm -f $(DESTDIR)$(TMPFILESDIR)/sdme.conf $(DESTDIR)$(SYSCTLDIR)/50-sdme.conf
 	rm -rf $(DESTDIR)$(LIBEXECDIR)
 
 # The README's second command: installs what the tests need, then runs every tier.
