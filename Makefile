@@ -19,7 +19,7 @@ RELEASE := target/release
 HOST_TRIPLE      := $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
 CONNECTOR_STATIC ?= target/static/$(HOST_TRIPLE)/release
 
-.PHONY: all build connector-static check install uninstall test demo bench clean
+.PHONY: all build connector-static check install uninstall deb test demo bench clean
 
 all: build
 
@@ -55,6 +55,11 @@ uninstall:
 	rm -f $(DESTDIR)$(SYSTEMGENERATORDIR)/sdme-generator $(DESTDIR)$(BINDIR)/sdme-import $(DESTDIR)$(BINDIR)/sdme
 	rm -f $(DESTDIR)$(TMPFILESDIR)/sdme.conf $(DESTDIR)$(SYSCTLDIR)/50-sdme.conf
 	rm -rf $(DESTDIR)$(LIBEXECDIR)
+
+# sdme_VERSION_ARCH.deb from `make install` (packaging/deb/build.sh), into DEBDIR.
+DEBDIR ?= target/deb
+deb:
+	packaging/deb/build.sh $(DEBDIR)
 
 # The README's second command: installs what the tests need, then runs every tier.
 test:
