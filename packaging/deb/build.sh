@@ -23,8 +23,9 @@ deb_version=$version-${DEB_REVISION:-1}
 arch=$(dpkg --print-architecture)
 maintainer=${DEB_MAINTAINER:-sdme maintainers <maintainers@users.noreply.r-seed-c3a1d384.example>}
 # Reproducible: every date is the last commit's (or SOURCE_DATE_EPOCH).
-export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}
-date=$(date -u -R -d "@$SOURCE_DATE_EPOCH")
+# Not exported to the build: a change of it would make cargo rebuild.
+epoch=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}
+date=$(date -u -R -d "@$epoch")
 
 work=$(mktemp -d "$out/.build.XXXXXX")
 trap 'rm -rf "$work"' EXIT
@@ -91,8 +92,8 @@ EOD
 } >"$root/DEBIAN/control"
 (cd "$root" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | sort -z | xargs -0 md5sum) >"$root/DEBIAN/md5sums"
 chmod 644 "$root/DEBIAN/control" "$root/DEBIAN/md5sums"
-find "$root" -newermt "@$SOURCE_DATE_EPOCH" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
+find "$root" -newermt "@$epoch" -exec touch -h -d "@$epoch" {} +
 
 deb=$out/sdme_${deb_version}_$arch.deb
-dpkg-deb --root-owner-group -Zxz --build "$root" "$deb" >/dev/null
+SOURCE_DATE_EPOCH=$epoch dpkg-deb --root-owner-group -Zxz --build "$root" "$deb" >/dev/null
 echo "$deb"
