@@ -45,12 +45,12 @@ pass "built $(basename "$deb") ($(du -k "$deb" | cut -f1) KiB) in $((SECONDS - t
 
 # lintian: no errors. Warnings and notes are printed; the ones left are
 # listed, with the reason, in HACKING.md ("The Debian package").
-lintian --info --pedantic "$deb" >"$work/lintian.log" 2>&1
+lintian --display-info --pedantic "$deb" >"$work/lintian.log" 2>&1
 lrc=$?
 grep -v -e '^N:' -e 'running with root privileges' "$work/lintian.log" | sed 's/^/  lintian: /'
 if grep -q '^E:' "$work/lintian.log"; then fail "lintian reports errors"
 elif [ $lrc -ne 0 ]; then fail "lintian exited with $lrc"
-else pass "lintian: no errors ($(grep -c '^W:' "$work/lintian.log") warnings, $(grep -c '^I:' "$work/lintian.log") notes)"; fi
+else pass "lintian: no errors ($(grep -c "^W:" "$work/lintian.log") warnings, $(grep -c -e "^I:" -e "^P:" "$work/lintian.log") notes)"; fi
 
 # What Debian expects of the contents.
 dpkg-deb -c "$deb" >"$work/contents"

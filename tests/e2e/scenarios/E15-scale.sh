@@ -6,7 +6,7 @@
 # tests/bench/scale.sh) the time from the host's PID 1 start to the last
 # answer, the memory (PSS) and inotify instances and watches per container.
 # The hook E15-scale.host raises this machine's inotify limit with sdme's
-# sysctl drop-in (Debian's 128 boots only about 16 of these).
+# sysctl drop-in (8 instances each: Debian's 128 has room for about 15).
 # e2e-push: debian-systemd e2e/debian-systemd:12
 # e2e-push: nginx e2e/nginx:1
 # e2e-timeout: 420
@@ -47,7 +47,8 @@ fi
 # Seconds since this host's PID 1 started (both from the kernel's boot clock).
 hz=$(getconf CLK_TCK)
 since_boot() { awk -v hz="$hz" -v st="$(cut -d' ' -f22 /proc/1/stat)" '{ printf "%.2f", $1 - st / hz }' /proc/uptime; }
-info "scenario started $(since_boot) s after the host's PID 1"
+t_start=$(since_boot)
+info "scenario started $t_start s after the host's PID 1"
 declare -A ready=()
 end=$((SECONDS + 240))
 while [ ${#ready[@]} -lt "$N" ] && [ $SECONDS -lt $end ]; do
@@ -63,7 +64,7 @@ if [ ${#ready[@]} = "$N" ]; then
 	last=$(printf '%s\n' "${ready[@]}" | sort -n | tail -1)
 	first=$(printf '%s\n' "${ready[@]}" | sort -n | head -1)
 	info "scale: containers $N"
-	info "scale: boot-to-all-ready $last s (host PID 1 start to the last container's answer; first answer at $first s; the scenario polls from $(cut -d. -f1 <<<"$first") s on, so earlier answers count when seen)"
+	info "scale: boot-to-all-ready $last s (host PID 1 start to the last container's answer; first answer at $first s; polled from $t_start s on, about once a second per container)"
 else
 	fail "only ${#ready[@]} of $N containers answer within 240 s of the scenario's start ($all s after boot)"
 	for c in "${names[@]}"; do [ -n "${ready[$c]:-}" ] || info "not answering: $c ($(systemctl is-active systemd-nspawn@"$c"))"; done
@@ -84,11 +85,27 @@ for c in "${names[@]}"; do
 		done
 	done
 	pss+=("$kb") inst+=("$n") watches+=("$w")
-	memcur+=("$(cat "/sys/fs/cgroup/machine.slice/systemd-nspawn@$c.service/memory.current" 2>/dev/null || echo 0)")
+	f=/sys/fs/cgroup/machine.slice/systemd-nspawn@$c.service/memory.current
+	[ -r "$f" ] && memcur+=("$(cat "$f")")
 done
 info "scale: pss-per-container median $(printf '%s\n' "${pss[@]}" | median | awk '{ printf "%.1f", $1 / 1024 }') MiB, max $(printf '%s\n' "${pss[@]}" | sort -n | tail -1 | awk '{ printf "%.1f", $1 / 1024 }') MiB, total $(printf '%s\n' "${pss[@]}" | awk '{ s += $1 } END { printf "%.0f", s / 1024 }') MiB"
-info "scale: memory.current-per-container median $(printf '%s\n' "${memcur[@]}" | median | awk '{ printf "%.1f", $1 / 1048576 }') MiB (cgroup, page cache included)"
+if [ ${#memcur[@]} -gt 0 ]; then
+	info "scale: memory.current-per-container median $(printf '%s\n' "${memcur[@]}" | median | awk '{ printf "%.1f", $1 / 1048576 }') MiB (cgroup, page cache included)"
+else
+	info "scale: memory.current-per-container n/a (no memory controller in this host's cgroups)"
+fi
 info "scale: inotify-instances-per-container median $(printf '%s\n' "${inst[@]}" | median), max $(printf '%s\n' "${inst[@]}" | sort -n | tail -1); watches median $(printf '%s\n' "${watches[@]}" | median)"
+# Which processes hold them, in the first container.
+by=$(for p in $(procs_of "${names[0]}"); do
+	k=0; for f in /proc/"$p"/fd/*; do [ "$(readlink "$f" 2>/dev/null)" = anon_inode:inotify ] && k=$((k + 1)); done
+	[ $k = 0 ] || echo "$(cat "/proc/$p/comm" 2>/dev/null) $k"
+done | sort | awk '{ printf "%s%s %s", sep, $1, $2; sep = ", " }')
+info "scale: inotify-instances-by-process ${names[0]}: $by"
+# What the launcher's check costs here: the same scan (each fd of root's
+# processes read with readlink), done by find(1).
+t0=$EPOCHREALTIME
+nfd=$(find /proc/[0-9]*/fd -mindepth 1 -maxdepth 1 -user 0 -printf '%l\n' 2>/dev/null | wc -l)
+info "scale: launcher-check-cost $nfd descriptors read in $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", (b - a) * 1000 }') ms (the launcher's scan, done by find)"
 host_inst=0
 for p in /proc/[0-9]*; do for f in "$p"/fd/*; do [ "$(readlink "$f" 2>/dev/null)" = anon_inode:inotify ] && host_inst=$((host_inst + 1)); done; done
 info "scale: inotify-instances-total $host_inst (this host and its containers; the launcher's limit is $(grep -o '[0-9]*' /proc/sys/fs/inotify/max_user_instances))"
