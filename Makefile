@@ -46,8 +46,9 @@ install: build connector-static
 	install -Dm644 units/tmpfiles.d/sdme.conf $(DESTDIR)$(TMPFILESDIR)/sdme.conf
 	[ -n "$(DESTDIR)" ] || ! command -v systemd-tmpfiles >/dev/null || systemd-tmpfiles --create sdme.conf
 	install -Dm644 units/sysctl.d/50-sdme.conf $(DESTDIR)$(SYSCTLDIR)/50-sdme.conf
-	[ -n "$(DESTDIR)" ] || ! command -v systemd-sysctl >/dev/null || systemd-sysctl 50-sdme.conf || \
-		echo "make install: could not apply $(SYSCTLDIR)/50-sdme.conf now (read-only /proc/sys?); it applies at boot" >&2
+	[ -n "$(DESTDIR)" ] || { s=$$(ls /usr/lib/systemd/systemd-sysctl /lib/systemd/systemd-sysctl 2>/dev/null | head -1); \
+		[ -z "$$s" ] || $$s 50-sdme.conf || \
+		echo "make install: could not apply $(SYSCTLDIR)/50-sdme.conf now (read-only /proc/sys?); it applies at boot" >&2; }
 	for m in man/*.[0-9]; do [ -e "$$m" ] || continue; s=$${m##*.}; install -Dm644 "$$m" $(DESTDIR)$(MANDIR)/man$$s/$$(basename "$$m"); done
 	install -d $(DESTDIR)/etc/sdme
 

@@ -114,6 +114,28 @@ for suite in ${E2E_SUITES-bookworm trixie}; do
 		bash /mnt/deb/inside.sh "/mnt/deb/$(basename "$deb")" >"$r/log" 2>&1
 	rc=$?
 	sed "s/^/  [$suite] /" "$r/log"
+	# The postinst where /proc/sys is writable, as on a real host: a file
+	# bound over the inotify limit in a private mount namespace takes the
+	# write, so this machine's own limit is never changed.
+	m=$r/merged
+	mkdir -p "$m" && echo 128 >"$r/fake-limit"
+	if mount -t overlay overlay -o "lowerdir=$lower,upperdir=$r/upper,workdir=$r/work" "$m"; then
+		mounts+=("$m")
+		unshare --mount --propagation private sh -ec '
+			m=$1; mount -t proc proc "$m/proc"
+			mount --bind "$2" "$m/proc/sys/fs/inotify/max_user_instances"
+			chroot "$m" /var/lib/dpkg/info/sdme.postinst configure' sh "$m" "$r/fake-limit" >"$r/postinst.log" 2>&1
+		prc=$?
+		if [ $prc = 0 ] && [ "$(cat "$r/fake-limit")" = 1024 ]; then
+			echo "PASS: postinst with a writable /proc/sys applies fs.inotify.max_user_instances = 1024" >>"$r/log"
+		else
+			echo "FAIL: postinst with a writable /proc/sys (exit $prc, limit file: $(cat "$r/fake-limit")): $(cat "$r/postinst.log")" >>"$r/log"
+		fi
+		umount "$m"
+	else
+		echo "FAIL: mounting the $suite root's overlay" >>"$r/log"
+	fi
+	sed -n '/writable \/proc\/sys/p; /mounting the/p' "$r/log" | sed "s/^/  [$suite] /"
 	if [ $rc -ne 0 ] || grep -q '^FAIL' "$r/log" || ! grep -q '^PASS' "$r/log"; then
 		fail "Debian $suite ($(images_systemd_version "$lower")): install/remove/purge (exit $rc)"
 	else
