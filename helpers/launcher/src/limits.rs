@@ -129,8 +129,8 @@ pub fn message(verdict: &Verdict, limit: u64, used: u64, need: u64) -> Option<St
         "warning: inotify instances nearly used up: root has {used} of \
          fs.inotify.max_user_instances={limit} open; {what}. Raise the limit \
          (sdme ships /usr/lib/sysctl.d/50-sdme.conf with 1024: run \
-         'systemd-sysctl 50-sdme.conf', or set fs.inotify.max_user_instances \
-         in /etc/sysctl.d/)"
+         '/usr/lib/systemd/systemd-sysctl 50-sdme.conf', or set \
+         fs.inotify.max_user_instances in /etc/sysctl.d/)"
     ))
 }
 
