@@ -22,7 +22,7 @@ version=$(awk '/^\[workspace.package\]/ { p = 1; next } /^\[/ { p = 0 } p && $1 
 deb_version=$version-${DEB_REVISION:-1}
 arch=$(dpkg --print-architecture)
 maintainer=${DEB_MAINTAINER:-sdme maintainers <maintainers@users.noreply.r-seed-c3a1d384.example>}
-# Reproducible: every date is the last commit's (or SOURCE_DATE_EPOCH).
+# Every date is the last commit's (or SOURCE_DATE_EPOCH's).
 # Not exported to the build: a change of it would make cargo rebuild.
 epoch=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}
 date=$(date -u -R -d "@$epoch")
@@ -46,9 +46,11 @@ doc=$root/usr/share/doc/sdme
 install -d "$doc"
 sed -e "s/@DEB_VERSION@/$deb_version/" -e "s/@MAINTAINER@/$maintainer/" -e "s/@DATE@/$date/" \
 	"$here/changelog" | gzip -9n >"$doc/changelog.Debian.gz"
-crates=$(cargo tree -e normal,build --prefix none --format '{p}: {l}' --workspace --locked --offline 2>/dev/null |
-	sed -E 's/ \((\*|proc-macro)\)//g; s/ \(\/[^)]*\)//' | grep -v '^sdme' | sort -u |
-	awk '{ sub(/: $/, ": see the crate"); print "  " $0 }') || die "cargo tree failed (crate list for the copyright file)"
+# The crates linked into the binaries: normal dependencies, not build
+# scripts' or proc macros'.
+crates=$(cargo tree -e normal,no-proc-macro --prefix none --format '{p}: {l}' --workspace --locked --offline 2>/dev/null |
+	sed -E 's/ \(\*\)//g; s/ \(\/[^)]*\)//' | grep -v -e '^sdme' -e '^$' | sort -u |
+	awk 'NF { sub(/: *$/, ": see the crate"); print "  " $0 }') || die "cargo tree failed (crate list for the copyright file)"
 [ -n "$crates" ] || die "no crates listed (cargo tree)"
 awk -v crates="$crates" -v m="$maintainer" '{ gsub(/@MAINTAINER@/, m); if ($0 == "@CRATES@") print crates; else print }' \
 	"$here/copyright.in" >"$doc/copyright"
