@@ -2,12 +2,17 @@
 //!
 //! One so far: inotify instances. Every container's systemd (PID 1,
 //! dbus-daemon, logind, a getty) opens inotify instances, and all of them
-//! count against one per-user budget, root's (sdme's containers have no
-//! user namespace), `fs.inotify.max_user_instances`: 128 on a stock Debian.
-//! When it runs out, the container's systemd fails in ways that say nothing
-//! about the cause. So before each start the launcher counts root's
-//! instances and says so, at warning priority in the unit's journal (and so
-//! in `systemctl status`), when this container or the next would not fit.
+//! count against one per-user budget, root's,
+//! `fs.inotify.max_user_instances`: 128 on a stock Debian. That holds with
+//! user namespaces too: the kernel charges an instance to its creator's uid
+//! in each user namespace up to the initial one, where the creator of a
+//! container's namespace (systemd-nspawn, as root) is charged (measured:
+//! with root holding 600 of 1024, a process that is root in a namespace
+//! mapped to host uid 200000 got only 408 more). When it runs out, the
+//! container's systemd fails in ways that say nothing about the cause. So
+//! before each start the launcher counts the instances charged to root and
+//! says so, at warning priority in the unit's journal (and so in
+//! `systemctl status`), when this container or the next would not fit.
 //! It is a warning, not a refusal: the count is an estimate (see
 //! [`count_instances`]) and the container may well boot; refusing would
 //! turn an estimate into an outage.
@@ -88,12 +93,58 @@ pub fn count_process(dir: &Path) -> u64 {
         .count() as u64
 }
 
-/// Inotify instances open in processes of `uid` that this PID namespace
-/// sees (`/proc/PID` owned by `uid`). An estimate: an instance shared by
-/// several processes (inherited across fork) counts once per process, and
-/// processes in other PID namespaces (say, an outer container's neighbours)
-/// are not seen; the kernel's own count is not exported.
+/// Whom a process's inotify instances are charged to, in the initial user
+/// namespace's terms: its uid when it lives in ours, otherwise the owner of
+/// its user namespace (`NS_GET_OWNER_UID`: the uid that created it, e.g.
+/// root for systemd-nspawn's). `None` when that cannot be read.
+fn charged_uid(
+    pid_dir: &Path,
+    our_userns: Option<u64>,
+    owners: &mut Vec<(u64, Option<u32>)>,
+) -> Option<u32> {
+    let uid = std::fs::metadata(pid_dir).ok()?.uid();
+    let ns = pid_dir.join("ns/user");
+    let ino = std::fs::metadata(&ns).ok().map(|m| m.ino());
+    match (ino, our_userns) {
+        (Some(ino), Some(ours)) if ino != ours => {
+            if let Some((_, owner)) = owners.iter().find(|(i, _)| *i == ino) {
+                return *owner;
+            }
+            let owner = std::fs::File::open(&ns).ok().and_then(|f| userns_owner(&f));
+            owners.push((ino, owner));
+            owner
+        }
+        _ => Some(uid),
+    }
+}
+
+/// `ioctl(NS_GET_OWNER_UID)` on a user namespace file.
+fn userns_owner(ns: &std::fs::File) -> Option<u32> {
+    // NS_GET_OWNER_UID is _IO(0xb7, 0x4) with a `uid_t *` argument.
+    // SAFETY: the opcode is the kernel's and `u32` is its `uid_t`; `ns` is
+    // borrowed for the call.
+    unsafe {
+        rustix::ioctl::ioctl(
+            ns,
+            rustix::ioctl::Getter::<{ rustix::ioctl::opcode::none(0xb7, 0x4) }, u32>::new(),
+        )
+    }
+    .ok()
+}
+
+/// Inotify instances charged to `uid` among the processes this PID
+/// namespace sees: those of processes running as `uid` in our user
+/// namespace, and those of processes in user namespaces `uid` owns (a
+/// container's). An estimate: an instance shared by several processes
+/// (inherited across fork) counts once per process; a namespace nested in
+/// another one counts for its own owner; processes in other PID
+/// namespaces (say, an outer container's neighbours) are not seen; the
+/// kernel's own count is not exported.
 pub fn count_instances(proc: &Path, uid: u32) -> io::Result<u64> {
+    let our_userns = std::fs::metadata(proc.join("self/ns/user"))
+        .ok()
+        .map(|m| m.ino());
+    let mut owners = Vec::new();
     let mut n = 0;
     for entry in std::fs::read_dir(proc)? {
         let Ok(entry) = entry else { continue };
@@ -105,7 +156,7 @@ pub fn count_instances(proc: &Path, uid: u32) -> io::Result<u64> {
             continue;
         }
         let path = entry.path();
-        if std::fs::metadata(&path).map(|m| m.uid()).ok() != Some(uid) {
+        if charged_uid(&path, our_userns, &mut owners) != Some(uid) {
             continue;
         }
         n += count_process(&path);
@@ -247,6 +298,17 @@ mod tests {
         assert_eq!(count_instances(t.path(), uid).unwrap(), 3);
         assert_eq!(count_instances(t.path(), uid.wrapping_add(1)).unwrap(), 0);
         assert!(count_instances(&t.path().join("missing"), uid).is_err());
+    }
+
+    #[test]
+    fn reads_the_owner_of_a_user_namespace() {
+        // Our own namespace's owner (0 for the initial one): the ioctl
+        // works on a namespace file; what it returns is the kernel's.
+        let f = std::fs::File::open("/proc/self/ns/user").unwrap();
+        assert!(userns_owner(&f).is_some());
+        // Not a namespace file: no owner, no guess.
+        let t = tempfile::tempfile().unwrap();
+        assert_eq!(userns_owner(&t), None);
     }
 
     #[test]
