@@ -10,6 +10,7 @@ MANDIR      ?= $(PREFIX)/share/man
 SYSTEMDSYSTEMUNITDIR ?= $(shell $(PKG_CONFIG) --variable=systemdsystemunitdir systemd 2>/dev/null || echo $(PREFIX)/lib/systemd/system)
 SYSTEMGENERATORDIR   ?= $(shell $(PKG_CONFIG) --variable=systemdsystemgeneratordir systemd 2>/dev/null || echo $(PREFIX)/lib/systemd/system-generators)
 TMPFILESDIR          ?= $(shell $(PKG_CONFIG) --variable=tmpfilesdir systemd 2>/dev/null || echo $(PREFIX)/lib/tmpfiles.d)
+SYSCTLDIR            ?= $(shell $(PKG_CONFIG) --variable=sysctldir systemd 2>/dev/null || echo $(PREFIX)/lib/sysctl.d)
 RELEASE := target/release
 # Connector binaries run inside arbitrary application roots (the server is
 # chrooted into the app's /oci/root, which may lack glibc or have another one),
@@ -18,7 +19,7 @@ RELEASE := target/release
 HOST_TRIPLE      := $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
 CONNECTOR_STATIC ?= target/static/$(HOST_TRIPLE)/release
 
-.PHONY: all build connector-static check install uninstall test demo bench clean
+.PHONY: all build connector-static check install uninstall deb test demo bench clean
 
 all: build
 
@@ -44,13 +45,22 @@ install: build connector-static
 		[ -e "$$u" ] && install -Dm644 "$$u" $(DESTDIR)$(SYSTEMDSYSTEMUNITDIR)/$$(basename "$$u"); done; true
 	install -Dm644 units/tmpfiles.d/sdme.conf $(DESTDIR)$(TMPFILESDIR)/sdme.conf
 	[ -n "$(DESTDIR)" ] || ! command -v systemd-tmpfiles >/dev/null || systemd-tmpfiles --create sdme.conf
+	install -Dm644 units/sysctl.d/50-sdme.conf $(DESTDIR)$(SYSCTLDIR)/50-sdme.conf
+	[ -n "$(DESTDIR)" ] || { s=$$(ls /usr/lib/systemd/systemd-sysctl /lib/systemd/systemd-sysctl 2>/dev/null | head -1); \
+		[ -z "$$s" ] || $$s 50-sdme.conf || \
+		echo "make install: could not apply $(SYSCTLDIR)/50-sdme.conf now (read-only /proc/sys?); it applies at boot" >&2; }
 	for m in man/*.[0-9]; do [ -e "$$m" ] || continue; s=$${m##*.}; install -Dm644 "$$m" $(DESTDIR)$(MANDIR)/man$$s/$$(basename "$$m"); done
 	install -d $(DESTDIR)/etc/sdme
 
 uninstall:
 	rm -f $(DESTDIR)$(SYSTEMGENERATORDIR)/sdme-generator $(DESTDIR)$(BINDIR)/sdme-import $(DESTDIR)$(BINDIR)/sdme
-	rm -f $(DESTDIR)$(TMPFILESDIR)/sdme.conf
+	rm -f $(DESTDIR)$(TMPFILESDIR)/sdme.conf $(DESTDIR)$(SYSCTLDIR)/50-sdme.conf
 	rm -rf $(DESTDIR)$(LIBEXECDIR)
+
+# sdme_VERSION_ARCH.deb from `make install` (packaging/deb/build.sh), into DEBDIR.
+DEBDIR ?= target/deb
+deb:
+	packaging/deb/build.sh $(DEBDIR)
 
 # The README's second command: installs what the tests need, then runs every tier.
 test:

@@ -3,7 +3,8 @@
 # Idempotent: does nothing when everything is already there.
 set -euo pipefail
 pkgs=(make pkg-config systemd systemd-container debootstrap docker-registry skopeo umoci
-      podman runc curl openssl apache2-utils busybox-static python3 iproute2 bc)
+      podman runc curl openssl apache2-utils busybox-static python3 iproute2 bc
+      dpkg-dev binutils lintian)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")

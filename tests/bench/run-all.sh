@@ -6,7 +6,7 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 tests/deps.sh || exit 1
 status=0
-for b in generator unpack store connector e2e; do
+for b in generator unpack store connector e2e scale; do
 	echo "=== bench: $b"
 	tests/bench/$b.sh || { echo "=== bench $b: could not run"; status=1; }
 done

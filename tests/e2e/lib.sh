@@ -79,6 +79,15 @@ e2e_build() {
 	e2e_log "built and staged sdme in $(e2e_since "$t0") s"
 }
 
+# The .deb (`make deb`, packaging/deb/build.sh) for scenarios that say
+# `# e2e-install: deb`; sets E2E_DEB.
+e2e_build_deb() {
+	local t0; t0=$(e2e_now)
+	E2E_DEB=$("$E2E_TOP/packaging/deb/build.sh" "$E2E_RUN/deb" 2>"$E2E_RUN/deb.log") ||
+		{ cat "$E2E_RUN/deb.log" >&2; e2e_log "FAIL: make deb"; return 1; }
+	e2e_log "built $(basename "$E2E_DEB") in $(e2e_since "$t0") s"
+}
+
 # ---- registry -------------------------------------------------------------
 
 # Plain-http registry on 127.0.0.1 (tests/lib/registry.sh).
@@ -99,16 +108,20 @@ e2e_registry_stop() {
 
 # ---- outer hosts ----------------------------------------------------------
 
-# e2e_outer_new NAME: a fresh outer host with sdme installed.
+# e2e_outer_new NAME [deb]: a fresh outer host with sdme installed
+# (`make install`), or with only the .deb of e2e_build_deb copied in as
+# /usr/local/lib/sdme-e2e/sdme.deb (E2E_DEB in the guest's environment),
+# for the scenario to install with dpkg as an operator would.
 e2e_outer_new() {
-	local name=$1 h=$E2E_RUN/$1 lower l
+	local name=$1 how=${2:-make} h=$E2E_RUN/$1 lower l
 	lower=$(images_tree outer) || return 1
 	mkdir -p "$h/upper" "$h/work" "$h/store" "$h/out"
 	# Keep the merged-/usr symlinks (/lib -> usr/lib …) on top: a real
 	# directory of the same name in the upper dir would hide them.
 	for l in "$lower"/*; do [ -L "$l" ] && cp -a "$l" "$h/upper/"; done
-	cp -a "$E2E_RUN/stage/." "$h/upper/"
+	[ "$how" = deb ] || cp -a "$E2E_RUN/stage/." "$h/upper/"
 	mkdir -p "$h/upper/usr/local/lib/sdme-e2e" "$h/upper/etc/systemd/system/multi-user.target.wants" "$h/upper/etc/sdme"
+	[ "$how" != deb ] || cp "$E2E_DEB" "$h/upper/usr/local/lib/sdme-e2e/sdme.deb" || return 1
 	cp "$E2E_DIR/guest/"* "$h/upper/usr/local/lib/sdme-e2e/"
 	cp "$E2E_DIR/guest/e2e-scenario.service" "$h/upper/etc/systemd/system/"
 	ln -sf /etc/systemd/system/e2e-scenario.service "$h/upper/etc/systemd/system/multi-user.target.wants/"
@@ -116,6 +129,7 @@ e2e_outer_new() {
 	{
 		echo "E2E_REGISTRY=${E2E_REGISTRY:-}"
 		echo "E2E_NAME=$name"
+		[ "$how" != deb ] || echo "E2E_DEB=/usr/local/lib/sdme-e2e/sdme.deb"
 	} >"$h/upper/usr/local/lib/sdme-e2e/env"
 	E2E_LOWER=$lower
 }

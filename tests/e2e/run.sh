@@ -15,6 +15,9 @@
 # sources check.sh and prints PASS:/FAIL: lines. Header lines it may carry:
 #   # e2e-push: IMAGE REPO:TAG    push tests/lib/images.sh image IMAGE first
 #   # e2e-timeout: SECONDS        bound for each boot of its host (default 300)
+#   # e2e-install: deb            the host gets the .deb (`make deb`) instead of
+#                                 `make install`; the scenario installs it from
+#                                 $E2E_DEB with dpkg
 # and an optional host-side hook NAME.host for preparation a guest cannot do
 # (bash, run before the boot with E2E_TOP, E2E_RUN, E2E_HOST_DIR and
 # E2E_REGISTRY set; it may add VAR=value lines to the guest's environment in
@@ -48,6 +51,7 @@ outer=$(images_tree outer) || { e2e_log "FAIL: building the outer host tree from
 host_systemd=$(images_systemd_version "$outer") || exit 1
 e2e_log "outer host: Debian $E2E_SUITE, systemd $host_systemd; images: Debian $IMAGES_SUITE; trees ready in $(e2e_since "$t0") s"
 e2e_build || exit 1
+if grep -qx '# e2e-install: deb' "${scenarios[@]}"; then e2e_build_deb || exit 1; fi
 e2e_registry_start || exit 1
 e2e_log "registry at $E2E_REGISTRY"
 
@@ -74,7 +78,8 @@ for f in "${scenarios[@]}"; do
 		failed+=("$name"); results+=("$(printf '%-28s %-7s' "$name" "NOT RUN")")
 		continue
 	fi
-	e2e_outer_new "$name" || { failed+=("$name"); results+=("$(printf '%-28s %-7s' "$name" "FAILED (setup)")"); continue; }
+	install=$(sed -n 's/^# e2e-install: *//p' "$f" | head -1)
+	e2e_outer_new "$name" "${install:-make}" || { failed+=("$name"); results+=("$(printf '%-28s %-7s' "$name" "FAILED (setup)")"); continue; }
 	timeout=$(sed -n 's/^# e2e-timeout: *//p' "$f" | head -1)
 	timeout=${timeout:-$E2E_BOOT_TIMEOUT}
 	[ "$timeout" -le $left ] || timeout=$left

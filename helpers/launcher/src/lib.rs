@@ -11,6 +11,7 @@
 //! runtime directory. It must never fetch, unpack, or change an image.
 
 pub mod dropin;
+pub mod limits;
 /// The command line, the generator's and the launcher's one type.
 pub use sdme_launch as options;
 pub mod userns;

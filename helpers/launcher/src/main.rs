@@ -49,6 +49,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
+    launcher::limits::warn();
     let e = std::process::Command::new(&binary).args(&args).exec();
     eprintln!("sdme-nspawn: executing {}: {e}", binary.to_string_lossy());
     ExitCode::FAILURE
