@@ -117,15 +117,29 @@ pub fn prepare(o: &Options) -> Result<Prepared, String> {
         .unwrap_or_else(|| Path::new(RUNTIME_ROOT).join(&o.machine));
     empty_runtime_dir(&runtime)?;
     mkdir(&runtime, 0o700)?;
+    if !o.dry_run && o.runtime_dir.is_none() {
+        clear_unix_export(&o.machine)?;
+    }
 
     // The user namespace: the container's range, its writable layers owned
     // in it, and idmapped views of the layers it shares (userns.rs).
-    let range = match o.private_users {
+    if record.kind == Kind::Connector && o.private_users != PrivateUsers::No {
+        // The generator never asks for it (sdme.oci(5), PrivateUsers=).
+        return Err(format!(
+            "image {} is a connector: connectors run without a user namespace (--private-users=no)",
+            o.image
+        ));
+    }
+    let request = match o.private_users {
         PrivateUsers::No => None,
-        PrivateUsers::Auto => Some(store.assign_range(&o.machine, Request::Auto)?),
-        PrivateUsers::Range { base, size } => {
-            Some(store.assign_range(&o.machine, Request::Pinned(IdRange { base, size }))?)
-        }
+        PrivateUsers::Auto => Some(Request::Auto),
+        PrivateUsers::Range { base, size } => Some(Request::Pinned(IdRange { base, size })),
+    };
+    let range = match request {
+        None => None,
+        // A dry run records nothing: the range it would get.
+        Some(r) if o.dry_run => Some(store.preview_range(&o.machine, r)?),
+        Some(r) => Some(store.assign_range(&o.machine, r)?),
     };
     if is_app {
         mkdir(&app_upper, 0o755)?;
@@ -134,7 +148,9 @@ pub fn prepare(o: &Options) -> Result<Prepared, String> {
     if is_app {
         uppers.push(app_upper.clone());
     }
-    own_writable_layers(&container, &uppers, &existing, range, o.dry_run)?;
+    // Checked now, changed last: nothing that can still fail below runs
+    // after the writable layers were given new owners.
+    let ownership = plan_ownership(&container, &uppers, &existing, range)?;
     let mut idmapped: Vec<userns::IdmapMount> = Vec::new();
     let mut seen = |l: &PathBuf| -> PathBuf {
         match range {
@@ -226,6 +242,18 @@ pub fn prepare(o: &Options) -> Result<Prepared, String> {
     // In a user namespace volumes are idmapped binds: their files keep
     // their owners on disk (0-based, as without one) and inside alike.
     let bind_options = if range.is_some() { ":idmap" } else { "" };
+    if range.is_some() {
+        for v in &o.volumes {
+            if let Volume::Bind {
+                host,
+                container,
+                read_only: false,
+            } = v
+            {
+                warn_if_suid_allowed(Path::new(host), container);
+            }
+        }
+    }
     let idmapped_binds: Vec<(PathBuf, String)> = match range {
         Some(_) => binds
             .iter()
@@ -341,6 +369,9 @@ pub fn prepare(o: &Options) -> Result<Prepared, String> {
             args.push(format!("--bind-ro={}:/run/sdme/{file}", path.display()).into());
         }
     }
+    if !o.dry_run {
+        apply_ownership(&container, &ownership)?;
+    }
     if let (Some(dir), Some((_, app_upper))) = (&dropins.create_workdir, &app_view) {
         // The app's upper layer is the container's to write: confined, so a
         // symlink planted there cannot send this mkdir onto the host.
@@ -392,6 +423,37 @@ fn empty_runtime_dir(runtime: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// systemd-nspawn 257 and newer keep a per-machine directory (a tmpfs
+/// mount) at /run/systemd/nspawn/unix-export/NAME and refuse to start when
+/// it exists ("Mount point ... exists already, refusing"); a stopped
+/// container can leave it behind (systemd issue 36455, met by E16 on 257:
+/// a stop then a start). The machine is stopped while its launcher runs,
+/// so what is there is a leftover: unmounted (detached) and removed.
+/// Older nspawn has no such directory: nothing to do.
+fn clear_unix_export(machine: &str) -> Result<(), String> {
+    let dir = Path::new(NSPAWN_UNIX_EXPORT).join(machine);
+    if std::fs::symlink_metadata(&dir).is_err() {
+        return Ok(());
+    }
+    // EINVAL: not a mount point (only the directory was left).
+    let _ = rustix::mount::unmount(&dir, rustix::mount::UnmountFlags::DETACH);
+    match std::fs::remove_dir(&dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(format!(
+            "{}: left over by an earlier systemd-nspawn and cannot be removed: {e}",
+            dir.display()
+        )),
+        _ => {
+            eprintln!(
+                "sdme-nspawn: removed {}, left over by an earlier systemd-nspawn",
+                dir.display()
+            );
+            Ok(())
+        }
+    }
+}
+
+const NSPAWN_UNIX_EXPORT: &str = "/run/systemd/nspawn/unix-export";
+
 fn chown(path: &Path, id: u32) -> Result<(), String> {
     std::os::unix::fs::chown(path, Some(id), Some(id)).map_err(|e| err(path, e))
 }
@@ -400,16 +462,26 @@ fn chown(path: &Path, id: u32) -> Result<(), String> {
 /// the range the writable layers are owned in. Layers that existed before
 /// the file did were written without a user namespace. When the range
 /// changes (a first start in a namespace, a pinned range, `PrivateUsers=no`
-/// again) the layers are shifted to the new one before it is recorded; a
-/// start interrupted meanwhile shifts the rest next time (ids already moved
-/// lie outside the old range and are left alone).
-fn own_writable_layers(
+/// again) the layers are shifted to the new one before it is recorded. A
+/// new range may not overlap the old one (unless it starts at the same
+/// id), so a start interrupted mid-shift shifts the rest next time: ids
+/// already moved lie outside the old range and are left alone.
+struct Ownership {
+    file: PathBuf,
+    want: IdRange,
+    recorded: bool,
+    /// Writable layers to shift, from the range given.
+    shift: Vec<(PathBuf, IdRange)>,
+    /// New writable layers, owned by the range's root from the start.
+    fresh: Vec<PathBuf>,
+}
+
+fn plan_ownership(
     container: &Path,
     uppers: &[PathBuf],
     existed: &[PathBuf],
     range: Option<IdRange>,
-    dry_run: bool,
-) -> Result<(), String> {
+) -> Result<Ownership, String> {
     let file = container.join("owner");
     let want = range.unwrap_or(IdRange {
         base: 0,
@@ -417,24 +489,29 @@ fn own_writable_layers(
     });
     let have = match std::fs::read_to_string(&file) {
         Ok(text) => {
+            let bad = || format!("{}: not \"BASE SIZE\": {:?}", file.display(), text.trim());
             let mut w = text.split_whitespace().map(str::parse::<u32>);
-            match (w.next(), w.next(), w.next()) {
-                (Some(Ok(base)), Some(Ok(size)), None) => Some(IdRange { base, size }),
-                _ => {
-                    return Err(format!(
-                        "{}: not \"BASE SIZE\": {:?}",
-                        file.display(),
-                        text.trim()
-                    ))
-                }
+            let (Some(Ok(base)), Some(Ok(size)), None) = (w.next(), w.next(), w.next()) else {
+                return Err(bad());
+            };
+            let r = IdRange { base, size };
+            if base != 0 {
+                r.check().map_err(|e| format!("{}: {e}", file.display()))?;
+            } else if size != sdme_store::userns::RANGE_SIZE {
+                return Err(bad());
             }
+            Some(r)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(err(&file, e)),
     };
-    if dry_run {
-        return Ok(());
-    }
+    let mut plan = Ownership {
+        file,
+        want,
+        recorded: have == Some(want),
+        shift: Vec::new(),
+        fresh: Vec::new(),
+    };
     for upper in uppers {
         let from = match have {
             Some(h) => h,
@@ -442,29 +519,79 @@ fn own_writable_layers(
                 base: 0,
                 size: sdme_store::userns::RANGE_SIZE,
             },
-            // New: owned by the container's root from the start.
             None => {
-                chown(upper, want.base)?;
+                plan.fresh.push(upper.clone());
                 continue;
             }
         };
-        if from.base != want.base {
-            eprintln!(
-                "sdme-nspawn: {}: moving its owners from ids {}… to {}… (user namespace range changed)",
+        if from.base == want.base {
+            continue;
+        }
+        let (a, b) = (from.base as u64, want.base as u64);
+        if a < b + want.size as u64 && b < a + from.size as u64 {
+            return Err(format!(
+                "{}: its layers are owned in ids {}:{}, which the new range {}:{} overlaps; \
+                 choose a range apart from it (or the same base)",
                 upper.display(),
                 from.base,
-                want.base
-            );
-            userns::shift_tree(upper, from.base, want.base, from.size)?;
+                from.size,
+                want.base,
+                want.size
+            ));
         }
+        plan.shift.push((upper.clone(), from));
     }
-    if have != Some(want) {
+    Ok(plan)
+}
+
+fn apply_ownership(container: &Path, plan: &Ownership) -> Result<(), String> {
+    let want = plan.want;
+    for upper in &plan.fresh {
+        chown(upper, want.base)?;
+    }
+    for (upper, from) in &plan.shift {
+        eprintln!(
+            "sdme-nspawn: {}: moving its owners from ids {}… to {}… (user namespace range changed)",
+            upper.display(),
+            from.base,
+            want.base
+        );
+        userns::shift_tree(upper, from.base, want.base, from.size.min(want.size))?;
+    }
+    if !plan.recorded {
+        use std::io::Write;
         let tmp = container.join(".owner.tmp");
-        std::fs::write(&tmp, format!("{} {}\n", want.base, want.size))
-            .and_then(|_| std::fs::rename(&tmp, &file))
-            .map_err(|e| err(&file, e))?;
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::File::create(&tmp)?;
+            writeln!(f, "{} {}", want.base, want.size)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &plan.file)?;
+            std::fs::File::open(container)?.sync_all()
+        };
+        write().map_err(|e| err(&plan.file, e))?;
     }
     Ok(())
+}
+
+/// A writable host directory bound idmapped: what the container's root
+/// creates there is the host root's on disk, so a setuid or
+/// file-capability binary it leaves is root's for whoever can run it on
+/// the host, unless the file system is mounted nosuid (which also makes
+/// the kernel ignore file capabilities). Said in the journal, not refused:
+/// the administrator chose the directory.
+fn warn_if_suid_allowed(host: &Path, volume: &str) {
+    use rustix::fs::StatVfsMountFlags as F;
+    if let Ok(fs) = rustix::fs::statvfs(host) {
+        if !fs.f_flag.contains(F::NOSUID) {
+            eprintln!(
+                "sdme-nspawn: warning: volume {volume}: {} is bound idmapped, so files the \
+                 container's root creates there are owned by the host's root, and its file system \
+                 is not mounted nosuid: a setuid or file-capability program left there runs with \
+                 root's privileges for any host user who can reach it",
+                host.display()
+            );
+        }
+    }
 }
 
 /// The server's container writes the public connector directory, and every

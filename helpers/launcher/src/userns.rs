@@ -184,32 +184,48 @@ pub fn apply(plan: &Plan) -> Result<(), String> {
 }
 
 /// Host id of container id `id` in a range based at `from`, moved to the
-/// range based at `to`; ids outside `from`'s range are left as they are.
+/// range based at `to`; ids outside `from`'s first `size` are left as they
+/// are (`size` is the smaller of the two ranges, so nothing lands in a
+/// neighbour's range; both ranges end at or below 0xFFFF0000, so the sum
+/// cannot wrap, and it is checked anyway).
 fn shifted(id: u32, from: u32, to: u32, size: u32) -> u32 {
-    if id >= from && (id as u64) < from as u64 + size as u64 {
-        id - from + to
-    } else {
-        id
+    match id.checked_sub(from) {
+        Some(offset) if offset < size => to.checked_add(offset).unwrap_or(id),
+        _ => id,
     }
 }
 
 /// Moves the owners of everything in `root` (itself included) from the
-/// range based at `from` to the one based at `to`, without following a
-/// symbolic link or leaving the tree: each directory is opened beneath the
-/// root's descriptor with `RESOLVE_NO_SYMLINKS`, each entry changed
-/// relative to its directory's descriptor. Iterative (a tree of any depth
-/// costs no stack and one descriptor at a time). Modes are put back after
-/// each chown (which clears setuid and setgid bits); hard links are
-/// shifted once. The container is not running meanwhile (the launcher runs
-/// before systemd-nspawn).
+/// range based at `from` to the one based at `to` (`size` ids), without
+/// following a symbolic link, leaving the tree or crossing into another
+/// mount: each directory is opened beneath the root's descriptor with
+/// `RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV`, each entry opened `O_PATH |
+/// O_NOFOLLOW` from its directory, checked and changed through that
+/// descriptor (so a swap between the check and the change cannot redirect
+/// it). Iterative (no recursion); a path longer than the kernel's limit
+/// stops the shift with an error naming it. Modes are put back after each
+/// chown (which clears setuid and setgid bits); hard links are shifted
+/// once. The container is not running meanwhile (the launcher runs before
+/// systemd-nspawn).
 pub fn shift_tree(root: &Path, from: u32, to: u32, size: u32) -> Result<(), String> {
     use rustix::fs::{FileType, Mode, OFlags, ResolveFlags};
     use std::os::unix::ffi::OsStrExt;
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let root_fd = rustix::fs::open(root, flags, Mode::empty())
         .map_err(|e| format!("{}: {e}", root.display()))?;
+    let dev = rustix::fs::fstat(&root_fd)
+        .map_err(|e| format!("{}: {e}", root.display()))?
+        .st_dev;
     let mut linked = std::collections::HashSet::new();
-    shift_entry(&root_fd, c".", from, to, size, &mut linked)
+    let mut shift = Shift {
+        from,
+        to,
+        size,
+        dev,
+        linked: &mut linked,
+    };
+    shift
+        .entry(&root_fd, c".")
         .map_err(|e| format!("{}: {e}", root.display()))?;
     let mut pending: Vec<PathBuf> = vec![PathBuf::new()];
     while let Some(rel) = pending.pop() {
@@ -218,8 +234,10 @@ pub fn shift_tree(root: &Path, from: u32, to: u32, size: u32) -> Result<(), Stri
         let dir = if rel.as_os_str().is_empty() {
             rustix::io::dup(&root_fd).map_err(err)?
         } else {
-            let resolve =
-                ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+            let resolve = ResolveFlags::BENEATH
+                | ResolveFlags::NO_SYMLINKS
+                | ResolveFlags::NO_MAGICLINKS
+                | ResolveFlags::NO_XDEV;
             rustix::fs::openat2(&root_fd, &rel, flags, Mode::empty(), resolve).map_err(err)?
         };
         for entry in rustix::fs::Dir::read_from(&dir).map_err(err)? {
@@ -228,52 +246,75 @@ pub fn shift_tree(root: &Path, from: u32, to: u32, size: u32) -> Result<(), Stri
             if name == c"." || name == c".." {
                 continue;
             }
-            let kind = shift_entry(&dir, name, from, to, size, &mut linked).map_err(|e| {
-                format!(
-                    "{}: {e}",
-                    at.join(std::ffi::OsStr::from_bytes(name.to_bytes()))
-                        .display()
-                )
-            })?;
-            if kind == FileType::Directory {
-                pending.push(rel.join(std::ffi::OsStr::from_bytes(name.to_bytes())));
+            let child = || at.join(std::ffi::OsStr::from_bytes(name.to_bytes()));
+            match shift.entry(&dir, name) {
+                Ok(Some(FileType::Directory)) => {
+                    pending.push(rel.join(std::ffi::OsStr::from_bytes(name.to_bytes())))
+                }
+                Ok(_) => {}
+                Err(e) => return Err(format!("{}: {e}", child().display())),
             }
         }
     }
     Ok(())
 }
 
-fn shift_entry(
-    dir: &OwnedFd,
-    name: &std::ffi::CStr,
+struct Shift<'a> {
     from: u32,
     to: u32,
     size: u32,
-    linked: &mut std::collections::HashSet<(u64, u64)>,
-) -> rustix::io::Result<rustix::fs::FileType> {
-    use rustix::fs::{AtFlags, FileType, Gid, Mode, Uid};
-    let st = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)?;
-    let kind = FileType::from_raw_mode(st.st_mode);
-    if kind != FileType::Directory && st.st_nlink > 1 && !linked.insert((st.st_dev, st.st_ino)) {
-        return Ok(kind);
-    }
-    let (uid, gid) = (
-        shifted(st.st_uid, from, to, size),
-        shifted(st.st_gid, from, to, size),
-    );
-    if (uid, gid) != (st.st_uid, st.st_gid) {
-        let (u, g) = (Uid::from_raw(uid), Gid::from_raw(gid));
-        rustix::fs::chownat(dir, name, Some(u), Some(g), AtFlags::SYMLINK_NOFOLLOW)?;
-        if kind == FileType::RegularFile && st.st_mode & 0o6000 != 0 {
-            rustix::fs::chmodat(
-                dir,
-                name,
-                Mode::from_raw_mode(st.st_mode & 0o7777),
-                AtFlags::empty(),
-            )?;
+    /// The tree's file system: entries on another (mount points) are left.
+    dev: u64,
+    linked: &'a mut std::collections::HashSet<(u64, u64)>,
+}
+
+impl Shift<'_> {
+    /// Shifts one entry of `dir`; its type, or `None` when it was left
+    /// alone (another mount, a hard link already shifted).
+    fn entry(
+        &mut self,
+        dir: &OwnedFd,
+        name: &std::ffi::CStr,
+    ) -> rustix::io::Result<Option<rustix::fs::FileType>> {
+        use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, Uid};
+        let fd = rustix::fs::openat(
+            dir,
+            name,
+            OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        let st = rustix::fs::fstat(&fd)?;
+        let kind = FileType::from_raw_mode(st.st_mode);
+        if st.st_dev != self.dev {
+            return Ok(None);
         }
+        if kind != FileType::Directory
+            && st.st_nlink > 1
+            && !self.linked.insert((st.st_dev, st.st_ino))
+        {
+            return Ok(None);
+        }
+        let (uid, gid) = (
+            shifted(st.st_uid, self.from, self.to, self.size),
+            shifted(st.st_gid, self.from, self.to, self.size),
+        );
+        if (uid, gid) != (st.st_uid, st.st_gid) {
+            rustix::fs::chownat(
+                &fd,
+                c"",
+                Some(Uid::from_raw(uid)),
+                Some(Gid::from_raw(gid)),
+                AtFlags::EMPTY_PATH,
+            )?;
+            if kind == FileType::RegularFile && st.st_mode & 0o6000 != 0 {
+                // Through the O_PATH descriptor's /proc link: the same
+                // inode, whatever its name points to now.
+                let link = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd));
+                rustix::fs::chmod(link.as_str(), Mode::from_raw_mode(st.st_mode & 0o7777))?;
+            }
+        }
+        Ok(Some(kind))
     }
-    Ok(kind)
 }
 
 #[cfg(test)]
@@ -288,6 +329,12 @@ mod tests {
         assert_eq!(shifted(65536, 0, 0x80000, 0x10000), 65536);
         assert_eq!(shifted(0x80005, 0x80000, 0, 0x10000), 5);
         assert_eq!(shifted(7, 0x80000, 0, 0x10000), 7);
+        // Never past the smaller range, never wrapping.
+        assert_eq!(shifted(0x70000000, 65536, 0x90000000, 0x10000), 0x70000000);
+        assert_eq!(
+            shifted(u32::MAX - 1, 0, u32::MAX - 10, 0xFFFF_FFFF),
+            u32::MAX - 1
+        );
     }
 
     /// Needs root (chown); the unit tier runs as root in CI.

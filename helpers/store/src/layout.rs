@@ -23,6 +23,9 @@ pub struct StoreLock(#[allow(dead_code)] std::fs::File);
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
+    /// Where the host lists the ids it hands out itself (user-namespace
+    /// ranges avoid them); tests point it elsewhere.
+    pub host_files: crate::userns::HostIdFiles,
 }
 
 /// What a container of an image is started from ([`Store::root_stack`]).
@@ -66,7 +69,10 @@ pub fn check_name(name: &str) -> Result<(), String> {
 
 impl Store {
     pub fn new(root: impl Into<PathBuf>) -> Store {
-        Store { root: root.into() }
+        Store {
+            root: root.into(),
+            host_files: Default::default(),
+        }
     }
 
     pub fn root(&self) -> &Path {

@@ -123,6 +123,20 @@ impl Store {
     /// container holds ids of it. Chosen and recorded under an exclusive
     /// lock of its own, so two starts cannot pick one range.
     pub fn assign_range(&self, machine: &str, request: Request) -> Result<IdRange, String> {
+        self.choose_range(machine, request, true)
+    }
+
+    /// What [`Store::assign_range`] would choose, recording nothing.
+    pub fn preview_range(&self, machine: &str, request: Request) -> Result<IdRange, String> {
+        self.choose_range(machine, request, false)
+    }
+
+    fn choose_range(
+        &self,
+        machine: &str,
+        request: Request,
+        record: bool,
+    ) -> Result<IdRange, String> {
         crate::check_name(machine)?;
         let dir = self.containers_dir();
         fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -151,6 +165,10 @@ impl Store {
                 r
             }
             (Request::Auto, None) => {
+                // Ids the host hands out itself are not sdme's to give:
+                // subordinate ranges (/etc/subuid, /etc/subgid) and the
+                // accounts of the user database's files.
+                let host = host_ids(&self.host_files);
                 let slots = (AUTO_END - AUTO_FIRST) / RANGE_SIZE;
                 let first = (name_hash(machine) % slots as u64) as u32;
                 (0..slots)
@@ -158,11 +176,11 @@ impl Store {
                         base: AUTO_FIRST + ((first + i) % slots) * RANGE_SIZE,
                         size: RANGE_SIZE,
                     })
-                    .find(|r| holder(r).is_none())
+                    .find(|r| holder(r).is_none() && !host.iter().any(|h| h.overlaps(r)))
                     .ok_or("no free user namespace range is left")?
             }
         };
-        if recorded != Some(range) {
+        if record && recorded != Some(range) {
             let path = self.userns_record(machine);
             let tmp = path.with_file_name(".userns.tmp");
             let write = || -> std::io::Result<()> {
@@ -170,23 +188,62 @@ impl Store {
                 let mut f = fs::File::create(&tmp)?;
                 writeln!(f, "{} {}", range.base, range.size)?;
                 f.sync_all()?;
-                fs::rename(&tmp, &path)
+                fs::rename(&tmp, &path)?;
+                fs::File::open(dir.join(machine))?.sync_all()
             };
             write().map_err(|e| format!("{}: {e}", path.display()))?;
         }
         drop(lock);
         Ok(range)
     }
+}
 
-    /// Forgets `machine`'s range (its container runs without a user
-    /// namespace now; its layers were shifted back).
-    pub fn forget_range(&self, machine: &str) -> Result<(), String> {
-        let path = self.userns_record(machine);
-        match fs::remove_file(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(format!("{}: {e}", path.display()))
+/// The host's own id ranges, from the files that hand them out: each
+/// subordinate range of `/etc/subuid` and `/etc/subgid` (`NAME:FIRST:COUNT`)
+/// and each id of `/etc/passwd` and `/etc/group` (the third field). A file
+/// that is missing or a line that does not parse counts for nothing: this
+/// only avoids ranges, it never allows one.
+fn host_ids(files: &HostIdFiles) -> Vec<IdRange> {
+    let mut out = Vec::new();
+    for path in [&files.subuid, &files.subgid] {
+        for line in fs::read_to_string(path).unwrap_or_default().lines() {
+            let mut f = line.trim().split(':').skip(1).map(str::parse::<u64>);
+            if let (Some(Ok(first)), Some(Ok(count))) = (f.next(), f.next()) {
+                if count > 0 && first <= u32::MAX as u64 {
+                    out.push(IdRange {
+                        base: first as u32,
+                        size: count.min(u32::MAX as u64 - first) as u32,
+                    });
+                }
             }
-            _ => Ok(()),
+        }
+    }
+    for path in [&files.passwd, &files.group] {
+        for line in fs::read_to_string(path).unwrap_or_default().lines() {
+            if let Some(Ok(id)) = line.split(':').nth(2).map(str::parse::<u32>) {
+                out.push(IdRange { base: id, size: 1 });
+            }
+        }
+    }
+    out
+}
+
+/// Where the host's own ids are listed (tests point these elsewhere).
+#[derive(Debug, Clone)]
+pub struct HostIdFiles {
+    pub subuid: std::path::PathBuf,
+    pub subgid: std::path::PathBuf,
+    pub passwd: std::path::PathBuf,
+    pub group: std::path::PathBuf,
+}
+
+impl Default for HostIdFiles {
+    fn default() -> Self {
+        HostIdFiles {
+            subuid: "/etc/subuid".into(),
+            subgid: "/etc/subgid".into(),
+            passwd: "/etc/passwd".into(),
+            group: "/etc/group".into(),
         }
     }
 }
@@ -252,7 +309,42 @@ mod tests {
             e.contains("c7/userns") && e.contains("not \"BASE SIZE\""),
             "{e}"
         );
-        store.forget_range("alpha").unwrap();
-        assert_eq!(store.recorded_range("alpha").unwrap(), None);
+    }
+
+    #[test]
+    fn host_ranges_are_avoided_and_previews_record_nothing() {
+        let t = tempfile::tempdir().unwrap();
+        let mut store = Store::new(t.path().join("store"));
+        // Where "alpha" would go, found first with empty host files.
+        store.host_files = HostIdFiles {
+            subuid: t.path().join("subuid"),
+            subgid: t.path().join("subgid"),
+            passwd: t.path().join("passwd"),
+            group: t.path().join("group"),
+        };
+        let preferred = store.preview_range("alpha", Request::Auto).unwrap();
+        assert!(
+            store.recorded_range("alpha").unwrap().is_none(),
+            "a preview records nothing"
+        );
+        // A subordinate range of a host user covering it, and an account
+        // inside the next slot: both skipped.
+        std::fs::write(
+            t.path().join("subuid"),
+            format!("someone:{}:65536\nbroken line\n", preferred.base),
+        )
+        .unwrap();
+        let next = preferred.base as u64 + RANGE_SIZE as u64;
+        std::fs::write(
+            t.path().join("passwd"),
+            format!("svc:x:{}:{}::/:/bin/sh\n", next + 7, next + 7),
+        )
+        .unwrap();
+        let r = store.assign_range("alpha", Request::Auto).unwrap();
+        assert_ne!(r.base, preferred.base, "subuid range skipped");
+        if next < AUTO_END as u64 {
+            assert_ne!(r.base as u64, next, "account's slot skipped");
+        }
+        assert_eq!(store.recorded_range("alpha").unwrap(), Some(r));
     }
 }
