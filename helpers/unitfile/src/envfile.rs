@@ -130,12 +130,7 @@ pub fn read(text: &str) -> Result<Vec<(String, String)>, Error> {
                     state = PreValue;
                     value_blank = None;
                 } else {
-                    if !blank(c) {
-                        key_blank = None;
-                    } else if key_blank.is_none() {
-                        key_blank = Some(key.len());
-                    }
-                    key.push(c);
+                    push_marking_blanks(&mut key, &mut key_blank, c);
                 }
             }
             PreValue | Value if newline(c) => {
@@ -167,12 +162,7 @@ pub fn read(text: &str) -> Result<Vec<(String, String)>, Error> {
                     state = ValueEscape;
                     value_blank = None;
                 } else {
-                    if !blank(c) {
-                        value_blank = None;
-                    } else if value_blank.is_none() {
-                        value_blank = Some(value.len());
-                    }
-                    value.push(c);
+                    push_marking_blanks(&mut value, &mut value_blank, c);
                 }
             }
             ValueEscape => {
@@ -224,4 +214,15 @@ pub fn read(text: &str) -> Result<Vec<(String, String)>, Error> {
         push(key_line, &key, &value)?;
     }
     Ok(out)
+}
+
+/// Appends `c` to `text`, keeping `trailing` at where the run of blanks
+/// that ends `text` begins (`None` when it ends in another character).
+fn push_marking_blanks(text: &mut String, trailing: &mut Option<usize>, c: char) {
+    if !matches!(c, ' ' | '\t' | '\n' | '\r') {
+        *trailing = None;
+    } else if trailing.is_none() {
+        *trailing = Some(text.len());
+    }
+    text.push(c);
 }
