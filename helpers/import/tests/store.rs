@@ -394,6 +394,7 @@ fn mode_and_connector_and_reglue_without_the_source() {
         let runtime = f.work.join("run-tool");
         run(Command::new(nspawn())
             .args(["--machine=tool", "--image=tool", "--dry-run", "--env=A=1"])
+            .arg("--private-users=no")
             .arg(format!("--env-file={}", secret.display()))
             .args(extra)
             .arg(format!("--store={}", s.display()))
@@ -403,6 +404,19 @@ fn mode_and_connector_and_reglue_without_the_source() {
             expected
         );
     }
+    // A connector never runs in a user namespace (the launcher's default).
+    let out = Command::new(nspawn())
+        .args(["--machine=tool", "--image=tool", "--dry-run"])
+        .arg(format!("--store={}", s.display()))
+        .arg(format!(
+            "--runtime-dir={}",
+            f.work.join("run-tool").display()
+        ))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("image tool is a connector: connectors run without a user namespace"));
     // A changed --mode regenerates the glue from the store, without the source.
     pull_ok(
         s,
@@ -540,10 +554,13 @@ fn launcher_assembles_overlays_lowest_first_with_binds() {
         .args(["--volume=/srv/www:/www:ro", "--volume=/data"])
         .arg(format!("--store={}", s.display()))
         .arg(format!("--runtime-dir={}", runtime.display())));
-    let range = fs::read_to_string(s.join("containers/web/userns")).unwrap();
-    let (base, size) = range.trim().split_once(' ').unwrap();
-    assert_eq!(size, "65536");
-    let base: u32 = base.parse().unwrap();
+    // A dry run records no range; it shows the one a start would get.
+    assert!(!s.join("containers/web/userns").exists());
+    let base: u32 = line
+        .split_once("--private-users=")
+        .and_then(|(_, rest)| rest.split_once(":65536 "))
+        .map(|(b, _)| b.parse().unwrap())
+        .unwrap_or_else(|| panic!("no --private-users=BASE:65536 in {line}"));
     assert!(base >= 0x80000 && base % 65536 == 0, "{base}");
     assert!(
         line.contains(&format!(
