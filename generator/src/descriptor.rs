@@ -140,7 +140,8 @@ impl Descriptor {
     /// descriptor says, else one of its own, except
     /// - in the host's network, which belongs to the host's user namespace,
     ///   where the container's root has no capabilities (an app could not
-    ///   bind a port below 1024);
+    ///   bind a port below 1024): there the launcher decides by the ports
+    ///   the image exposes;
     /// - for a connector, which cannot have one (build.rs): its commands get
     ///   the callers' descriptors, which a process in another user namespace
     ///   cannot reopen by path (nginx's `/var/log/nginx/error.log` →
@@ -154,7 +155,10 @@ impl Descriptor {
             None => sdme_launch::PrivateUsers::No,
             Some(c) => match &c.private_users {
                 Some(p) => p.value,
-                None if c.network == Network::Host || is_connector => sdme_launch::PrivateUsers::No,
+                None if is_connector => sdme_launch::PrivateUsers::No,
+                None if c.network == Network::Host => {
+                    sdme_launch::PrivateUsers::UnlessPrivilegedPorts
+                }
                 None => sdme_launch::PrivateUsers::Auto,
             },
         }

@@ -65,6 +65,10 @@ pub enum PrivateUsers {
     Auto,
     /// None: root in the container is root on the host.
     No,
+    /// In the host's network: a range of its own unless the image exposes
+    /// a port below 1024, which the container's root could not bind there
+    /// from a user namespace (the generator's default for `Network=host`).
+    UnlessPrivilegedPorts,
     /// Exactly host ids `base..base+size`.
     Range { base: u32, size: u32 },
 }
@@ -95,11 +99,13 @@ pub fn check_id_range(base: u32, size: u32) -> Result<(), String> {
 }
 
 impl PrivateUsers {
-    /// `yes`, `no` or `BASE[:SIZE]` (SIZE defaults to 65536).
+    /// `yes`, `no`, `unless-privileged-ports` or `BASE[:SIZE]` (SIZE
+    /// defaults to 65536).
     pub fn parse(v: &str) -> Result<PrivateUsers, String> {
         match v {
             "yes" | "true" | "on" | "1" => return Ok(PrivateUsers::Auto),
             "no" | "false" | "off" | "0" => return Ok(PrivateUsers::No),
+            "unless-privileged-ports" => return Ok(PrivateUsers::UnlessPrivilegedPorts),
             _ => {}
         }
         let (base, size) = match v.split_once(':') {
@@ -107,8 +113,9 @@ impl PrivateUsers {
             None => (v, None),
         };
         let number = |s: &str| -> Result<u32, String> {
-            s.parse::<u32>()
-                .map_err(|_| format!("{v:?} is not yes, no or BASE[:SIZE] (numbers)"))
+            s.parse::<u32>().map_err(|_| {
+                format!("{v:?} is not yes, no, unless-privileged-ports or BASE[:SIZE] (numbers)")
+            })
         };
         let base = number(base)?;
         let size = size.map(number).transpose()?.unwrap_or(ID_RANGE_SIZE);
@@ -120,6 +127,7 @@ impl PrivateUsers {
         match self {
             PrivateUsers::Auto => "yes".into(),
             PrivateUsers::No => "no".into(),
+            PrivateUsers::UnlessPrivilegedPorts => "unless-privileged-ports".into(),
             PrivateUsers::Range { base, size } => format!("{base}:{size}"),
         }
     }
@@ -191,7 +199,7 @@ pub const USAGE: &str = "usage: sdme-nspawn --machine=NAME --image=IMAGE [--env=
 [--volume=HOST:CONTAINER[:ro]|CONTAINER] [--entrypoint=ARG]… [--cmd=ARG]… [--user=USER[:GROUP]] [--workdir=DIR] \
 [--restart=POLICY] [--health-cmd=CMD] [--health-interval=SEC] [--health-timeout=SEC] [--health-retries=N] \
 [--health-start-period=SEC] [--health-on-failure=restart|stop|none] [--connector-allow-uid=UID] \
-[--connector-allow-gid=GID] [--connector-environment-files] [--private-users=yes|no|BASE[:SIZE]] [--store=DIR] [--runtime-dir=DIR] [--dry-run] \
+[--connector-allow-gid=GID] [--connector-environment-files] [--private-users=yes|no|unless-privileged-ports|BASE[:SIZE]] [--store=DIR] [--runtime-dir=DIR] [--dry-run] \
 -- [NSPAWN ARGS…]
 See sdme-nspawn(8).";
 

@@ -82,6 +82,8 @@ fn every_setting_survives_writing_and_reading() {
     round_trip(&l);
     l.private_users = PrivateUsers::No;
     round_trip(&l);
+    l.private_users = PrivateUsers::UnlessPrivilegedPorts;
+    round_trip(&l);
 }
 
 #[test]

@@ -132,6 +132,19 @@ pub fn prepare(o: &Options) -> Result<Prepared, String> {
     }
     let request = match o.private_users {
         PrivateUsers::No => None,
+        PrivateUsers::UnlessPrivilegedPorts => {
+            match privileged_port(&record.config.exposed_ports) {
+                Some(port) => {
+                    eprintln!(
+                        "sdme-nspawn: no user namespace: the image exposes port {port}, which its \
+                     root could not bind in the host's network from one (PrivateUsers=, \
+                     sdme.oci(5))"
+                    );
+                    None
+                }
+                None => Some(Request::Auto),
+            }
+        }
         PrivateUsers::Auto => Some(Request::Auto),
         PrivateUsers::Range { base, size } => Some(Request::Pinned(IdRange { base, size })),
     };
@@ -401,6 +414,15 @@ pub fn prepare(o: &Options) -> Result<Prepared, String> {
 pub struct Prepared {
     pub args: Vec<OsString>,
     pub userns: Option<userns::Plan>,
+}
+
+/// The first port below 1024 of the image's `ExposedPorts` (`80/tcp`,
+/// normalized where the configuration is read), if any.
+fn privileged_port(exposed: &[String]) -> Option<&str> {
+    exposed
+        .iter()
+        .map(|p| p.split('/').next().unwrap_or(p))
+        .find(|p| p.parse::<u16>().is_ok_and(|n| n < 1024))
 }
 
 /// Empties the runtime directory of an earlier start, keeping the
@@ -703,6 +725,15 @@ pub fn shell_quote(arg: &std::ffi::OsStr) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn privileged_ports_are_those_below_1024() {
+        let ports = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(privileged_port(&ports(&["8080/tcp", "80/tcp"])), Some("80"));
+        assert_eq!(privileged_port(&ports(&["1023/udp"])), Some("1023"));
+        assert_eq!(privileged_port(&ports(&["1024/tcp", "6379/tcp"])), None);
+        assert_eq!(privileged_port(&[]), None);
+    }
 
     #[test]
     fn env_files_come_first_and_env_is_escaped() {
