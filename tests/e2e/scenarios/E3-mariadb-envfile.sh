@@ -21,6 +21,9 @@ check "port 3306 is free on this machine" sh -c '! ss -Htln "sport = :3306" | gr
 systemctl daemon-reload
 check "the password is not in the generated units" sh -c "! systemctl cat systemd-nspawn@db sdme-import@db 2>&1 | grep -q -- '$pw'"
 require "systemctl start systemd-nspawn@db" timeout 200 systemctl start systemd-nspawn@db
+# In the host's network, exposing only 3306: a user namespace by default.
+check "db runs in a user namespace (its image exposes no port below 1024)" sh -c \
+	'test -s /var/lib/sdme/containers/db/userns && test "$(stat -c %u /proc/$(machinectl show --property=Leader --value db))" = "$(cut -d" " -f1 /var/lib/sdme/containers/db/userns)"'
 sql() { in_app db mariadb --protocol=tcp -h127.0.0.1 -uroot "-p$1" -B -N -e "$2"; }
 t0=$(now)
 if wait_for 90 sql "$pw" 'SELECT 1'; then
