@@ -82,7 +82,6 @@ pub fn read(text: &str) -> Result<Vec<(String, String)>, Error> {
     }
     use State::*;
     let newline = |c: char| c == '\n' || c == '\r';
-    let blank = |c: char| matches!(c, ' ' | '\t' | '\n' | '\r');
 
     let mut out: Vec<(String, String)> = Vec::new();
     let mut push = |line: usize, key: &str, value: &str| -> Result<(), Error> {
@@ -114,7 +113,7 @@ pub fn read(text: &str) -> Result<Vec<(String, String)>, Error> {
             PreKey => {
                 if c == '#' || c == ';' {
                     state = Comment;
-                } else if !blank(c) {
+                } else if !is_blank(c) {
                     state = Key;
                     key_line = line;
                     key_blank = None;
@@ -151,7 +150,7 @@ pub fn read(text: &str) -> Result<Vec<(String, String)>, Error> {
                 '\'' => state = SingleQuote,
                 '"' => state = DoubleQuote,
                 '\\' => state = ValueEscape,
-                c if !blank(c) => {
+                c if !is_blank(c) => {
                     state = Value;
                     value.push(c);
                 }
@@ -219,10 +218,15 @@ pub fn read(text: &str) -> Result<Vec<(String, String)>, Error> {
 /// Appends `c` to `text`, keeping `trailing` at where the run of blanks
 /// that ends `text` begins (`None` when it ends in another character).
 fn push_marking_blanks(text: &mut String, trailing: &mut Option<usize>, c: char) {
-    if !matches!(c, ' ' | '\t' | '\n' | '\r') {
+    if !is_blank(c) {
         *trailing = None;
     } else if trailing.is_none() {
         *trailing = Some(text.len());
     }
     text.push(c);
+}
+
+/// systemd's `WHITESPACE` in environment files.
+fn is_blank(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\r')
 }
