@@ -239,6 +239,43 @@ fn check_whole(d: &Descriptor, errors: &mut Vec<Diagnostic>) {
                 );
             }
         }
+        for dep in &c.dependencies {
+            if dep.target.value == d.name {
+                fail(
+                    &dep.target.origin,
+                    format!("{}= names this descriptor itself", dep.key),
+                );
+            }
+        }
+        let l = &c.lifecycle;
+        if let (Some(origin), true) = (
+            &c.reload_origin,
+            l.reload_signal.is_some() && l.reload_cmd.is_some(),
+        ) {
+            fail(
+                origin,
+                "ReloadSignal= and ReloadCmd= exclude each other: say one way to reload".into(),
+            );
+        }
+        if let Some(origin) = &c.oneshot_origin {
+            let conflict = if is_connector {
+                Some("a connector, which is started on demand".to_string())
+            } else if let Some(r) = c.restart.filter(|r| *r != "no") {
+                Some(format!("Restart={r}: a job runs once"))
+            } else if l.notify != sdme_launch::Notify::Auto && l.notify != sdme_launch::Notify::No {
+                Some(format!(
+                    "Notify={}: a job is done when it exits, and the unit active only while it runs",
+                    l.notify.to_spec()
+                ))
+            } else if l.reload_signal.is_some() || l.reload_cmd.is_some() {
+                Some("ReloadSignal=/ReloadCmd=: a job is not reloaded".to_string())
+            } else {
+                None
+            };
+            if let Some(conflict) = conflict {
+                fail(origin, format!("Type=oneshot does not go with {conflict}"));
+            }
+        }
     }
     if d.container.is_none() {
         if let Some(line) = d.unit.first().or(d.service.first()) {

@@ -29,6 +29,8 @@ pub struct ImageSection {
     pub timeout: Option<Timespan>,
     pub registries_conf: Option<RegistriesConf>,
     pub retries: Option<u32>,
+    /// `AutoUpdate=registry`: sdme-auto-update.service may replace the image.
+    pub auto_update: Option<Located<bool>>,
 }
 
 /// Which containers-registries.conf(5) files the import reads.
@@ -94,6 +96,24 @@ pub struct ContainerSection {
     /// `PrivateUsers=`: `None` = the default (see [`Descriptor::private_users`]).
     pub private_users: Option<Located<sdme_launch::PrivateUsers>>,
     pub nspawn_arguments: Vec<String>,
+    /// `After=`, `Before=`, `Requires=`, `Wants=`, `BindsTo=` naming other
+    /// descriptors' containers, in order.
+    pub dependencies: Vec<Dependency>,
+    /// `Notify=`, `StopSignal=`, `StopTimeoutSec=`, `ReloadSignal=`,
+    /// `ReloadCmd=` and `Type=oneshot` (`oneshot`: where it was said).
+    pub lifecycle: sdme_launch::Lifecycle,
+    pub reload_origin: Option<Origin>,
+    pub oneshot_origin: Option<Origin>,
+}
+
+/// The unit dependency keys a `[Container]` may name other descriptors in.
+pub const DEPENDENCY_KEYS: &[&str] = &["After", "Before", "Requires", "Wants", "BindsTo"];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dependency {
+    /// One of [`DEPENDENCY_KEYS`].
+    pub key: &'static str,
+    pub target: Located<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -184,7 +204,40 @@ impl Descriptor {
             for connector in &container.connectors {
                 refs.push((connector.value.as_str(), &connector.origin, "Connector="));
             }
+            for dep in &container.dependencies {
+                refs.push((
+                    dep.target.value.as_str(),
+                    &dep.target.origin,
+                    dep_label(dep.key),
+                ));
+            }
         }
         refs
+    }
+
+    /// The ordering edges between descriptors (`self` starts after each
+    /// target): every reference but `Requires=`, `Wants=`, `BindsTo=`
+    /// (which order nothing by themselves), and each `Before=` turned
+    /// around, as `(from, to, origin, label)`.
+    pub fn orderings(&self) -> Vec<(&str, &str, &Origin, &'static str)> {
+        self.references()
+            .into_iter()
+            .filter(|(_, _, key)| !matches!(*key, "Requires=" | "Wants=" | "BindsTo="))
+            .map(|(target, origin, key)| match key {
+                "Before=" => (target, self.name.as_str(), origin, key),
+                _ => (self.name.as_str(), target, origin, key),
+            })
+            .collect()
+    }
+}
+
+/// `After=` for `After`, …: the label references carry.
+fn dep_label(key: &str) -> &'static str {
+    match key {
+        "After" => "After=",
+        "Before" => "Before=",
+        "Requires" => "Requires=",
+        "Wants" => "Wants=",
+        _ => "BindsTo=",
     }
 }

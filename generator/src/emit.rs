@@ -316,6 +316,11 @@ fn container_dropin(
         };
         u.set("Wants", word(&server)?).set("After", word(&server)?);
     }
+    // Other descriptors' containers: with readiness (Notify=), `After=db`
+    // waits until db's app is ready, not only until its container booted.
+    for dep in &c.dependencies {
+        u.set(dep.key, word(&nspawn_unit_name(&dep.target.value))?);
+    }
 
     let s = unit.section("Service");
     for line in &d.service {
@@ -339,6 +344,40 @@ fn container_dropin(
             Value::relative_path(&format!("{}/{}", paths::RUNTIME_DIR, d.name))?,
         )
         .set("RuntimeDirectoryMode", word("0700")?);
+    let l = &c.lifecycle;
+    // The container's shutdown must never cut the app's short: the host's
+    // unit waits for the app's stop timeout and the rest of the shutdown.
+    // A [Service] line of the descriptor's own still decides.
+    let says = |keys: &[&str]| d.service.iter().any(|l| keys.contains(&l.key.as_str()));
+    let inner_stop = l.stop_timeout.unwrap_or(sdme_launch::DEFAULT_STOP_TIMEOUT);
+    if !says(&["TimeoutStopSec", "TimeoutSec"]) {
+        s.set(
+            "TimeoutStopSec",
+            Value::number(inner_stop + sdme_launch::STOP_TIMEOUT_MARGIN),
+        );
+    }
+    if l.reload_signal.is_some() || l.reload_cmd.is_some() {
+        // Reaches the app service's ExecReload= inside (the launcher's
+        // drop-in), through the container's own manager.
+        s.set(
+            "ExecReload",
+            Value::command(&[
+                paths::SYSTEMCTL,
+                &format!("--machine={}", d.name),
+                "reload",
+                "sdme-oci-app.service",
+            ])?,
+        );
+    }
+    if l.oneshot {
+        // A job: the start lasts while the app runs, and the unit's result
+        // and exit status are the app's (the container exits with it).
+        s.set("Type", word("oneshot")?)
+            .set("RemainAfterExit", Value::boolean(false));
+        if !says(&["TimeoutStartSec", "TimeoutSec"]) {
+            s.set("TimeoutStartSec", word("infinity")?);
+        }
+    }
     for (key, value) in [
         ("MemoryMax", &c.memory_max),
         ("CPUQuota", &c.cpu_quota),
@@ -402,6 +441,7 @@ fn launch(
         health,
         connector: c.connector_access.clone(),
         private_users: d.private_users(),
+        lifecycle: c.lifecycle.clone(),
         nspawn_args,
         ..Launch::default()
     }

@@ -55,9 +55,8 @@ pub fn resolve(
         let Some(d) = descriptors.get(*name) else {
             continue;
         };
-        if let Some((path, origin, key)) = cycles.get(name) {
-            let next = path.get(1).map(String::as_str).unwrap_or_default();
-            let message = format!("{key}{next}: dependency cycle: {}", path.join(" -> "));
+        if let Some((path, origin, label)) = cycles.get(name) {
+            let message = format!("{label}: dependency cycle: {}", path.join(" -> "));
             diagnostics.push(Diagnostic::at(&origin.file, origin.line, message));
             continue;
         }
@@ -112,6 +111,14 @@ fn direct_problem(
         _ if d.image.is_none() => {
             return Some(format!("descriptor {target} has no [Image] section"))
         }
+        "After=" | "Before=" | "Requires=" | "Wants=" | "BindsTo=" => {
+            if d.container.is_none() {
+                return Some(format!(
+                    "descriptor {target} has no [Container] section: there is no container to order against"
+                ));
+            }
+            return None;
+        }
         "Image=" if d.image.as_ref().is_some_and(|i| i.mode() == "connector") => {
             return Some(format!(
                 "descriptor {target} is a connector image: run it in {target}'s own [Container] section"
@@ -122,25 +129,34 @@ fn direct_problem(
     None
 }
 
-type Cycle<'a> = (Vec<String>, &'a Origin, &'static str);
+type Cycle<'a> = (Vec<String>, &'a Origin, String);
 
-/// Every descriptor on a cycle of references, with the shortest cycle
-/// through it and the origin of its first step. Tarjan's algorithm (kept
-/// iterative, so a deep chain cannot overflow the stack) finds the strongly
-/// connected components; only descriptors in a component with a cycle pay
-/// for the search of their shortest cycle, inside that component.
+/// Every descriptor on a cycle of ordering edges (every reference but
+/// `Requires=`, `Wants=`, `BindsTo=`; `Before=` turned around), with the
+/// shortest cycle through it and the origin of its first step. Tarjan's
+/// algorithm (kept iterative, so a deep chain cannot overflow the stack)
+/// finds the strongly connected components; only descriptors in a
+/// component with a cycle pay for the search of their shortest cycle,
+/// inside that component.
 fn find_cycles(descriptors: &BTreeMap<String, Descriptor>) -> BTreeMap<&str, Cycle<'_>> {
     let names: Vec<&str> = descriptors.keys().map(String::as_str).collect();
     let index_of: BTreeMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (*n, i)).collect();
-    let edges: Vec<Vec<usize>> = names
+    // Per descriptor: (next, where the edge was said, how it reads there).
+    let mut labelled: Vec<Vec<(usize, &Origin, String)>> = vec![Vec::new(); names.len()];
+    for d in descriptors.values() {
+        for (from, to, origin, key) in d.orderings() {
+            let (Some(&f), Some(&t)) = (index_of.get(from), index_of.get(to)) else {
+                continue;
+            };
+            // The label names what the line says: `Before=web` in db's file
+            // is the edge web -> db.
+            let said = if key == "Before=" { from } else { to };
+            labelled[f].push((t, origin, format!("{key}{said}")));
+        }
+    }
+    let edges: Vec<Vec<usize>> = labelled
         .iter()
-        .map(|n| {
-            descriptors[*n]
-                .references()
-                .into_iter()
-                .filter_map(|(target, _, _)| index_of.get(target).copied())
-                .collect()
-        })
+        .map(|l| l.iter().map(|(t, _, _)| *t).collect())
         .collect();
 
     let components = strongly_connected(&edges);
@@ -153,12 +169,10 @@ fn find_cycles(descriptors: &BTreeMap<String, Descriptor>) -> BTreeMap<&str, Cyc
         let members: BTreeSet<usize> = component.iter().copied().collect();
         for &start in &component {
             if let Some(path) = shortest_cycle(&edges, &members, start) {
-                let d = &descriptors[names[start]];
-                let first = names[path[1]];
-                let step = d.references().into_iter().find(|(t, _, _)| *t == first);
-                if let Some((_, origin, key)) = step {
+                let step = labelled[start].iter().find(|(t, _, _)| *t == path[1]);
+                if let Some((_, origin, label)) = step {
                     let path = path.iter().map(|i| names[*i].to_string()).collect();
-                    cycles.insert(names[start], (path, origin, key));
+                    cycles.insert(names[start], (path, *origin, label.clone()));
                 }
             }
         }

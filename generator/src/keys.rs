@@ -101,6 +101,17 @@ pub fn assign_image(
         "CertDir" => scalar(&mut image.cert_dir, value, path),
         "ImportTimeoutSec" => scalar(&mut image.timeout, value, parse_timespan),
         "RegistriesConf" => scalar(&mut image.registries_conf, value, registries_conf),
+        "AutoUpdate" => scalar(&mut image.auto_update, value, |v| {
+            let on = match v {
+                "registry" => true,
+                "no" | "false" | "off" | "0" => false,
+                _ => return Err(format!("{v:?} is not one of registry, no")),
+            };
+            Ok(Located {
+                value: on,
+                origin: origin.clone(),
+            })
+        }),
         "Retries" => scalar(&mut image.retries, value, |v| match v.parse::<u32>() {
             Ok(n) if n <= 100 && v.chars().all(|c| c.is_ascii_digit()) => Ok(n),
             _ => Err(format!("{v:?} is not a number from 0 to 100")),
@@ -121,6 +132,7 @@ const IMAGE_KEYS: &[&str] = &[
     "ImportTimeoutSec",
     "RegistriesConf",
     "Retries",
+    "AutoUpdate",
 ];
 
 const CONTAINER_KEYS: &[&str] = &[
@@ -151,6 +163,17 @@ const CONTAINER_KEYS: &[&str] = &[
     "ConnectorEnvironmentFiles",
     "PrivateUsers",
     "NspawnArgument",
+    "After",
+    "Before",
+    "Requires",
+    "Wants",
+    "BindsTo",
+    "Notify",
+    "StopSignal",
+    "StopTimeoutSec",
+    "ReloadSignal",
+    "ReloadCmd",
+    "Type",
 ];
 
 fn unknown_key(section: &str, known: &[&str]) -> String {
@@ -265,6 +288,74 @@ pub fn assign_container(
             Ok(())
         }
         "NspawnArgument" => list(&mut c.nspawn_arguments, value, words::split),
+        "After" | "Before" | "Requires" | "Wants" | "BindsTo" => {
+            let key = DEPENDENCY_KEYS
+                .iter()
+                .find(|k| **k == key)
+                .copied()
+                .unwrap_or("After");
+            if value.is_empty() {
+                c.dependencies.retain(|d| d.key != key);
+                return Ok(());
+            }
+            for name in words::split(value)? {
+                c.dependencies.push(Dependency {
+                    key,
+                    target: located(machine(&name)?),
+                });
+            }
+            Ok(())
+        }
+        "Notify" => {
+            c.lifecycle.notify = if value.is_empty() {
+                sdme_launch::Notify::Auto
+            } else {
+                sdme_launch::Notify::parse(value)?
+            };
+            Ok(())
+        }
+        "StopSignal" => scalar(
+            &mut c.lifecycle.stop_signal,
+            value,
+            sdme_launch::signal_name,
+        ),
+        "StopTimeoutSec" => scalar(&mut c.lifecycle.stop_timeout, value, |v| {
+            let usec = span(v)?;
+            match usec / 1_000_000 {
+                s @ 1..=86400 => Ok(s),
+                _ => Err(format!("{v:?} is not between 1 s and 24 h")),
+            }
+        }),
+        "ReloadSignal" => {
+            c.reload_origin = Some(origin.clone());
+            scalar(
+                &mut c.lifecycle.reload_signal,
+                value,
+                sdme_launch::signal_name,
+            )
+        }
+        "ReloadCmd" => {
+            c.reload_origin = Some(origin.clone());
+            if value.is_empty() {
+                c.lifecycle.reload_cmd = None;
+                return Ok(());
+            }
+            let words = words::split(value)?;
+            if words.iter().any(String::is_empty) {
+                return Err("empty words are not allowed".to_string());
+            }
+            c.lifecycle.reload_cmd = Some(words);
+            Ok(())
+        }
+        "Type" => {
+            c.lifecycle.oneshot = match value {
+                "" | "service" => false,
+                "oneshot" => true,
+                _ => return Err(format!("{value:?} is not one of service, oneshot")),
+            };
+            c.oneshot_origin = c.lifecycle.oneshot.then(|| origin.clone());
+            Ok(())
+        }
         _ => Err(unknown_key("Container", CONTAINER_KEYS)),
     }
 }

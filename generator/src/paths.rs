@@ -3,6 +3,8 @@
 
 pub const IMPORT: &str = "/usr/bin/sdme-import";
 pub const LAUNCHER: &str = "/usr/libexec/sdme/sdme-nspawn";
+/// The host's systemctl (merged /usr: also /bin/systemctl on Debian 12).
+pub const SYSTEMCTL: &str = "/usr/bin/systemctl";
 pub const CONNECTOR_SERVER: &str = "/usr/libexec/sdme/sdme-connector-server";
 pub const CONNECTOR_CLIENT: &str = "/usr/libexec/sdme/sdme-connector-client";
 /// Where the connector binaries appear inside a container.

@@ -411,9 +411,14 @@ pub fn plan_app_glue(
         plan.unit(units::APP_SOCKET, units::connector_socket(&spec.name))?;
         plan.enable("sockets.target.wants", units::APP_SOCKET);
     } else {
-        plan.unit(units::STDOUT_SOCKET, units::stdout_socket(&spec.name))?;
+        plan.unit(units::OUTPUT_SERVICE, units::output_service(&spec.name))?;
         plan.unit(units::LOG_SERVICE, units::log_service(&spec.name))?;
         plan.enable("multi-user.target.wants", units::APP_SERVICE);
+        // Part of the boot, so that the boot ends (and the container is
+        // ready) when the app is; the launcher sets its mode or masks it.
+        plan.file("oci/ready", units::READY_SCRIPT, 0o755);
+        plan.unit(units::READY_SERVICE, units::ready_service(&spec.name))?;
+        plan.enable("multi-user.target.wants", units::READY_SERVICE);
     }
     // The health units always exist so that the launcher can switch a check
     // on (--health-cmd); the image's HEALTHCHECK enables them.

@@ -6,13 +6,14 @@ use sdme_unitfile::{Error, Section, Unit, Value};
 
 pub const APP_SERVICE: &str = "sdme-oci-app.service";
 pub const APP_SOCKET: &str = "sdme-oci-app.socket";
-pub const STDOUT_SOCKET: &str = "sdme-oci-app-stdout.socket";
+pub const OUTPUT_SERVICE: &str = "sdme-oci-app-output.service";
 pub const LOG_SERVICE: &str = "sdme-oci-app-log.service";
+pub const READY_SERVICE: &str = "sdme-oci-ready.service";
 pub const HEALTH_TIMER: &str = "sdme-oci-health.timer";
 pub const HEALTH_SERVICE: &str = "sdme-oci-health.service";
 pub const HEALTH_CHECK_SERVICE: &str = "sdme-oci-health-check.service";
 pub const USERS_SERVICE: &str = "sdme-oci-users.service";
-/// The FIFO that is the app's stdout and stderr (see [`stdout_socket`]).
+/// The FIFO that is the app's stdout and stderr (see [`log_service`]).
 pub const STDOUT_FIFO: &str = "/run/sdme-oci-app/stdout";
 /// Where `sdme-connector-server` appears inside the app's root.
 pub const CONNECTOR_SERVER: &str = "/usr/libexec/sdme-connector-server";
@@ -149,15 +150,22 @@ pub fn app_service(spec: &AppSpec) -> Result<String, Error> {
         u.set("Requires", word(APP_SOCKET)?)
             .set("After", word(APP_SOCKET)?);
     } else {
-        // The app's stdout/stderr is a FIFO held open by PID 1, read by the log
-        // service: unlike the journal's stream socket, a FIFO can be reopened
-        // through /dev/stdout (Docker images symlink their logs there).
-        u.set("Requires", word(STDOUT_SOCKET)?)
-            .set("After", word(STDOUT_SOCKET)?)
-            .set("Wants", word(LOG_SERVICE)?);
+        // The app's stdout/stderr is a FIFO read by the log service: unlike
+        // the journal's stream socket, a FIFO can be reopened through
+        // /dev/stdout (Docker images symlink their logs there). Ordered
+        // after both, the app is stopped before them: see [`log_service`].
+        u.set("Requires", word(OUTPUT_SERVICE)?)
+            .set("After", word(OUTPUT_SERVICE)?)
+            .set("Wants", word(LOG_SERVICE)?)
+            .set("After", word(LOG_SERVICE)?);
     }
     let s = unit.section("Service");
-    s.set("Type", word("simple")?);
+    // `exec`: started means the program was executed, which is what
+    // readiness `started` waits for (sdme-oci-ready.service).
+    s.set(
+        "Type",
+        word(if spec.connector { "simple" } else { "exec" })?,
+    );
     exec_context(spec, s)?;
     if spec.connector {
         let mut argv = vec![CONNECTOR_SERVER.to_string(), "--".to_string()];
@@ -182,44 +190,85 @@ pub fn app_service(spec: &AppSpec) -> Result<String, Error> {
     Ok(unit.render())
 }
 
-/// The FIFO the app writes to. `SocketMode=0622`: the app may run as any user
-/// and reopens the FIFO through /dev/stdout.
-pub fn stdout_socket(name: &str) -> Result<String, Error> {
-    let mut unit = generated(&format!("stdout/stderr of {APP_SERVICE}."));
-    unit.section("Unit").set(
-        "Description",
-        Value::text(&format!("Output of OCI application {name}")),
-    );
-    unit.section("Socket")
-        .set("ListenFIFO", Value::path(STDOUT_FIFO)?)
-        .set("SocketMode", word("0622")?)
-        .set("DirectoryMode", word("0755")?)
-        .set("RemoveOnStop", Value::boolean(true))
-        .set("Service", word(LOG_SERVICE)?);
-    Ok(unit.render())
-}
-
-/// Copies the FIFO to the journal. `LogExtraFields=OBJECT_SYSTEMD_UNIT=` makes
-/// `journalctl -u sdme-oci-app` show these lines (journalctl matches
-/// `_UID=0 + OBJECT_SYSTEMD_UNIT=` for a unit).
+/// Copies the FIFO to the journal, to its last line. The log service makes
+/// the FIFO; [`output_service`] holds it open for writing while the app
+/// runs, so that the app never sees EPIPE and `cat` never sees EOF. Stop
+/// order is the reverse of `After=`: the app stops, then the holder, and
+/// then `cat` reads what is left and ends at EOF by itself. Its stop signal
+/// is SIGCONT, which `cat` ignores, so stopping it never cuts that short
+/// (a writer that lingers is killed after `TimeoutStopSec=`).
+/// `LogExtraFields=OBJECT_SYSTEMD_UNIT=` makes `journalctl -u sdme-oci-app`
+/// show these lines (journalctl matches `_UID=0 + OBJECT_SYSTEMD_UNIT=`).
 pub fn log_service(name: &str) -> Result<String, Error> {
     let mut unit = generated("forwards the app's output to the journal.");
-    unit.section("Unit")
-        .set(
-            "Description",
-            Value::text(&format!("Log of OCI application {name}")),
-        )
-        .set("Requires", word(STDOUT_SOCKET)?)
-        .set("After", word(STDOUT_SOCKET)?);
+    unit.section("Unit").set(
+        "Description",
+        Value::text(&format!("Log of OCI application {name}")),
+    );
+    // 0622: the app may run as any user and reopens the FIFO through
+    // /dev/stdout; mkfifo -m sets the mode whatever the umask.
+    let make_fifo = format!(
+        "mkdir -p -m 0755 {dir} && {{ [ -p {STDOUT_FIFO} ] || mkfifo -m 0622 {STDOUT_FIFO}; }}",
+        dir = STDOUT_FIFO.rsplit_once('/').map_or("/run", |(d, _)| d),
+    );
     unit.section("Service")
-        .set("StandardInput", word("socket")?)
+        .set(
+            "ExecStartPre",
+            Value::command(&["/bin/sh", "-c", make_fifo.as_str()])?,
+        )
+        .set("ExecStart", Value::command(&["/bin/cat", STDOUT_FIFO])?)
         .set("StandardOutput", word("journal")?)
-        .set("ExecStart", Value::command(&["/bin/cat"])?)
+        .set("KillSignal", word("SIGCONT")?)
+        .set("TimeoutStopSec", Value::number(10u64))
+        .set("Restart", word("on-failure")?)
         .set("SyslogIdentifier", Value::text(name))
         .set(
             "LogExtraFields",
             Value::text(&format!("OBJECT_SYSTEMD_UNIT={APP_SERVICE}")),
         );
+    Ok(unit.render())
+}
+
+/// Holds the FIFO open (read-write, so it never blocks and is never the
+/// only end) from after the log service starts until after the app stops.
+pub fn output_service(name: &str) -> Result<String, Error> {
+    let mut unit = generated(&format!("keeps the output of {APP_SERVICE} open."));
+    unit.section("Unit")
+        .set(
+            "Description",
+            Value::text(&format!("Output of OCI application {name}")),
+        )
+        .set("Requires", word(LOG_SERVICE)?)
+        .set("After", word(LOG_SERVICE)?);
+    let hold = format!("exec sleep infinity 0<>{STDOUT_FIFO}");
+    unit.section("Service")
+        .set(
+            "ExecStart",
+            Value::command(&["/bin/sh", "-c", hold.as_str()])?,
+        )
+        .set("StandardOutput", word("null")?);
+    Ok(unit.render())
+}
+
+/// Decides when the container is ready: its boot (and so `systemd-nspawn
+/// --notify-ready=yes`, and the host's unit) finishes only when this
+/// oneshot does. If it fails, the container exits with its status, so the
+/// host's start fails with the reason in the container's journal.
+pub fn ready_service(name: &str) -> Result<String, Error> {
+    let mut unit = generated("the container is ready when the app is (Notify=).");
+    unit.section("Unit")
+        .set(
+            "Description",
+            Value::text(&format!("Readiness of OCI application {name}")),
+        )
+        .set("After", word(APP_SERVICE)?)
+        .set("FailureAction", word("exit")?);
+    unit.section("Service")
+        .set("Type", word("oneshot")?)
+        .set("RemainAfterExit", Value::boolean(true))
+        .set("ExecStart", Value::command(&["/bin/sh", "/oci/ready"])?)
+        .set("TimeoutStartSec", word("infinity")?)
+        .set("SyslogIdentifier", Value::text(&format!("{name}-ready")));
     Ok(unit.render())
 }
 
@@ -367,6 +416,57 @@ for kind in group passwd; do
         [ -r "$src" ] || continue
         while IFS= read -r line; do add /etc/$kind "$line"; done <"$src"
     done
+done
+"#;
+
+/// `/oci/ready`, run by the base's `/bin/sh` in `sdme-oci-ready.service`:
+/// `SDME_NOTIFY=started` (the app was executed and is running) or
+/// `healthy` (its health check passed once; tried every second while the
+/// app runs, for at most `SDME_READY_WITHIN` seconds). Set by the launcher.
+pub const READY_SCRIPT: &str = r#"#!/bin/sh
+# Generated by sdme-import. Exits 0 when the container is ready; otherwise
+# says why and exits 1, which makes the container exit (FailureAction=exit).
+app=sdme-oci-app.service
+mode=${SDME_NOTIFY:-started}
+within=${SDME_READY_WITHIN:-90}
+running() {
+    state=$(systemctl show -P ActiveState "$app")
+    case $state in
+    active|reloading) return 0 ;;
+    activating) [ "$(systemctl show -P SubState "$app")" != auto-restart ] ;;
+    *) return 1 ;;
+    esac
+}
+stopped() {
+    echo "not ready: $app is $state ($(systemctl show -P Result "$app"), exit status $(systemctl show -P ExecMainStatus "$app"))"
+    exit 1
+}
+case $mode in
+started)
+    running || stopped
+    echo "ready: $app started"
+    exit 0 ;;
+healthy) ;;
+*)
+    echo "not ready: unknown SDME_NOTIFY=$mode"
+    exit 1 ;;
+esac
+begin=$(cut -d. -f1 /proc/uptime)
+mkdir -p /run/sdme-oci-health
+while :; do
+    if systemctl start sdme-oci-health-check.service; then
+        echo healthy >/run/sdme-oci-health/status
+        echo "ready: the health check passed after $(($(cut -d. -f1 /proc/uptime) - begin)) s"
+        exit 0
+    fi
+    echo starting >/run/sdme-oci-health/status
+    running || stopped
+    if [ $(($(cut -d. -f1 /proc/uptime) - begin)) -ge "$within" ]; then
+        echo "not ready: the health check did not pass within $within s"
+        echo unhealthy >/run/sdme-oci-health/status
+        exit 1
+    fi
+    sleep 1
 done
 "#;
 

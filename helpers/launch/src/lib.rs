@@ -169,6 +169,95 @@ pub fn public_connector_socket(name: &str) -> String {
     format!("{PUBLIC_CONNECTORS}/{name}/{name}.sock")
 }
 
+/// When the container's unit becomes active (`Notify=`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Notify {
+    /// `healthy` if the app has a health check (the descriptor's or the
+    /// image's), otherwise `started`: decided by the launcher, which knows
+    /// the image.
+    #[default]
+    Auto,
+    /// The app's program was executed and is running.
+    Started,
+    /// The app's health check passed once.
+    Healthy,
+    /// As soon as systemd-nspawn started the container (no readiness).
+    No,
+}
+
+impl Notify {
+    pub fn parse(v: &str) -> Result<Notify, String> {
+        match v {
+            "started" => Ok(Notify::Started),
+            "healthy" => Ok(Notify::Healthy),
+            "no" | "false" | "off" | "0" => Ok(Notify::No),
+            _ => Err(format!("{v:?} is not one of started, healthy, no")),
+        }
+    }
+
+    pub fn to_spec(self) -> &'static str {
+        match self {
+            Notify::Auto => "auto",
+            Notify::Started => "started",
+            Notify::Healthy => "healthy",
+            Notify::No => "no",
+        }
+    }
+}
+
+/// How the app is stopped and reloaded, and whether it is a job.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Lifecycle {
+    pub notify: Notify,
+    /// A signal name as systemd takes it (`SIGTERM`, `SIGRTMIN+3`).
+    pub stop_signal: Option<String>,
+    /// Whole seconds the app gets to stop.
+    pub stop_timeout: Option<u64>,
+    /// `systemctl reload` sends this signal to the app's main process …
+    pub reload_signal: Option<String>,
+    /// … or runs this command in the app's root (argv; exclusive with the signal).
+    pub reload_cmd: Option<Vec<String>>,
+    /// The container powers off when the app exits, with its exit status.
+    pub oneshot: bool,
+}
+
+/// The app's stop timeout when none is set: systemd's default.
+pub const DEFAULT_STOP_TIMEOUT: u64 = 90;
+
+/// What the host's unit adds to the app's stop timeout: the rest of the
+/// container's shutdown, so that the app always gets its own.
+pub const STOP_TIMEOUT_MARGIN: u64 = 30;
+
+/// A signal name systemd's `KillSignal=` takes: `SIGNAME`, `SIGRTMIN+N`,
+/// `SIGRTMAX-N` (without the `SIG` prefix too, as the image spec allows).
+pub fn signal_name(v: &str) -> Result<String, String> {
+    const NAMES: &[&str] = &[
+        "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1", "SEGV", "USR2",
+        "PIPE", "ALRM", "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU", "URG",
+        "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "PWR", "SYS",
+    ];
+    let bare = v.strip_prefix("SIG").unwrap_or(v);
+    let realtime = |rest: &str, max: u32| {
+        !rest.is_empty()
+            && rest.bytes().all(|b| b.is_ascii_digit())
+            && rest.parse::<u32>().is_ok_and(|n| n <= max)
+    };
+    let ok = NAMES.contains(&bare)
+        || bare
+            .strip_prefix("RTMIN")
+            .is_some_and(|r| r.is_empty() || r.strip_prefix('+').is_some_and(|n| realtime(n, 30)))
+        || bare
+            .strip_prefix("RTMAX")
+            .is_some_and(|r| r.is_empty() || r.strip_prefix('-').is_some_and(|n| realtime(n, 30)));
+    if ok && !matches!(bare, "KILL" | "STOP") {
+        Ok(format!("SIG{bare}"))
+    } else {
+        Err(format!(
+            "{v:?} is not a signal name that can be caught (SIGHUP, SIGTERM, SIGRTMIN+3, …)"
+        ))
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Launch {
     pub machine: String,
@@ -187,6 +276,7 @@ pub struct Launch {
     pub health: Health,
     pub connector: ConnectorAccess,
     pub private_users: PrivateUsers,
+    pub lifecycle: Lifecycle,
     /// For tests: another store and runtime directory, print instead of exec.
     pub store: Option<String>,
     pub runtime_dir: Option<String>,
@@ -199,7 +289,8 @@ pub const USAGE: &str = "usage: sdme-nspawn --machine=NAME --image=IMAGE [--env=
 [--volume=HOST:CONTAINER[:ro]|CONTAINER] [--entrypoint=ARG]… [--cmd=ARG]… [--user=USER[:GROUP]] [--workdir=DIR] \
 [--restart=POLICY] [--health-cmd=CMD] [--health-interval=SEC] [--health-timeout=SEC] [--health-retries=N] \
 [--health-start-period=SEC] [--health-on-failure=restart|stop|none] [--connector-allow-uid=UID] \
-[--connector-allow-gid=GID] [--connector-environment-files] [--private-users=yes|no|unless-privileged-ports|BASE[:SIZE]] [--store=DIR] [--runtime-dir=DIR] [--dry-run] \
+[--connector-allow-gid=GID] [--connector-environment-files] [--private-users=yes|no|unless-privileged-ports|BASE[:SIZE]] \
+[--notify=started|healthy|no] [--stop-signal=SIG] [--stop-timeout=SEC] [--reload-signal=SIG] [--reload-cmd=ARG]… [--oneshot] [--store=DIR] [--runtime-dir=DIR] [--dry-run] \
 -- [NSPAWN ARGS…]
 See sdme-nspawn(8).";
 
@@ -424,6 +515,25 @@ impl Launch {
         if self.private_users != PrivateUsers::default() {
             a.push(format!("--private-users={}", self.private_users.to_spec()));
         }
+        let l = &self.lifecycle;
+        if l.notify != Notify::Auto {
+            a.push(format!("--notify={}", l.notify.to_spec()));
+        }
+        if let Some(s) = &l.stop_signal {
+            a.push(format!("--stop-signal={s}"));
+        }
+        if let Some(t) = l.stop_timeout {
+            a.push(format!("--stop-timeout={t}"));
+        }
+        if let Some(s) = &l.reload_signal {
+            a.push(format!("--reload-signal={s}"));
+        }
+        if let Some(cmd) = &l.reload_cmd {
+            a.extend(cmd.iter().map(|w| format!("--reload-cmd={w}")));
+        }
+        if l.oneshot {
+            a.push("--oneshot".to_string());
+        }
         if let Some(s) = &self.store {
             a.push(format!("--store={s}"));
         }
@@ -528,6 +638,40 @@ pub fn parse(args: Vec<OsString>) -> Result<Option<Launch>, String> {
                 o.private_users = PrivateUsers::parse(&val(&mut p, "--private-users")?)
                     .map_err(|e| bad("--private-users", e))?
             }
+            Long("notify") => {
+                o.lifecycle.notify =
+                    Notify::parse(&val(&mut p, "--notify")?).map_err(|e| bad("--notify", e))?
+            }
+            Long(name @ ("stop-signal" | "reload-signal")) => {
+                let option = format!("--{name}");
+                let sig = signal_name(&val(&mut p, &option)?).map_err(|e| bad(&option, e))?;
+                *if option == "--stop-signal" {
+                    &mut o.lifecycle.stop_signal
+                } else {
+                    &mut o.lifecycle.reload_signal
+                } = Some(sig);
+            }
+            Long("stop-timeout") => {
+                let v = val(&mut p, "--stop-timeout")?;
+                o.lifecycle.stop_timeout = Some(
+                    v.parse::<u64>()
+                        .ok()
+                        .filter(|t| {
+                            (1..=86400).contains(t) && v.bytes().all(|b| b.is_ascii_digit())
+                        })
+                        .ok_or_else(|| {
+                            format!("invalid --stop-timeout={v:?}: whole seconds from 1 to 86400")
+                        })?,
+                );
+            }
+            Long("reload-cmd") => {
+                let w = val(&mut p, "--reload-cmd")?;
+                if w.is_empty() {
+                    return Err("invalid --reload-cmd=: an empty word".into());
+                }
+                o.lifecycle.reload_cmd.get_or_insert_with(Vec::new).push(w);
+            }
+            Long("oneshot") => o.lifecycle.oneshot = true,
             Long("store") => o.store = Some(val(&mut p, "--store")?),
             Long("runtime-dir") => o.runtime_dir = Some(val(&mut p, "--runtime-dir")?),
             Long("dry-run") => o.dry_run = true,
@@ -545,6 +689,9 @@ pub fn parse(args: Vec<OsString>) -> Result<Option<Launch>, String> {
     }
     if o.machine.is_empty() || o.image.is_empty() {
         return Err("--machine=NAME and --image=IMAGE are required".into());
+    }
+    if o.lifecycle.reload_signal.is_some() && o.lifecycle.reload_cmd.is_some() {
+        return Err("--reload-signal and --reload-cmd exclude each other".into());
     }
     Ok(Some(o))
 }

@@ -59,6 +59,14 @@ fn every_setting_survives_writing_and_reading() {
             base: 0x20000,
             size: 0x20000,
         },
+        lifecycle: Lifecycle {
+            notify: Notify::Healthy,
+            stop_signal: Some("SIGINT".into()),
+            stop_timeout: Some(300),
+            reload_signal: None,
+            reload_cmd: Some(vec!["nginx".into(), "-s".into(), "reload".into()]),
+            oneshot: true,
+        },
         store: Some("/tmp/store".into()),
         runtime_dir: Some("/tmp/run".into()),
         dry_run: true,
@@ -238,4 +246,59 @@ fn volumes_and_environment() {
         ("A".into(), "b=c".into())
     );
     assert!(parse_env_assignment("A=x\ny\tz").is_ok());
+}
+
+#[test]
+fn lifecycle_values_are_checked() {
+    for ok in [
+        "SIGHUP",
+        "HUP",
+        "SIGRTMIN",
+        "SIGRTMIN+3",
+        "RTMAX-2",
+        "SIGWINCH",
+    ] {
+        assert!(signal_name(ok).unwrap().starts_with("SIG"), "{ok}");
+    }
+    for bad in [
+        "",
+        "SIG",
+        "SIGKILL",
+        "STOP",
+        "SIGRTMIN+31",
+        "SIGRTMIN+",
+        "9",
+        "HUP\n",
+        "SIGHUP;x",
+    ] {
+        assert!(signal_name(bad).is_err(), "{bad:?}");
+    }
+    let base = ["--machine=m", "--image=i"];
+    for bad in [
+        "--stop-timeout=0",
+        "--stop-timeout=1.5",
+        "--stop-timeout=86401",
+        "--notify=ready",
+        "--reload-cmd=",
+        "--stop-signal=KILL",
+    ] {
+        let mut a = base.to_vec();
+        a.push(bad);
+        assert!(parse(args(&a)).is_err(), "{bad}");
+    }
+    let a = [
+        "--machine=m",
+        "--image=i",
+        "--reload-signal=HUP",
+        "--reload-cmd=x",
+    ];
+    assert!(parse(args(&a)).unwrap_err().contains("exclude"));
+    let mut l = Launch {
+        machine: "m".into(),
+        image: "i".into(),
+        ..Default::default()
+    };
+    l.lifecycle.reload_signal = Some("SIGUSR1".into());
+    l.lifecycle.notify = Notify::No;
+    round_trip(&l);
 }

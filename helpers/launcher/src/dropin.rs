@@ -4,7 +4,7 @@
 
 use sdme_import::glue::{account_lines, resolve_argv, resolve_user};
 use sdme_import::units;
-use sdme_launch::Launch as Options;
+use sdme_launch::{Launch as Options, Notify};
 use sdme_store::merged::MergedView;
 use sdme_store::record::ImageRecord;
 use sdme_store::Kind;
@@ -25,6 +25,11 @@ pub struct Dropins {
     pub create_workdir: Option<String>,
     /// passwd and group lines for `--user` (bound at /run/sdme/passwd, /run/sdme/group).
     pub accounts: Option<(String, String)>,
+    /// Readiness as decided here (`--notify-ready=yes` unless `No`), and
+    /// the seconds the app may take to become ready (the host's unit must
+    /// wait that long, plus the boot).
+    pub notify: Notify,
+    pub ready_within: u64,
 }
 
 fn any_override(o: &Options) -> bool {
@@ -46,10 +51,209 @@ pub fn build(
     record: &ImageRecord,
     app_view: Option<&MergedView>,
 ) -> Result<Dropins, String> {
-    let mut out = Dropins::default();
-    if !any_override(o) {
-        return Ok(out);
+    let mut out = if any_override(o) {
+        overrides(o, record, app_view)?
+    } else {
+        Dropins::default()
+    };
+    lifecycle(o, record, app_view, &mut out)?;
+    Ok(out)
+}
+
+/// The app's health check as it will run: the descriptor's settings over
+/// the image's, Docker's defaults for the rest. `None`: no check.
+fn effective_health(o: &Options, record: &ImageRecord) -> Option<units::HealthSpec> {
+    let h = &o.health;
+    let image = record
+        .app
+        .as_ref()
+        .is_some_and(|a| a.health)
+        .then(|| record.config.effective_healthcheck())
+        .flatten();
+    match h.cmd.as_deref() {
+        Some("none" | "NONE") => return None,
+        None if image.is_none() => return None,
+        _ => {}
     }
+    let ns = |v: u64| v;
+    let base = match image {
+        Some(hc) => units::HealthSpec::with_defaults(
+            Vec::new(),
+            ns(hc.interval),
+            ns(hc.timeout),
+            ns(hc.start_period),
+            hc.retries,
+        ),
+        None => units::HealthSpec::with_defaults(Vec::new(), 0, 0, 0, 0),
+    };
+    // The launcher's seconds may be fractional: whole seconds, rounded up.
+    let secs = |v: &Option<String>, default: u64| {
+        v.as_ref()
+            .and_then(|s| s.parse::<f64>().ok())
+            .map_or(default, |x| x.ceil() as u64)
+    };
+    Some(units::HealthSpec {
+        argv: Vec::new(),
+        interval: secs(&h.interval, base.interval).max(1),
+        timeout: secs(&h.timeout, base.timeout),
+        start_period: secs(&h.start_period, base.start_period),
+        retries: h.retries.unwrap_or(base.retries),
+    })
+}
+
+/// Readiness, stop and reload settings, and a job's exit (sdme.oci(5)
+/// `Notify=`, `StopSignal=`, `StopTimeoutSec=`, `ReloadSignal=`,
+/// `ReloadCmd=`, `Type=oneshot`).
+fn lifecycle(
+    o: &Options,
+    record: &ImageRecord,
+    app_view: Option<&MergedView>,
+    out: &mut Dropins,
+) -> Result<(), String> {
+    let l = &o.lifecycle;
+    let unit_err = |e: sdme_unitfile::Error| e.to_string();
+    let app_kind = record.kind != Kind::Base && record.app.is_some();
+    let changes_app = l.stop_signal.is_some()
+        || l.stop_timeout.is_some()
+        || l.reload_signal.is_some()
+        || l.reload_cmd.is_some()
+        || l.oneshot;
+    if !app_kind {
+        if changes_app || matches!(l.notify, Notify::Started | Notify::Healthy) {
+            return Err(format!(
+                "image {} is a base OS image: Notify=, StopSignal=, StopTimeoutSec=, ReloadSignal=, ReloadCmd= and Type=oneshot apply to application images only",
+                o.image
+            ));
+        }
+        // A base is ready when its boot is done.
+        out.notify = if l.notify == Notify::No {
+            Notify::No
+        } else {
+            Notify::Started
+        };
+        return Ok(());
+    }
+    let connector = record.kind == Kind::Connector;
+    if connector && (l.oneshot || l.notify == Notify::Healthy) {
+        return Err(format!(
+            "image {} is a connector: its server starts on demand; Type=oneshot and Notify=healthy do not apply",
+            o.image
+        ));
+    }
+    let health = effective_health(o, record);
+    out.notify = match (l.notify, &health) {
+        _ if l.oneshot => Notify::No,
+        (Notify::Auto, Some(_)) if !connector => Notify::Healthy,
+        (Notify::Auto, _) => Notify::Started,
+        (Notify::Healthy, None) => {
+            return Err(format!(
+                "Notify=healthy: image {} has no health check and HealthCmd= is not set",
+                o.image
+            ))
+        }
+        (n, _) => n,
+    };
+    if !connector {
+        if out.notify == Notify::No {
+            // Not part of the boot: a job may be done before it would look.
+            out.masked.push(units::READY_SERVICE.to_string());
+        } else if out.notify == Notify::Healthy {
+            // Docker's time to call it unhealthy: the start period, then
+            // `retries` failed checks `interval` apart.
+            let h = health.as_ref().ok_or("health check expected")?;
+            out.ready_within = h.start_period + u64::from(h.retries) * h.interval;
+            let mut ready = dropin();
+            ready
+                .section("Service")
+                .set(
+                    "Environment",
+                    Value::environment(&[
+                        ("SDME_NOTIFY", "healthy".to_string()),
+                        ("SDME_READY_WITHIN", out.ready_within.to_string()),
+                    ])
+                    .map_err(unit_err)?,
+                )
+                // The script ends itself; a check that hangs is bounded by its own timeout.
+                .set(
+                    "TimeoutStartSec",
+                    Value::number(out.ready_within + h.timeout + 30),
+                );
+            push(out, units::READY_SERVICE, &ready);
+        }
+    }
+    if !changes_app {
+        return Ok(());
+    }
+    let mut app = dropin();
+    let s = app.section("Service");
+    if let Some(sig) = &l.stop_signal {
+        s.set("KillSignal", Value::word(sig).map_err(unit_err)?);
+    }
+    if let Some(t) = l.stop_timeout {
+        s.set("TimeoutStopSec", Value::number(t));
+    }
+    if let Some(sig) = &l.reload_signal {
+        // ExecReload= would run in the app's root, which need not have a
+        // shell or kill: in the container's own root instead, where
+        // /bin/sh is (sdme's glue scripts need it), as root, sending the
+        // signal to the main process, whatever user it became.
+        let kill = format!("kill -s {} \"$MAINPID\"", sig.trim_start_matches("SIG"));
+        s.set("RootDirectoryStartOnly", Value::boolean(true)).set(
+            "ExecReload",
+            Value::privileged_command(&["/bin/sh", "-c", kill.as_str()]).map_err(unit_err)?,
+        );
+    }
+    if let Some(cmd) = &l.reload_cmd {
+        // Like the app: in its root, as its user, with its environment.
+        let (Some(view), Some(info)) = (app_view, &record.app) else {
+            return Err(format!("image {}: no application to reload", o.image));
+        };
+        let path_env = record
+            .config
+            .env_value("PATH")
+            .unwrap_or(units::DEFAULT_PATH)
+            .to_string();
+        let workdir = o.workdir.clone().unwrap_or_else(|| info.workdir.clone());
+        let argv =
+            resolve_argv(view, cmd, &path_env, &workdir).map_err(|e| format!("ReloadCmd=: {e}"))?;
+        s.set("ExecReload", Value::command(&argv).map_err(unit_err)?);
+    }
+    if l.oneshot {
+        // The container's manager exits with the app's exit status, which
+        // systemd-nspawn returns to the host's unit.
+        s.set("Restart", Value::word("no").map_err(unit_err)?);
+        app.section("Unit")
+            .set("SuccessAction", Value::word("exit").map_err(unit_err)?)
+            .set("FailureAction", Value::word("exit").map_err(unit_err)?);
+    }
+    // One drop-in per unit: merged with the overrides' one if there is.
+    let text = app.render();
+    match out.units.iter_mut().find(|u| u.unit == units::APP_SERVICE) {
+        Some(existing) => {
+            let body: String = text
+                .lines()
+                .filter(|l| !l.starts_with('#'))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            existing.text.push_str(&body);
+        }
+        None => out.units.insert(
+            0,
+            UnitDropin {
+                unit: units::APP_SERVICE.to_string(),
+                text,
+            },
+        ),
+    }
+    Ok(())
+}
+
+fn overrides(
+    o: &Options,
+    record: &ImageRecord,
+    app_view: Option<&MergedView>,
+) -> Result<Dropins, String> {
+    let mut out = Dropins::default();
     let (Some(view), Some(info), true) = (app_view, &record.app, record.kind != Kind::Base) else {
         return Err(format!(
             "image {} is a base OS image: entrypoint, cmd, user, workdir, restart and health settings apply to application images only",

@@ -399,13 +399,59 @@ pub fn prepare(o: &Options) -> Result<Prepared, String> {
         args.push(format!("--private-users={}:{}", r.base, r.size).into());
         args.push("--private-users-ownership=off".into());
     }
+    // Ready when the container's boot is done, which the glue's
+    // sdme-oci-ready.service holds until the app is (Notify=).
+    let mut extend_start = None;
+    if dropins.notify != sdme_launch::Notify::No {
+        args.push("--notify-ready=yes".into());
+        if dropins.notify == sdme_launch::Notify::Healthy {
+            extend_start = Some(dropins.ready_within + BOOT_ALLOWANCE);
+        }
+    }
     args.extend(o.nspawn_args.iter().map(OsString::from));
     let userns = range.map(|range| userns::Plan {
         range,
         mounts: idmapped,
         idmapped_binds,
     });
-    Ok(Prepared { args, userns })
+    Ok(Prepared {
+        args,
+        userns,
+        extend_start,
+    })
+}
+
+/// Seconds a container's boot may take besides waiting for its app.
+pub const BOOT_ALLOWANCE: u64 = 90;
+
+/// Tells the service manager (`$NOTIFY_SOCKET`, the unit's main process
+/// being this one) that the start may take `secs` seconds from now,
+/// beyond `TimeoutStartSec=` if need be (sd_notify(3)
+/// `EXTEND_TIMEOUT_USEC=`): the health check's own bound, which only the
+/// image knows, is longer than the unit's default. A failure only costs
+/// that extension, and is said.
+pub fn extend_start_timeout(secs: u64) {
+    let Some(socket) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let message = format!("EXTEND_TIMEOUT_USEC={}", secs.saturating_mul(1_000_000));
+    if let Err(e) = notify(&socket, message.as_bytes()) {
+        eprintln!("sdme-nspawn: cannot extend the start timeout ({socket:?}): {e}");
+    }
+}
+
+fn notify(socket: &std::ffi::OsStr, message: &[u8]) -> std::io::Result<()> {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    let bytes = socket.as_bytes();
+    let addr = match bytes.strip_prefix(b"@") {
+        Some(name) => SocketAddr::from_abstract_name(name)?,
+        None => SocketAddr::from_pathname(Path::new(socket))?,
+    };
+    let sock = UnixDatagram::unbound()?;
+    sock.send_to_addr(message, &addr)?;
+    Ok(())
 }
 
 /// What `prepare` leaves to do: the idmapped mounts (in a mount namespace
@@ -414,6 +460,8 @@ pub fn prepare(o: &Options) -> Result<Prepared, String> {
 pub struct Prepared {
     pub args: Vec<OsString>,
     pub userns: Option<userns::Plan>,
+    /// Seconds the start may take (see [`extend_start_timeout`]).
+    pub extend_start: Option<u64>,
 }
 
 /// The first port below 1024 of the image's `ExposedPorts` (`80/tcp`,

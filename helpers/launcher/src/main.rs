@@ -16,7 +16,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let launcher::Prepared { args, userns } = match launcher::prepare(&opts) {
+    let launcher::Prepared {
+        args,
+        userns,
+        extend_start,
+    } = match launcher::prepare(&opts) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("sdme-nspawn: {e}");
@@ -50,6 +54,9 @@ fn main() -> ExitCode {
         }
     }
     launcher::limits::warn();
+    if let Some(secs) = extend_start {
+        launcher::extend_start_timeout(secs);
+    }
     let e = std::process::Command::new(&binary).args(&args).exec();
     eprintln!("sdme-nspawn: executing {}: {e}", binary.to_string_lossy());
     ExitCode::FAILURE

@@ -8,7 +8,7 @@ use std::path::Path;
 
 /// Bumped when the glue sdme generates changes, so that a re-import with the
 /// same manifest regenerates it.
-pub const GLUE_VERSION: u32 = 3;
+pub const GLUE_VERSION: u32 = 4;
 
 /// The app service as generated, for the launcher's overrides.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -169,6 +169,12 @@ impl Value {
         Ok(Value(escape::command(argv, " ")?))
     }
 
+    /// As [`Value::command`], run with full privileges (the `+` prefix: no
+    /// `User=`, no sandboxing), the only exec prefix the writer emits.
+    pub fn privileged_command<S: AsRef<str>>(argv: &[S]) -> Result<Value, Error> {
+        Ok(Value(format!("+{}", escape::command(argv, " ")?)))
+    }
+
     /// As [`Value::command`], one argument per continuation line after the
     /// first (readable in `systemctl cat`).
     pub fn command_lines<S: AsRef<str>>(argv: &[S]) -> Result<Value, Error> {

@@ -161,6 +161,12 @@ fn commands_read_back_exactly() {
     }
     for argv in cases {
         assert_eq!(read_command(&one(Value::command(&argv).unwrap())), argv);
+        // One prefix, then the same words.
+        let privileged = one(Value::privileged_command(&argv).unwrap());
+        assert_eq!(
+            privileged.strip_prefix('+').map(read_command),
+            Some(argv.clone())
+        );
         assert_eq!(
             read_command(&one(Value::command_lines(&argv).unwrap())),
             argv
@@ -183,6 +189,10 @@ fn commands_read_back_exactly() {
         "\"+/bin/sh\"",
     ] {
         assert!(Value::command(&[program, "a"]).is_err(), "{program}");
+        assert!(
+            Value::privileged_command(&[program, "a"]).is_err(),
+            "{program}"
+        );
         assert!(Value::command_lines(&[program, "a"]).is_err(), "{program}");
     }
 }
