@@ -187,6 +187,20 @@ fn check_whole(d: &Descriptor, errors: &mut Vec<Diagnostic>) {
         ),
         _ => {}
     }
+    if let Some(image) = &d.image {
+        let local = image.source.as_deref().is_some_and(|s| {
+            crate::source::LOCAL_TRANSPORTS
+                .iter()
+                .any(|p| s.starts_with(p))
+        });
+        if let Some(a) = image.auto_update.as_ref().filter(|a| a.value && local) {
+            fail(
+                &a.origin,
+                "AutoUpdate=registry needs a registry reference in Image= (this is a local source)"
+                    .into(),
+            );
+        }
+    }
     if let Some(c) = &d.container {
         // nspawn forwards ports only over a link to the host: a veth or a
         // bridge. Network=private is a namespace with loopback only.

@@ -159,6 +159,9 @@ fn import_unit(d: &Descriptor) -> Result<String, Error> {
     if let Some(file) = &image.auth_file {
         argv.push(format!("--authfile={file}"));
     }
+    if image.auto_update.as_ref().is_some_and(|a| a.value) {
+        argv.push("--auto-update=registry".to_string());
+    }
     argv.push(source.to_string());
     unit.section("Service")
         .set("Type", word("oneshot")?)
@@ -372,8 +375,11 @@ fn container_dropin(
     if l.oneshot {
         // A job: the start lasts while the app runs, and the unit's result
         // and exit status are the app's (the container exits with it).
+        // The stock unit's RestartForceExitStatus=133 (a reboot inside)
+        // is refused by systemd for a oneshot.
         s.set("Type", word("oneshot")?)
-            .set("RemainAfterExit", Value::boolean(false));
+            .set("RemainAfterExit", Value::boolean(false))
+            .set("RestartForceExitStatus", Value::reset());
         if !says(&["TimeoutStartSec", "TimeoutSec"]) {
             s.set("TimeoutStartSec", word("infinity")?);
         }

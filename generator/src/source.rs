@@ -3,7 +3,7 @@
 //! checks the shape (so a typo fails at daemon-reload, with a line number);
 //! `sdme-import` does the real resolution.
 
-const LOCAL_TRANSPORTS: &[&str] = &["oci:", "oci-archive:", "docker-archive:"];
+pub const LOCAL_TRANSPORTS: &[&str] = &["oci:", "oci-archive:", "docker-archive:"];
 
 pub fn check_source(s: &str) -> Result<(), String> {
     if let Some(transport) = LOCAL_TRANSPORTS.iter().find(|t| s.starts_with(**t)) {

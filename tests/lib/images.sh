@@ -8,7 +8,7 @@
 #   tests/lib/images.sh push NAME REF [skopeo dest options...]
 #
 # Trees: base-systemd outer nginx mariadb debian-nosystemd
-# Images: debian-systemd debian-nosystemd nginx nginx-v2 mariadb
+# Images: debian-systemd debian-nosystemd nginx nginx-v2 nginx-v3 mariadb
 #
 # Two Debian suites are in play, chosen separately:
 #   E2E_SUITE     the test *host*: the `outer` tree (and the base-systemd it
@@ -255,7 +255,7 @@ images_spec() {
 	case $1 in
 	debian-systemd) echo "base-systemd|--config.cmd=/bin/bash" ;;
 	debian-nosystemd) echo "debian-nosystemd|--config.cmd=/bin/bash" ;;
-	nginx | nginx-v2) echo "nginx|--config.entrypoint=/usr/sbin/nginx|--config.cmd=-g|--config.cmd=daemon off;|--config.exposedports=80/tcp|--config.stopsignal=SIGQUIT" ;;
+	nginx | nginx-v2 | nginx-v3) echo "nginx|--config.entrypoint=/usr/sbin/nginx|--config.cmd=-g|--config.cmd=daemon off;|--config.exposedports=80/tcp|--config.stopsignal=SIGQUIT" ;;
 	mariadb) echo "mariadb|--config.entrypoint=/usr/local/bin/docker-entrypoint.sh|--config.cmd=mariadbd|--config.exposedports=3306/tcp|--config.volume=/var/lib/mysql" ;;
 	*) images_die "unknown image '$1'" ;;
 	esac
@@ -278,7 +278,17 @@ images_build_oci() { # NAME LAYOUT
 	IFS='|' read -r -a opts <<<"${spec#*|}"
 	tmp=$layout.tmp
 	rm -rf "$tmp" "$tmp.layer.tar"; mkdir -p "$(dirname "$layout")"
-	if [ "$name" = nginx-v2 ]; then
+	if [ "$name" = nginx-v3 ]; then
+		# Version 3 is version 2 plus a marker that health checks of the
+		# tests look for: a "broken" update.
+		local v2 l3=$tmp.l3
+		v2=$(images_oci nginx-v2) || return 1
+		cp -a "${v2%:*}" "$tmp" || return 1
+		mkdir -p "$l3/var/www/html"
+		echo broken >"$l3/var/www/html/broken"
+		tar --numeric-owner -C "$l3" -cf "$tmp.layer.tar" ./var/www/html/broken || return 1
+		rm -rf "$l3"
+	elif [ "$name" = nginx-v2 ]; then
 		# Version 2 is version 1 plus a layer that only changes the page, so
 		# the two share their first layer as real image updates do.
 		local v1 l2=$tmp.l2
@@ -332,7 +342,7 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
 	oci) images_oci "$@" ;;
 	push) images_push "$@" ;;
 	all) for t in base-systemd outer nginx mariadb debian-nosystemd; do images_tree "$t" >/dev/null || exit 1; done
-	     for i in debian-systemd debian-nosystemd nginx nginx-v2 mariadb; do images_oci "$i" >/dev/null || exit 1; done ;;
+	     for i in debian-systemd debian-nosystemd nginx nginx-v2 nginx-v3 mariadb; do images_oci "$i" >/dev/null || exit 1; done ;;
 	systemd-version) images_systemd_version "$(images_tree "$@")" && echo ;;
 	*) echo "usage: $0 tree NAME [SUITE] | systemd-version NAME [SUITE] | oci NAME | push NAME REF [skopeo options] | all" >&2; exit 2 ;;
 	esac

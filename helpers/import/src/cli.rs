@@ -64,8 +64,24 @@ fn string(v: OsString, name: &str) -> Result<String, String> {
 }
 
 pub fn main(args: Vec<OsString>) -> Result<(), String> {
+    let words: Vec<String> = args
+        .iter()
+        .map(|a| string(a.clone(), "argument"))
+        .collect::<Result<_, _>>()?;
+    let (req, auto_update) = parse_pull(args)?;
+    pull(&req)?;
+    // What auto-update will pull again: this very command line (its
+    // `--pull=` replaced), kept only while the descriptor opts in.
+    let kept = auto_update.then_some(words.as_slice());
+    crate::autoupdate::remember(&req.store, &req.name, kept)
+}
+
+/// `sdme-import pull`'s command line: the request, and whether
+/// `--auto-update=registry` was given.
+pub fn parse_pull(args: Vec<OsString>) -> Result<(PullRequest, bool), String> {
     use lexopt::prelude::*;
     let mut parser = lexopt::Parser::from_args(args);
+    let mut auto_update = false;
     let mut name = None;
     let mut base = None;
     let mut mode_text = "auto".to_string();
@@ -119,6 +135,18 @@ pub fn main(args: Vec<OsString>) -> Result<(), String> {
                 opts.authfile = Some(PathBuf::from(parser.value().map_err(|e| e.to_string())?))
             }
             Long("store") => store = PathBuf::from(parser.value().map_err(|e| e.to_string())?),
+            Long("auto-update") => {
+                auto_update = match string(
+                    parser.value().map_err(|e| e.to_string())?,
+                    "--auto-update",
+                )?
+                .as_str()
+                {
+                    "registry" => true,
+                    "no" => false,
+                    v => return Err(format!("invalid --auto-update={v:?}: expected registry or no")),
+                }
+            }
             Value(v) if source.is_none() => source = Some(string(v, "SOURCE")?),
             other => return Err(format!("pull: {}", other.unexpected())),
         }
@@ -135,7 +163,7 @@ pub fn main(args: Vec<OsString>) -> Result<(), String> {
         source_options: opts,
         store: Store::new(store),
     };
-    pull(&req).map(|_| ())
+    Ok((req, auto_update))
 }
 
 pub fn gc(args: Vec<OsString>) -> Result<(), String> {

@@ -7,6 +7,7 @@
 //! writer. It must never run an image's code on the host (a base's systemd
 //! install runs inside a container) and never writes outside the store.
 
+pub mod autoupdate;
 pub mod classify;
 pub mod cli;
 pub mod fetch;

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 const USAGE: &str = "usage: sdme-import unpack [OPTIONS] SOURCE DEST
        sdme-import pull --name=NAME [OPTIONS] SOURCE
        sdme-import gc [--store=DIR]
+       sdme-import auto-update [--dry-run] [--store=DIR]
 See sdme-import(8).";
 
 fn main() -> ExitCode {
@@ -22,6 +23,7 @@ fn main() -> ExitCode {
         Some("unpack") => unpack::main(rest),
         Some("pull") => pull::main(rest),
         Some("gc") => pull::gc(rest),
+        Some("auto-update") => sdme_import::autoupdate::main(rest),
         Some("--help" | "-h") => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

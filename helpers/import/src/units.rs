@@ -268,6 +268,9 @@ pub fn ready_service(name: &str) -> Result<String, Error> {
         .set("RemainAfterExit", Value::boolean(true))
         .set("ExecStart", Value::command(&["/bin/sh", "/oci/ready"])?)
         .set("TimeoutStartSec", word("infinity")?)
+        // On the console too, which is the host's journal of the
+        // container's unit: a failed start says why where it failed.
+        .set("StandardOutput", word("journal+console")?)
         .set("SyslogIdentifier", Value::text(&format!("{name}-ready")));
     Ok(unit.render())
 }

@@ -302,3 +302,52 @@ fn lifecycle_values_are_checked() {
     l.lifecycle.notify = Notify::No;
     round_trip(&l);
 }
+
+/// The options `sdme-nspawn` takes (its usage line, which `parse` must
+/// accept) and those sdme-nspawn(8) documents in OPTIONS are the same.
+#[test]
+fn options_in_usage_and_in_the_man_page_are_the_same() {
+    use std::collections::BTreeSet;
+    let names = |text: &str| -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        let mut rest = text;
+        while let Some(i) = rest.find("--") {
+            rest = &rest[i + 2..];
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '-')
+                .collect();
+            if !name.is_empty() {
+                out.insert(name);
+            }
+        }
+        out
+    };
+    let usage = names(USAGE);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../man/sdme-nspawn.8");
+    let man = std::fs::read_to_string(&path).unwrap();
+    let section = man
+        .split(".SH OPTIONS")
+        .nth(1)
+        .and_then(|s| s.split("\n.SH ").next())
+        .unwrap();
+    // The tags: the line after each .TP.
+    let lines: Vec<&str> = section.lines().collect();
+    let mut documented = BTreeSet::new();
+    for w in lines.windows(2) {
+        if w[0] == ".TP" {
+            documented.extend(names(&w[1].replace("\\-", "-")));
+        }
+    }
+    assert_eq!(usage, documented, "USAGE vs sdme-nspawn(8) OPTIONS");
+    for name in &usage {
+        let arg = match name.as_str() {
+            "dry-run" | "oneshot" | "connector-environment-files" | "help" => format!("--{name}"),
+            _ => format!("--{name}=x"),
+        };
+        let err = parse(args(&["--machine=m", "--image=i", &arg]))
+            .err()
+            .unwrap_or_default();
+        assert!(!err.contains("unexpected"), "--{name}: {err}");
+    }
+}

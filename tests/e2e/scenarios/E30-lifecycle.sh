@@ -43,8 +43,9 @@ slow_app="trap 'echo got SIGTERM; sleep 6; echo slow stop done; exit 0' TERM; ec
 for n in slow quick; do
 	{ image $n nginx:1; printf '[Container]\nNetwork=private\nEntrypoint=/bin/sh -c "%s"\n' "$slow_app"; } | descriptor $n
 done
-echo "StopTimeoutSec=20" >>/etc/sdme/slow.oci
-echo "StopTimeoutSec=2" >>/etc/sdme/quick.oci
+# The image's StopSignal is SIGQUIT (nginx's); StopSignal= overrides it.
+printf 'StopSignal=SIGTERM\nStopTimeoutSec=20\n' >>/etc/sdme/slow.oci
+printf 'StopSignal=TERM\nStopTimeoutSec=2\n' >>/etc/sdme/quick.oci
 { image job nginx:1; cat <<'EOD'; } | descriptor job
 [Container]
 Network=private
@@ -95,7 +96,7 @@ nginx_pid() { in_machine web systemctl show -P MainPID sdme-oci-app; }
 pid=$(nginx_pid)
 in_machine web sh -c 'printf "server { listen 8081; return 200 \"reloaded\\n\"; }\n" >/oci/root/etc/nginx/conf.d/e2e-reload.conf'
 check "systemctl reload systemd-nspawn@web" timeout 60 systemctl reload systemd-nspawn@web
-answers() { [ "$(in_machine web curl -s --max-time 2 http://127.0.0.1:8081/)" = reloaded ]; }
+answers() { [ "$(nsenter -t "$(leader web)" -n curl -s --max-time 2 http://127.0.0.1:8081/)" = reloaded ]; }
 if wait_for 20 answers; then pass "nginx serves the new configuration after the reload"; else fail "nginx serves the new configuration after the reload"; fi
 check "... without a restart (MainPID $pid)" test "$(nginx_pid)" = "$pid"
 
@@ -104,7 +105,7 @@ check "systemctl stop systemd-nspawn@web" timeout 120 systemctl stop systemd-nsp
 check "systemctl restart systemd-nspawn@db" timeout 300 systemctl restart systemd-nspawn@db
 check "mariadb's shutdown reached the journal (journalctl -M db -u sdme-oci-app)" sh -c "journalctl -M db -u sdme-oci-app -o cat --no-pager | grep -q 'Shutdown complete'"
 
-# StopTimeoutSec=: the slow app gets its 20 s and says its last words; with
+# StopSignal= and StopTimeoutSec=: the slow app gets SIGTERM and its 20 s and says its last words; with
 # 2 s it is killed before them.
 for n in slow quick; do require "systemctl start systemd-nspawn@$n" timeout 120 systemctl start systemd-nspawn@$n; done
 check "the host's stop timeout covers the app's (20 s + 30 s)" test "$(systemctl show -P TimeoutStopUSec systemd-nspawn@slow)" = 50s
