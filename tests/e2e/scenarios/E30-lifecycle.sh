@@ -11,7 +11,7 @@
 # e2e-push: nginx e2e/nginx:1
 # e2e-timeout: 600
 . /usr/local/lib/sdme-e2e/check.sh
-E2E_UNITS="systemd-nspawn@db systemd-nspawn@web systemd-nspawn@sick systemd-nspawn@slow systemd-nspawn@quick systemd-nspawn@job systemd-nspawn@fail"
+E2E_UNITS="systemd-nspawn@db systemd-nspawn@web systemd-nspawn@rel systemd-nspawn@sick systemd-nspawn@slow systemd-nspawn@quick systemd-nspawn@job systemd-nspawn@fail"
 debian_base
 image() { # NAME IMAGE
 	printf '[Image]\nImage=%s\nTLSVerify=no\nBase=debian\n\n' "$E2E_REGISTRY/e2e/$2"
@@ -31,6 +31,11 @@ Network=private
 After=db
 Requires=db
 ReloadSignal=SIGHUP
+EOD
+{ image rel nginx:1; cat <<'EOD'; } | descriptor rel
+[Container]
+Network=private
+ReloadCmd=nginx -s reload
 EOD
 { image sick nginx:1; cat <<'EOD'; } | descriptor sick
 [Container]
@@ -99,6 +104,17 @@ check "systemctl reload systemd-nspawn@web" timeout 60 systemctl reload systemd-
 answers() { [ "$(nsenter -t "$(leader web)" -n curl -s --max-time 2 http://127.0.0.1:8081/)" = reloaded ]; }
 if wait_for 20 answers; then pass "nginx serves the new configuration after the reload"; else fail "nginx serves the new configuration after the reload"; fi
 check "... without a restart (MainPID $pid)" test "$(nginx_pid)" = "$pid"
+
+# ReloadCmd=: the command runs in the app's root (nginx -s reload, found
+# in the image's PATH).
+require "systemctl start systemd-nspawn@rel" timeout 120 systemctl start systemd-nspawn@rel
+rel_pid=$(in_machine rel systemctl show -P MainPID sdme-oci-app)
+in_machine rel sh -c 'printf "server { listen 8082; return 200 \"reloaded by command\\n\"; }\n" >/oci/root/etc/nginx/conf.d/e2e-reload.conf'
+check "systemctl reload systemd-nspawn@rel (ReloadCmd=)" timeout 60 systemctl reload systemd-nspawn@rel
+answers_cmd() { [ "$(nsenter -t "$(leader rel)" -n curl -s --max-time 2 http://127.0.0.1:8082/)" = "reloaded by command" ]; }
+if wait_for 20 answers_cmd; then pass "nginx -s reload made nginx serve the new configuration"; else fail "nginx -s reload made nginx serve the new configuration"; fi
+check "... without a restart (MainPID $rel_pid)" test "$(in_machine rel systemctl show -P MainPID sdme-oci-app)" = "$rel_pid"
+check "systemctl stop systemd-nspawn@rel" timeout 60 systemctl stop systemd-nspawn@rel
 
 # The app's output to its last line at stop: mariadb's own shutdown messages.
 check "systemctl stop systemd-nspawn@web" timeout 120 systemctl stop systemd-nspawn@web
