@@ -6,7 +6,8 @@
 # How verify is made meaningful on a machine whose PID 1 is not systemd:
 # a scratch root holds the host's stock units (/usr/lib/systemd/system, for
 # systemd-nspawn@.service and the targets), executable stubs at the paths
-# the units run (/usr/bin/sdme-import, /usr/libexec/sdme/sdme-nspawn; verify
+# the units run (/usr/bin/sdme-import, /usr/libexec/sdme/sdme-nspawn,
+# /usr/bin/systemctl for a reload; verify
 # refuses an ExecStart= whose binary is missing), and one case's output at
 # a time in etc/systemd/system. `systemd-analyze verify --root=` then loads
 # every generated unit, every unit that has a generated drop-in, and every
@@ -37,7 +38,7 @@ trap 'rm -rf "$scratch"' EXIT
 root=$scratch/root
 mkdir -p "$root/usr/lib/systemd" "$root/usr/bin" "$root/usr/libexec/sdme" "$root/etc/systemd"
 cp -a /usr/lib/systemd/system "$root/usr/lib/systemd/"
-for stub in usr/bin/sdme-import usr/libexec/sdme/sdme-nspawn; do
+for stub in usr/bin/sdme-import usr/libexec/sdme/sdme-nspawn usr/bin/systemctl; do
 	printf '#!/bin/sh\nexit 0\n' >"$root/$stub"
 	chmod 755 "$root/$stub"
 done
