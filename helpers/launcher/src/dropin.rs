@@ -482,6 +482,14 @@ mod tests {
         (MergedView::new(vec![l]), record)
     }
 
+    /// Nothing to write: ready when started.
+    fn started() -> Dropins {
+        Dropins {
+            notify: Notify::Started,
+            ..Dropins::default()
+        }
+    }
+
     fn opts() -> Options {
         Options {
             machine: "m".into(),
@@ -494,7 +502,7 @@ mod tests {
     fn no_overrides_no_dropins() {
         let t = tempfile::tempdir().unwrap();
         let (v, r) = fixture(t.path());
-        assert_eq!(build(&opts(), &r, Some(&v)).unwrap(), Dropins::default());
+        assert_eq!(build(&opts(), &r, Some(&v)).unwrap(), started());
     }
 
     #[test]
@@ -610,7 +618,7 @@ mod tests {
         // Without a list the image's own unit stays as it is.
         let mut o = opts();
         o.connector.environment_files = true;
-        assert_eq!(build(&o, &r, Some(&v)).unwrap(), Dropins::default());
+        assert_eq!(build(&o, &r, Some(&v)).unwrap(), started());
     }
 
     #[test]
@@ -634,6 +642,136 @@ mod tests {
         r.kind = Kind::Base;
         let mut o = opts();
         o.user = Some("svc".into());
+        assert!(build(&o, &r, None).unwrap_err().contains("base OS image"));
+    }
+
+    #[test]
+    fn readiness_follows_the_health_check() {
+        let t = tempfile::tempdir().unwrap();
+        let (v, mut r) = fixture(t.path());
+        // No check anywhere: started, nothing to write.
+        let d = build(&opts(), &r, Some(&v)).unwrap();
+        assert_eq!(
+            (d.notify, d.units.len(), d.masked.len()),
+            (Notify::Started, 0, 0)
+        );
+        // The descriptor's check: healthy, with Docker's bound.
+        let mut o = opts();
+        o.health.cmd = Some("true".into());
+        o.health.interval = Some("2".into());
+        o.health.retries = Some(3);
+        o.health.start_period = Some("4.5".into());
+        let d = build(&o, &r, Some(&v)).unwrap();
+        assert_eq!((d.notify, d.ready_within), (Notify::Healthy, 5 + 3 * 2));
+        let ready = d
+            .units
+            .iter()
+            .find(|u| u.unit == units::READY_SERVICE)
+            .unwrap();
+        assert!(
+            ready
+                .text
+                .contains("Environment=SDME_NOTIFY=healthy SDME_READY_WITHIN=11\n"),
+            "{}",
+            ready.text
+        );
+        // The image's check (Docker's defaults: 30 s, 3 retries) unless masked.
+        r.app.as_mut().unwrap().health = true;
+        r.config = sdme_store::runconfig::RunConfig::from_image_config(
+            br#"{"config":{"Entrypoint":["app"],"Healthcheck":{"Test":["CMD","app","--check"]}}}"#,
+        )
+        .unwrap();
+        let d = build(&opts(), &r, Some(&v)).unwrap();
+        assert_eq!((d.notify, d.ready_within), (Notify::Healthy, 90));
+        let mut o = opts();
+        o.health.cmd = Some("none".into());
+        assert_eq!(build(&o, &r, Some(&v)).unwrap().notify, Notify::Started);
+        o.lifecycle.notify = Notify::Healthy;
+        assert!(build(&o, &r, Some(&v))
+            .unwrap_err()
+            .contains("no health check"));
+        // Started on request; no readiness at all masks the unit.
+        let mut o = opts();
+        o.lifecycle.notify = Notify::Started;
+        assert_eq!(build(&o, &r, Some(&v)).unwrap().notify, Notify::Started);
+        o.lifecycle.notify = Notify::No;
+        let d = build(&o, &r, Some(&v)).unwrap();
+        assert_eq!(
+            (d.notify, d.masked.clone()),
+            (Notify::No, vec![units::READY_SERVICE.to_string()])
+        );
+    }
+
+    #[test]
+    fn stop_reload_and_jobs_reach_the_app_service() {
+        let t = tempfile::tempdir().unwrap();
+        let (v, r) = fixture(t.path());
+        let mut o = opts();
+        o.lifecycle.stop_signal = Some("SIGINT".into());
+        o.lifecycle.stop_timeout = Some(300);
+        o.lifecycle.reload_signal = Some("SIGHUP".into());
+        o.restart = Some("always");
+        let d = build(&o, &r, Some(&v)).unwrap();
+        assert_eq!(
+            d.units
+                .iter()
+                .filter(|u| u.unit == units::APP_SERVICE)
+                .count(),
+            1
+        );
+        let app = &d.units[0];
+        for line in [
+            "Restart=always\n",
+            "KillSignal=SIGINT\n",
+            "TimeoutStopSec=300\n",
+            "RootDirectoryStartOnly=yes\n",
+            "ExecReload=+/bin/sh -c \"kill -s HUP \\\"$$MAINPID\\\"\"\n",
+        ] {
+            assert!(app.text.contains(line), "missing {line:?} in\n{}", app.text);
+        }
+        // A command: resolved in the image's PATH, run like the app.
+        let mut o = opts();
+        o.lifecycle.reload_cmd = Some(vec!["other".into(), "--reload".into()]);
+        let d = build(&o, &r, Some(&v)).unwrap();
+        assert!(d.units[0]
+            .text
+            .contains("ExecReload=/usr/bin/other --reload\n"));
+        assert!(!d.units[0].text.contains("RootDirectoryStartOnly"));
+        o.lifecycle.reload_cmd = Some(vec!["nosuch".into()]);
+        assert!(build(&o, &r, Some(&v))
+            .unwrap_err()
+            .starts_with("ReloadCmd=:"));
+        // A job: the container's manager exits with the app.
+        let mut o = opts();
+        o.lifecycle.oneshot = true;
+        let d = build(&o, &r, Some(&v)).unwrap();
+        assert_eq!(d.notify, Notify::No);
+        assert!(d.masked.contains(&units::READY_SERVICE.to_string()));
+        let text = &d.units[0].text;
+        assert!(
+            text.contains("SuccessAction=exit\nFailureAction=exit\n")
+                && text.contains("Restart=no\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn lifecycle_settings_on_other_kinds() {
+        let t = tempfile::tempdir().unwrap();
+        let (v, mut r) = fixture(t.path());
+        r.kind = Kind::Connector;
+        let mut o = opts();
+        o.lifecycle.oneshot = true;
+        assert!(build(&o, &r, Some(&v)).unwrap_err().contains("connector"));
+        // A connector is ready when started; it has no ready unit to mask.
+        let d = build(&opts(), &r, Some(&v)).unwrap();
+        assert_eq!((d.notify, d.masked.len()), (Notify::Started, 0));
+        r.kind = Kind::Base;
+        r.app = None;
+        let d = build(&opts(), &r, None).unwrap();
+        assert_eq!(d.notify, Notify::Started);
+        let mut o = opts();
+        o.lifecycle.stop_timeout = Some(5);
         assert!(build(&o, &r, None).unwrap_err().contains("base OS image"));
     }
 }
