@@ -204,7 +204,11 @@ fn lifecycle(
         );
     }
     if let Some(cmd) = &l.reload_cmd {
-        // Like the app: in its root, as its user, with its environment.
+        // Like the app: its root, user, environment and directory, and in
+        // its own mount namespace: a control process of the unit gets a
+        // /run of its own (MountAPIVFS=), where nginx's pid file is not.
+        // So from the container's root, as root, through the base's
+        // nsenter into the main process's namespace, root and directory.
         let (Some(view), Some(info)) = (app_view, &record.app) else {
             return Err(format!("image {}: no application to reload", o.image));
         };
@@ -214,9 +218,27 @@ fn lifecycle(
             .unwrap_or(units::DEFAULT_PATH)
             .to_string();
         let workdir = o.workdir.clone().unwrap_or_else(|| info.workdir.clone());
-        let argv =
+        let resolved =
             resolve_argv(view, cmd, &path_env, &workdir).map_err(|e| format!("ReloadCmd=: {e}"))?;
-        s.set("ExecReload", Value::command(&argv).map_err(unit_err)?);
+        let (uid, gid) = match &o.user {
+            Some(u) => {
+                let c = resolve_user(view, u)?;
+                (c.uid, c.gid)
+            }
+            None => parse_ids(&info.user)?,
+        };
+        let identity = if uid == 0 && gid == 0 {
+            String::new()
+        } else {
+            format!(" -S {uid} -G {gid}")
+        };
+        let enter = format!("exec {NSENTER} -t \"$MAINPID\" -m -r -w{identity} -- \"$@\"");
+        let mut argv = vec!["/bin/sh".to_string(), "-c".into(), enter, "sh".into()];
+        argv.extend(resolved);
+        s.set("RootDirectoryStartOnly", Value::boolean(true)).set(
+            "ExecReload",
+            Value::privileged_command(&argv).map_err(unit_err)?,
+        );
     }
     if l.oneshot {
         // The container's manager exits with the app's exit status, which
@@ -415,6 +437,19 @@ fn overrides(
         );
     }
     Ok(out)
+}
+
+/// util-linux's nsenter in the container's root (the base's).
+const NSENTER: &str = "/usr/bin/nsenter";
+
+/// `uid:gid` as the record keeps it (empty: root).
+fn parse_ids(user: &str) -> Result<(u32, u32), String> {
+    if user.is_empty() {
+        return Ok((0, 0));
+    }
+    let bad = || format!("the image record's user {user:?} is not uid:gid");
+    let (u, g) = user.split_once(':').ok_or_else(bad)?;
+    Ok((u.parse().map_err(|_| bad())?, g.parse().map_err(|_| bad())?))
 }
 
 /// A drop-in of the launcher's, `[Unit]` before `[Service]`.
@@ -733,10 +768,17 @@ mod tests {
         let mut o = opts();
         o.lifecycle.reload_cmd = Some(vec!["other".into(), "--reload".into()]);
         let d = build(&o, &r, Some(&v)).unwrap();
-        assert!(d.units[0]
-            .text
-            .contains("ExecReload=/usr/bin/other --reload\n"));
-        assert!(!d.units[0].text.contains("RootDirectoryStartOnly"));
+        let expected = "RootDirectoryStartOnly=yes\nExecReload=+/bin/sh -c \"exec /usr/bin/nsenter \
+                        -t \\\"$$MAINPID\\\" -m -r -w -- \\\"$$@\\\"\" sh /usr/bin/other --reload\n";
+        assert!(d.units[0].text.contains(expected), "{}", d.units[0].text);
+        o.user = Some("svc".into());
+        let d = build(&o, &r, Some(&v)).unwrap();
+        assert!(
+            d.units[0].text.contains(" -m -r -w -S 7 -G 8 -- "),
+            "{}",
+            d.units[0].text
+        );
+        o.user = None;
         o.lifecycle.reload_cmd = Some(vec!["nosuch".into()]);
         assert!(build(&o, &r, Some(&v))
             .unwrap_err()

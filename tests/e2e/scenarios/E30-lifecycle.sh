@@ -112,7 +112,11 @@ rel_pid=$(in_machine rel systemctl show -P MainPID sdme-oci-app)
 in_machine rel sh -c 'printf "server { listen 8082; return 200 \"reloaded by command\\n\"; }\n" >/oci/root/etc/nginx/conf.d/e2e-reload.conf'
 check "systemctl reload systemd-nspawn@rel (ReloadCmd=)" timeout 60 systemctl reload systemd-nspawn@rel
 answers_cmd() { [ "$(nsenter -t "$(leader rel)" -n curl -s --max-time 2 http://127.0.0.1:8082/)" = "reloaded by command" ]; }
-if wait_for 20 answers_cmd; then pass "nginx -s reload made nginx serve the new configuration"; else fail "nginx -s reload made nginx serve the new configuration"; fi
+if wait_for 20 answers_cmd; then pass "nginx -s reload made nginx serve the new configuration"; else
+	fail "nginx -s reload made nginx serve the new configuration"
+	in_machine rel journalctl -u sdme-oci-app -o cat --no-pager | tail -15 | sed 's/^/     | /'
+	in_machine rel systemctl cat sdme-oci-app | grep -i reload | sed 's/^/     | /'
+fi
 check "... without a restart (MainPID $rel_pid)" test "$(in_machine rel systemctl show -P MainPID sdme-oci-app)" = "$rel_pid"
 check "systemctl stop systemd-nspawn@rel" timeout 60 systemctl stop systemd-nspawn@rel
 
