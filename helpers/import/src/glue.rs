@@ -401,6 +401,7 @@ pub fn plan_app_glue(
     plan.file("oci/ports", lines(&config.exposed_ports), 0o644);
     plan.file("oci/volumes", lines(&config.volumes), 0o644);
     plan.file("oci/health", units::HEALTH_SCRIPT, 0o755);
+    plan.file("oci/in-app", units::IN_APP_SCRIPT, 0o755);
     plan.file("oci/users", units::USERS_SCRIPT, 0o755);
     plan.file("oci/passwd", accounts.0.as_str(), 0o644);
     plan.file("oci/group", accounts.1.as_str(), 0o644);

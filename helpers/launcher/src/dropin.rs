@@ -204,11 +204,11 @@ fn lifecycle(
         );
     }
     if let Some(cmd) = &l.reload_cmd {
-        // Like the app: its root, user, environment and directory, and in
-        // its own mount namespace: a control process of the unit gets a
-        // /run of its own (MountAPIVFS=), where nginx's pid file is not.
-        // So from the container's root, as root, through the base's
-        // nsenter into the main process's namespace, root and directory.
+        // Like the app: in its mount namespace, root and directory, as its
+        // unit's user, with its environment (/oci/in-app, from the
+        // container's root, as root). A control process of the unit
+        // chrooted as the app would get a /run of its own (MountAPIVFS=),
+        // where nginx's pid file is not.
         let (Some(view), Some(info)) = (app_view, &record.app) else {
             return Err(format!("image {}: no application to reload", o.image));
         };
@@ -220,24 +220,9 @@ fn lifecycle(
         let workdir = o.workdir.clone().unwrap_or_else(|| info.workdir.clone());
         let resolved =
             resolve_argv(view, cmd, &path_env, &workdir).map_err(|e| format!("ReloadCmd=: {e}"))?;
-        let (uid, gid) = match &o.user {
-            Some(u) => {
-                let c = resolve_user(view, u)?;
-                (c.uid, c.gid)
-            }
-            None => parse_ids(&info.user)?,
-        };
-        let identity = if uid == 0 && gid == 0 {
-            String::new()
-        } else {
-            format!(" -S {uid} -G {gid}")
-        };
-        let enter = format!("exec {NSENTER} -t \"$MAINPID\" -m -r -w{identity} -- \"$@\"");
-        let mut argv = vec!["/bin/sh".to_string(), "-c".into(), enter, "sh".into()];
-        argv.extend(resolved);
         s.set("RootDirectoryStartOnly", Value::boolean(true)).set(
             "ExecReload",
-            Value::privileged_command(&argv).map_err(unit_err)?,
+            Value::privileged_command(&units::in_app_argv(&resolved)).map_err(unit_err)?,
         );
     }
     if l.oneshot {
@@ -326,7 +311,6 @@ fn overrides(
         }
         Ok(())
     };
-    let has_identity = credentials.is_some() || o.workdir.is_some();
     if o.workdir.is_some() && !view.exists(&workdir) {
         out.create_workdir = Some(workdir.clone());
     }
@@ -387,12 +371,20 @@ fn overrides(
     let h = &o.health;
     if matches!(h.cmd.as_deref(), Some("none" | "NONE")) {
         out.masked.push(units::HEALTH_TIMER.to_string());
-    } else if h.any() || (has_identity && info.health) {
+    } else if h.any() || (credentials.is_some() && info.health) {
+        // The check runs in the running app as its unit's user (units.rs,
+        // /oci/in-app): only the home of a --user follows it here.
         let mut check = dropin();
         let s = check.section("Service");
-        identity(s)?;
+        if let Some(c) = &credentials {
+            s.set(
+                "Environment",
+                Value::environment(&[("HOME", c.home.as_str())]).map_err(unit_err)?,
+            );
+        }
         if let Some(cmd) = &h.cmd {
-            let argv = ["/bin/sh", "-c", cmd.as_str()];
+            // Docker's CMD-SHELL: the app root's shell.
+            let argv = units::in_app_argv(&["/bin/sh", "-c", cmd.as_str()]);
             s.set("ExecStart", Value::reset())
                 .set("ExecStart", Value::command(&argv).map_err(unit_err)?);
             app.section("Unit")
@@ -437,19 +429,6 @@ fn overrides(
         );
     }
     Ok(out)
-}
-
-/// util-linux's nsenter in the container's root (the base's).
-const NSENTER: &str = "/usr/bin/nsenter";
-
-/// `uid:gid` as the record keeps it (empty: root).
-fn parse_ids(user: &str) -> Result<(u32, u32), String> {
-    if user.is_empty() {
-        return Ok((0, 0));
-    }
-    let bad = || format!("the image record's user {user:?} is not uid:gid");
-    let (u, g) = user.split_once(':').ok_or_else(bad)?;
-    Ok((u.parse().map_err(|_| bad())?, g.parse().map_err(|_| bad())?))
 }
 
 /// A drop-in of the launcher's, `[Unit]` before `[Service]`.
@@ -594,8 +573,11 @@ mod tests {
             .find(|u| u.unit == "sdme-oci-health-check.service")
             .unwrap();
         assert!(
-            check.text.contains("ExecStart=/bin/sh -c \"test -e /ok\"")
-                && check.text.contains("User=7")
+            check
+                .text
+                .contains("ExecStart=/bin/sh /oci/in-app /bin/sh -c \"test -e /ok\"")
+                && !check.text.contains("User=")
+                && check.text.contains("HOME=/home/svc")
         );
         let timer = d
             .units
@@ -768,17 +750,13 @@ mod tests {
         let mut o = opts();
         o.lifecycle.reload_cmd = Some(vec!["other".into(), "--reload".into()]);
         let d = build(&o, &r, Some(&v)).unwrap();
-        let expected = "RootDirectoryStartOnly=yes\nExecReload=+/bin/sh -c \"exec /usr/bin/nsenter \
-                        -t \\\"$$MAINPID\\\" -m -r -w -- \\\"$$@\\\"\" sh /usr/bin/other --reload\n";
-        assert!(d.units[0].text.contains(expected), "{}", d.units[0].text);
-        o.user = Some("svc".into());
-        let d = build(&o, &r, Some(&v)).unwrap();
         assert!(
-            d.units[0].text.contains(" -m -r -w -S 7 -G 8 -- "),
+            d.units[0].text.contains(
+                "RootDirectoryStartOnly=yes\nExecReload=+/bin/sh /oci/in-app /usr/bin/other --reload\n"
+            ),
             "{}",
             d.units[0].text
         );
-        o.user = None;
         o.lifecycle.reload_cmd = Some(vec!["nosuch".into()]);
         assert!(build(&o, &r, Some(&v))
             .unwrap_err()
