@@ -45,6 +45,11 @@ impl ImageSection {
     pub fn mode(&self) -> &'static str {
         self.mode.unwrap_or("auto")
     }
+
+    /// `AutoUpdate=registry`.
+    pub fn auto_updates(&self) -> bool {
+        self.auto_update.as_ref().is_some_and(|a| a.value)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

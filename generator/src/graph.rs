@@ -108,16 +108,15 @@ fn direct_problem(
                 ));
             }
         }
+        "After=" | "Before=" | "Requires=" | "Wants=" | "BindsTo=" if d.container.is_none() => {
+            return Some(format!(
+                "descriptor {target} has no [Container] section: there is no container to order against"
+            ));
+        }
+        // A container without an [Image] of its own is still one.
+        "After=" | "Before=" | "Requires=" | "Wants=" | "BindsTo=" => {}
         _ if d.image.is_none() => {
             return Some(format!("descriptor {target} has no [Image] section"))
-        }
-        "After=" | "Before=" | "Requires=" | "Wants=" | "BindsTo=" => {
-            if d.container.is_none() {
-                return Some(format!(
-                    "descriptor {target} has no [Container] section: there is no container to order against"
-                ));
-            }
-            return None;
         }
         "Image=" if d.image.as_ref().is_some_and(|i| i.mode() == "connector") => {
             return Some(format!(

@@ -86,6 +86,15 @@ pub fn generate(root: &Path) -> Generation {
             diagnostics.push(skipped(&d.path, &d.name));
         }
     }
+    let auto_update: Vec<&str> = descriptors
+        .values()
+        .filter(|d| tree.contains_key(&emit::import_unit_name(&d.name)))
+        .filter(|d| d.image.as_ref().is_some_and(|i| i.auto_updates()))
+        .map(|d| d.name.as_str())
+        .collect();
+    if let Err(e) = emit::emit_auto_update(&auto_update, &mut tree) {
+        diagnostics.push(Diagnostic::at("sdme-auto-update.service", 0, e.to_string()));
+    }
     Generation { tree, diagnostics }
 }
 

@@ -38,6 +38,8 @@ trap 'rm -rf "$scratch"' EXIT
 root=$scratch/root
 mkdir -p "$root/usr/lib/systemd" "$root/usr/bin" "$root/usr/libexec/sdme" "$root/etc/systemd"
 cp -a /usr/lib/systemd/system "$root/usr/lib/systemd/"
+# sdme's own static units (the auto-update service gets a generated drop-in).
+cp units/*.service units/*.timer "$root/usr/lib/systemd/system/"
 for stub in usr/bin/sdme-import usr/libexec/sdme/sdme-nspawn usr/bin/systemctl; do
 	printf '#!/bin/sh\nexit 0\n' >"$root/$stub"
 	chmod 755 "$root/$stub"

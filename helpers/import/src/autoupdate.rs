@@ -63,7 +63,11 @@ fn opted_in(store: &Store) -> Result<Vec<(String, Vec<String>)>, String> {
             continue;
         }
         let path = entry.path();
-        let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        if !entry.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         let args: Vec<String> = serde_json::from_str(&text)
             .map_err(|e| format!("{}: not a pull command line: {e}", path.display()))?;
         out.push((name, args));
@@ -72,9 +76,41 @@ fn opted_in(store: &Store) -> Result<Vec<(String, Vec<String>)>, String> {
     Ok(out)
 }
 
+/// A manifest a rollback turned away, kept so that it is not tried again
+/// every day: `auto-update/.rejected/NAME` holds its digest.
+fn rejected_path(store: &Store, name: &str) -> PathBuf {
+    dir(store).join(".rejected").join(name)
+}
+
+fn rejected(store: &Store, name: &str) -> Option<String> {
+    std::fs::read_to_string(rejected_path(store, name))
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+fn set_rejected(store: &Store, name: &str, digest: Option<&str>) -> Result<(), String> {
+    let path = rejected_path(store, name);
+    match digest {
+        None => match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(format!("{}: {e}", path.display()))
+            }
+            _ => Ok(()),
+        },
+        Some(d) => {
+            let parent = path.parent().ok_or("no parent")?;
+            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+            std::fs::write(&path, format!("{d}\n")).map_err(|e| format!("{}: {e}", path.display()))
+        }
+    }
+}
+
 /// Whether `generation` is one of image `name`'s (`NAME.HEX12[.N]`).
 fn is_generation_of(generation: &str, name: &str) -> bool {
-    let Some(rest) = generation.strip_prefix(name).and_then(|r| r.strip_prefix('.')) else {
+    let Some(rest) = generation
+        .strip_prefix(name)
+        .and_then(|r| r.strip_prefix('.'))
+    else {
         return false;
     };
     let (hex, build) = match rest.split_once('.') {
@@ -83,7 +119,9 @@ fn is_generation_of(generation: &str, name: &str) -> bool {
     };
     hex.len() == 12
         && hex.bytes().all(|b| b.is_ascii_hexdigit())
-        && build.map_or(true, |b| !b.is_empty() && b.bytes().all(|c| c.is_ascii_digit()))
+        && build.map_or(true, |b| {
+            !b.is_empty() && b.bytes().all(|c| c.is_ascii_digit())
+        })
 }
 
 /// Containers whose last start used a generation of `name` (directly or
@@ -169,7 +207,10 @@ pub fn update_one(
     let (mut req, _) = parse_pull(args.iter().map(OsString::from).collect())
         .map_err(|e| format!("{name}: the recorded pull command line: {e}"))?;
     if req.name != name {
-        return Err(format!("{name}: the recorded pull is for image {}", req.name));
+        return Err(format!(
+            "{name}: the recorded pull is for image {}",
+            req.name
+        ));
     }
     // The recorded store is the one this command works on.
     req.store = Store::new(store.root());
@@ -180,14 +221,23 @@ pub fn update_one(
         .into_iter()
         .filter(|c| units.is_active(c))
         .collect();
+    // Resolved first: an unchanged manifest is up to date whatever else
+    // changed (a re-glue after an sdme upgrade is the next start's).
+    let source =
+        sdme_registry::open_source(&req.source, &req.source_options).map_err(|e| e.to_string())?;
+    let resolved = source.resolve().map_err(|e| e.to_string())?;
+    if old.is_manifest(&resolved.manifest_digest) {
+        say(format!("{name}: up to date ({})", old.manifest_digest));
+        return Ok(Result1::UpToDate);
+    }
+    if rejected(store, name).as_deref() == Some(resolved.manifest_digest.as_str()) {
+        say(format!(
+            "{name}: {} was rolled back before; not tried again until the reference names another manifest",
+            resolved.manifest_digest
+        ));
+        return Ok(Result1::UpToDate);
+    }
     if dry_run {
-        let opts = &req.source_options;
-        let source = sdme_registry::open_source(&req.source, opts).map_err(|e| e.to_string())?;
-        let resolved = source.resolve().map_err(|e| e.to_string())?;
-        if old.is_manifest(&resolved.manifest_digest) {
-            say(format!("{name}: up to date ({})", old.manifest_digest));
-            return Ok(Result1::UpToDate);
-        }
         say(format!(
             "{name}: would update {} -> {}; would restart: {}",
             old.manifest_digest,
@@ -199,7 +249,7 @@ pub fn update_one(
     req.policy = PullPolicy::Newer;
     pull(&req)?;
     let (new_gen, new) = store.image(name)?;
-    if new_gen == old_gen {
+    if new_gen == old_gen || new.manifest_digest == old.manifest_digest {
         say(format!("{name}: up to date ({})", old.manifest_digest));
         return Ok(Result1::UpToDate);
     }
@@ -215,6 +265,7 @@ pub fn update_one(
         }
     }
     let Some((failed, why)) = failure else {
+        set_rejected(store, name, None)?;
         say(format!(
             "{name}: updated {} -> {} ({new_gen}); restarted: {}",
             old.manifest_digest,
@@ -225,6 +276,7 @@ pub fn update_one(
     };
     // Back to what ran before, for every container that got the new one.
     store.switch(name, &old_gen)?;
+    set_rejected(store, name, Some(&new.manifest_digest))?;
     let mut again = Vec::new();
     for c in restarted.iter().chain(std::iter::once(&failed)) {
         match units.restart(c) {
@@ -254,16 +306,45 @@ pub fn main(args: Vec<OsString>) -> Result<(), String> {
     let mut parser = lexopt::Parser::from_args(args);
     let mut store = PathBuf::from(DEFAULT_STORE);
     let mut dry_run = false;
+    let mut all = false;
+    let mut names = Vec::new();
     while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
         match arg {
             Long("store") => store = PathBuf::from(parser.value().map_err(|e| e.to_string())?),
             Long("dry-run") => dry_run = true,
+            Long("all") => all = true,
+            Long("image") => {
+                let n = parser
+                    .value()
+                    .map_err(|e| e.to_string())?
+                    .into_string()
+                    .map_err(|v| format!("--image: {v:?} is not UTF-8"))?;
+                sdme_store::check_name(&n)?;
+                names.push(n);
+            }
             other => return Err(format!("auto-update: {}", other.unexpected())),
         }
     }
-    run(&Store::new(store), &Systemctl, dry_run, &mut |line| {
-        println!("auto-update: {line}")
-    })
+    let selection = match (all, names.is_empty()) {
+        (true, true) => Selection::All,
+        (false, _) => Selection::Named(names),
+        (true, false) => return Err("auto-update: --all and --image exclude each other".into()),
+    };
+    run(
+        &Store::new(store),
+        &Systemctl,
+        &selection,
+        dry_run,
+        &mut |line| println!("auto-update: {line}"),
+    )
+}
+
+/// Which images: those the generator names (`--image=`, the descriptors
+/// with `AutoUpdate=registry`), or every one whose pull kept its command
+/// line (`--all`).
+pub enum Selection {
+    Named(Vec<String>),
+    All,
 }
 
 /// Every opted-in image, in name order; the others are never touched. The
@@ -272,12 +353,34 @@ pub fn main(args: Vec<OsString>) -> Result<(), String> {
 pub fn run(
     store: &Store,
     units: &dyn Units,
+    selection: &Selection,
     dry_run: bool,
     say: &mut dyn FnMut(String),
 ) -> Result<(), String> {
-    let images = opted_in(store)?;
+    let recorded = opted_in(store)?;
+    let mut missing = Vec::new();
+    let images: Vec<(String, Vec<String>)> = match selection {
+        Selection::All => recorded,
+        Selection::Named(names) => names
+            .iter()
+            .filter_map(|n| {
+                let found = recorded.iter().find(|(r, _)| r == n).cloned();
+                if found.is_none() {
+                    missing.push(n.clone());
+                }
+                found
+            })
+            .collect(),
+    };
+    for n in &missing {
+        say(format!(
+            "{n}: not pulled with AutoUpdate=registry yet (its sdme-import@{n}.service has not run since); skipped"
+        ));
+    }
     if images.is_empty() {
-        say("no image has AutoUpdate=registry".to_string());
+        if missing.is_empty() {
+            say("no image has AutoUpdate=registry".to_string());
+        }
         return Ok(());
     }
     let _lock = if Path::new(store.root()).exists() {
@@ -337,7 +440,9 @@ mod tests {
         remember(&store, "a", None).unwrap();
         assert!(opted_in(&store).unwrap().is_empty());
         std::fs::write(t.path().join(DIR).join("b"), "not json").unwrap();
-        assert!(opted_in(&store).unwrap_err().contains("not a pull command line"));
+        assert!(opted_in(&store)
+            .unwrap_err()
+            .contains("not a pull command line"));
     }
 
     #[test]

@@ -136,16 +136,18 @@ pub fn parse_pull(args: Vec<OsString>) -> Result<(PullRequest, bool), String> {
             }
             Long("store") => store = PathBuf::from(parser.value().map_err(|e| e.to_string())?),
             Long("auto-update") => {
-                auto_update = match string(
-                    parser.value().map_err(|e| e.to_string())?,
-                    "--auto-update",
-                )?
-                .as_str()
-                {
-                    "registry" => true,
-                    "no" => false,
-                    v => return Err(format!("invalid --auto-update={v:?}: expected registry or no")),
-                }
+                auto_update =
+                    match string(parser.value().map_err(|e| e.to_string())?, "--auto-update")?
+                        .as_str()
+                    {
+                        "registry" => true,
+                        "no" => false,
+                        v => {
+                            return Err(format!(
+                                "invalid --auto-update={v:?}: expected registry or no"
+                            ))
+                        }
+                    }
             }
             Value(v) if source.is_none() => source = Some(string(v, "SOURCE")?),
             other => return Err(format!("pull: {}", other.unexpected())),

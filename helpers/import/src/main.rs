@@ -9,7 +9,7 @@ use std::process::ExitCode;
 const USAGE: &str = "usage: sdme-import unpack [OPTIONS] SOURCE DEST
        sdme-import pull --name=NAME [OPTIONS] SOURCE
        sdme-import gc [--store=DIR]
-       sdme-import auto-update [--dry-run] [--store=DIR]
+       sdme-import auto-update [--dry-run] [--image=NAME]... [--all] [--store=DIR]
 See sdme-import(8).";
 
 fn main() -> ExitCode {

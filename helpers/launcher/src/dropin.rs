@@ -30,6 +30,8 @@ pub struct Dropins {
     /// wait that long, plus the boot).
     pub notify: Notify,
     pub ready_within: u64,
+    /// How long sdme-oci-ready.service may take (its `TimeoutStartSec=`).
+    pub ready_bound: u64,
 }
 
 fn any_override(o: &Options) -> bool {
@@ -157,11 +159,17 @@ fn lifecycle(
         if out.notify == Notify::No {
             // Not part of the boot: a job may be done before it would look.
             out.masked.push(units::READY_SERVICE.to_string());
+            if l.oneshot && !out.masked.iter().any(|m| m == units::HEALTH_TIMER) {
+                // A failed check would restart (or stop) the job, and its
+                // stop would end the container as if the job were done.
+                out.masked.push(units::HEALTH_TIMER.to_string());
+            }
         } else if out.notify == Notify::Healthy {
             // Docker's time to call it unhealthy: the start period, then
             // `retries` failed checks `interval` apart.
             let h = health.as_ref().ok_or("health check expected")?;
             out.ready_within = h.start_period + u64::from(h.retries) * h.interval;
+            out.ready_bound = out.ready_within + h.timeout + 30;
             let mut ready = dropin();
             ready
                 .section("Service")
@@ -174,10 +182,7 @@ fn lifecycle(
                     .map_err(unit_err)?,
                 )
                 // The script ends itself; a check that hangs is bounded by its own timeout.
-                .set(
-                    "TimeoutStartSec",
-                    Value::number(out.ready_within + h.timeout + 30),
-                );
+                .set("TimeoutStartSec", Value::number(out.ready_bound));
             push(out, units::READY_SERVICE, &ready);
         }
     }
@@ -194,13 +199,19 @@ fn lifecycle(
     }
     if let Some(sig) = &l.reload_signal {
         // ExecReload= would run in the app's root, which need not have a
-        // shell or kill: in the container's own root instead, where
-        // /bin/sh is (sdme's glue scripts need it), as root, sending the
-        // signal to the main process, whatever user it became.
-        let kill = format!("kill -s {} \"$MAINPID\"", sig.trim_start_matches("SIG"));
+        // shell or kill: systemd's own kill of the main process instead,
+        // from the container's root, as root (never `$MAINPID`, which
+        // the image's Env may set).
+        let kill = [
+            SYSTEMCTL,
+            "kill",
+            "--kill-whom=main",
+            &format!("--signal={sig}"),
+            units::APP_SERVICE,
+        ];
         s.set("RootDirectoryStartOnly", Value::boolean(true)).set(
             "ExecReload",
-            Value::privileged_command(&["/bin/sh", "-c", kill.as_str()]).map_err(unit_err)?,
+            Value::privileged_command(&kill).map_err(unit_err)?,
         );
     }
     if let Some(cmd) = &l.reload_cmd {
@@ -430,6 +441,9 @@ fn overrides(
     }
     Ok(out)
 }
+
+/// The container's systemctl (merged /usr).
+const SYSTEMCTL: &str = "/usr/bin/systemctl";
 
 /// A drop-in of the launcher's, `[Unit]` before `[Service]`.
 fn dropin() -> Unit {
@@ -742,7 +756,7 @@ mod tests {
             "KillSignal=SIGINT\n",
             "TimeoutStopSec=300\n",
             "RootDirectoryStartOnly=yes\n",
-            "ExecReload=+/bin/sh -c \"kill -s HUP \\\"$$MAINPID\\\"\"\n",
+            "ExecReload=+/usr/bin/systemctl kill --kill-whom=main --signal=SIGHUP sdme-oci-app.service\n",
         ] {
             assert!(app.text.contains(line), "missing {line:?} in\n{}", app.text);
         }
@@ -767,6 +781,7 @@ mod tests {
         let d = build(&o, &r, Some(&v)).unwrap();
         assert_eq!(d.notify, Notify::No);
         assert!(d.masked.contains(&units::READY_SERVICE.to_string()));
+        assert!(d.masked.contains(&units::HEALTH_TIMER.to_string()));
         let text = &d.units[0].text;
         assert!(
             text.contains("SuccessAction=exit\nFailureAction=exit\n")

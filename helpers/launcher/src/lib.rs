@@ -405,7 +405,7 @@ pub fn prepare(o: &Options) -> Result<Prepared, String> {
     if dropins.notify != sdme_launch::Notify::No {
         args.push("--notify-ready=yes".into());
         if dropins.notify == sdme_launch::Notify::Healthy {
-            extend_start = Some(dropins.ready_within + BOOT_ALLOWANCE);
+            extend_start = Some(dropins.ready_bound + BOOT_ALLOWANCE);
         }
     }
     args.extend(o.nspawn_args.iter().map(OsString::from));

@@ -44,12 +44,12 @@ other_since=$(systemctl show -P ActiveEnterTimestampMonotonic systemd-nspawn@oth
 other_image=$(readlink /var/lib/sdme/images/other)
 d1=$(digest web)
 check "the timer is shipped, not enabled" sh -c "systemctl cat sdme-auto-update.timer >/dev/null && ! systemctl is-enabled -q sdme-auto-update.timer"
-check "dry run with nothing new: up to date" sh -c "sdme-import auto-update --dry-run | grep -qx 'auto-update: web: up to date ($d1)'"
+check "dry run with nothing new: up to date" sh -c "sdme-import auto-update --dry-run --image=web | grep -qx 'auto-update: web: up to date ($d1)'"
 
 # v2: updated, restarted, serving v2; the journal has both digests.
 require "push v2 under the tag" tag v2 latest
 d2=$(curl -sfI -H "Accept: $mt" "http://$E2E_REGISTRY/v2/e31/web/manifests/v2" | tr -d '\r' | awk -F': ' 'tolower($1)=="docker-content-digest" {print $2}')
-check "dry run lists the update ($d1 -> $d2)" sh -c "sdme-import auto-update --dry-run | grep -qx 'auto-update: web: would update $d1 -> $d2; would restart: web'"
+check "dry run lists the update ($d1 -> $d2)" sh -c "sdme-import auto-update --dry-run --image=web | grep -qx 'auto-update: web: would update $d1 -> $d2; would restart: web'"
 check "the dry run changed nothing" test "$(digest web)" = "$d1"
 check "systemctl start sdme-auto-update.service" timeout 300 systemctl start sdme-auto-update.service
 check "web's image is v2" test "$(digest web)" = "$d2"
@@ -70,6 +70,13 @@ check "web still serves v2" wait_for 10 serves web v2
 no_v3_file() { ! in_machine web test -e /oci/root/var/www/html/broken; }
 check "... without v3's file" no_v3_file
 check "the journal says it rolled back, with both digests" sh -c "journalctl -b -u sdme-auto-update.service -o cat --no-pager | grep -q '^auto-update: web: rolled back $d3 -> $d2 (.*): web was not ready with the new image'"
+
+# The rejected manifest is not tried again while the tag still names it.
+web_since=$(systemctl show -P ActiveEnterTimestampMonotonic systemd-nspawn@web)
+check "the next run succeeds" timeout 300 systemctl start sdme-auto-update.service
+check "... without trying v3 again" sh -c "journalctl -b -u sdme-auto-update.service -o cat --no-pager | grep -q '^auto-update: web: $d3 was rolled back before; not tried again'"
+check "... and without restarting web" test "$(systemctl show -P ActiveEnterTimestampMonotonic systemd-nspawn@web)" = "$web_since"
+check "the service names only the images that opt in (the generator's drop-in)" sh -c "systemctl cat sdme-auto-update.service | grep -q -- '--image=web' && ! systemctl cat sdme-auto-update.service | grep -q -- '--image=other'"
 
 # other (no AutoUpdate=) was never touched.
 check "other was never restarted" test "$(systemctl show -P ActiveEnterTimestampMonotonic systemd-nspawn@other)" = "$other_since"
