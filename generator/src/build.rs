@@ -18,6 +18,12 @@ enum Section {
     Install,
     Unit,
     Service,
+    /// `[ImportUnit]`, `[ImportService]`: lines for the import unit.
+    ImportUnit,
+    ImportService,
+    /// An `X-` section (systemd's forward-compatibility convention):
+    /// accepted, its keys ignored.
+    Extension,
     /// An unknown section: reported once at its header, its keys ignored.
     Unknown,
 }
@@ -66,7 +72,10 @@ pub fn build(
                     };
                     let result = match section {
                         None => Err("assignment outside of any section".to_string()),
-                        Some(Section::Unknown) => Ok(()),
+                        Some(Section::Unknown | Section::Extension) => Ok(()),
+                        // systemd's convention: `X-` keys are for other
+                        // programs and ignored in every section.
+                        Some(_) if key.starts_with("X-") => Ok(()),
                         Some(s) => assign(&mut d, s, &key, &value, &origin),
                     };
                     if let Err(message) = result {
@@ -122,12 +131,15 @@ fn open_section(
         "Install" => Section::Install,
         "Unit" => Section::Unit,
         "Service" => Section::Service,
+        "ImportUnit" => Section::ImportUnit,
+        "ImportService" => Section::ImportService,
+        _ if name.starts_with("X-") => Section::Extension,
         _ => {
             errors.push(Diagnostic::at(
                 &origin.file,
                 origin.line,
                 format!(
-                    "unknown section [{name}] (known: Image, Container, Install, Unit, Service)"
+                    "unknown section [{name}] (known: Image, Container, Install, Unit, Service, ImportUnit, ImportService), or X-… to be ignored"
                 ),
             ));
             Section::Unknown
@@ -154,7 +166,9 @@ fn assign(
         Section::Install => assign_install(&mut d.install, key, value),
         Section::Unit => pass_through(&mut d.unit, key, value, origin),
         Section::Service => pass_through(&mut d.service, key, value, origin),
-        Section::Unknown => Ok(()),
+        Section::ImportUnit => pass_through(&mut d.import_unit, key, value, origin),
+        Section::ImportService => pass_through(&mut d.import_service, key, value, origin),
+        Section::Unknown | Section::Extension => Ok(()),
     };
     result.map_err(|e| format!("{key}=: {e}"))
 }
@@ -238,6 +252,15 @@ fn check_whole(d: &Descriptor, errors: &mut Vec<Diagnostic>) {
                     "Connector= names this descriptor itself".into(),
                 );
             }
+        }
+    }
+    if d.image.is_none() {
+        if let Some(line) = d.import_unit.first().or(d.import_service.first()) {
+            fail(
+                &line.origin,
+                "[ImportUnit] and [ImportService] apply to the import: add an [Image] section"
+                    .into(),
+            );
         }
     }
     if d.container.is_none() {

@@ -121,6 +121,9 @@ pub struct Descriptor {
     pub install: InstallSection,
     pub unit: Vec<PassThrough>,
     pub service: Vec<PassThrough>,
+    /// `[ImportUnit]`/`[ImportService]`: copied into the import unit.
+    pub import_unit: Vec<PassThrough>,
+    pub import_service: Vec<PassThrough>,
 }
 
 impl Descriptor {
