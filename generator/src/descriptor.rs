@@ -94,12 +94,18 @@ pub struct ContainerSection {
     /// `PrivateUsers=`: `None` = the default (see [`Descriptor::private_users`]).
     pub private_users: Option<Located<sdme_launch::PrivateUsers>>,
     pub nspawn_arguments: Vec<String>,
+    /// `Credential=`, `EncryptedCredential=`, in order.
+    pub credentials: Vec<Located<sdme_launch::Credential>>,
+    /// `Secret=ID:VAR`.
+    pub secrets: Vec<Located<sdme_launch::Secret>>,
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct InstallSection {
     pub wanted_by: Vec<String>,
     pub required_by: Vec<String>,
+    /// A template's instance when no `NAME@INST.oci` names one.
+    pub default_instance: Option<Located<String>>,
 }
 
 /// A `[Unit]` or `[Service]` line copied into the nspawn drop-in.

@@ -404,14 +404,17 @@ fn container_dropin(
     Ok(unit.render())
 }
 
-/// Host paths the launcher reads at start, in descriptor order, each once.
+/// Host paths the launcher (or nspawn) reads at start: volumes' host sides,
+/// environment files, credentials; in that order, each once.
 fn container_host_paths(c: &ContainerSection) -> Vec<&str> {
     let mut out: Vec<&str> = Vec::new();
     let volumes = c.volumes.iter().filter_map(|v| match v {
         sdme_launch::Volume::Bind { host, .. } => Some(host.as_str()),
         sdme_launch::Volume::Anonymous { .. } => None,
     });
-    for p in volumes.chain(c.environment_files.iter().map(String::as_str)) {
+    let files = c.environment_files.iter().map(String::as_str);
+    let credentials = c.credentials.iter().map(|cred| cred.value.path.as_str());
+    for p in volumes.chain(files).chain(credentials) {
         if !out.contains(&p) {
             out.push(p);
         }
@@ -470,6 +473,8 @@ fn launch(
         health,
         connector: c.connector_access.clone(),
         private_users: d.private_users(),
+        credentials: c.credentials.iter().map(|l| l.value.clone()).collect(),
+        secrets: c.secrets.iter().map(|l| l.value.clone()).collect(),
         nspawn_args,
         ..Launch::default()
     }

@@ -10,6 +10,7 @@
 //! own directories (confined where the container controls them) and its
 //! runtime directory. It must never fetch, unpack, or change an image.
 
+pub mod credentials;
 pub mod dropin;
 pub mod limits;
 /// The command line, the generator's and the launcher's one type.
@@ -296,7 +297,16 @@ pub fn prepare(o: &Options) -> Result<Prepared, String> {
         Kind::Connector if !o.connector.environment_files => &[],
         _ => &o.env_files,
     };
-    let env = environment_file(env_files, &o.env)?;
+    // Credentials: nspawn's options (an encrypted one decrypted here into
+    // a memfd), and the secrets among them as variables, last (they win).
+    let loaded = credentials::load(&o.credentials, &o.secrets)?;
+    let mut env_pairs = o.env.clone();
+    match record.kind {
+        // As EnvironmentFile=: a connector's callers get them only when it says so.
+        Kind::Connector if !o.connector.environment_files => {}
+        _ => env_pairs.extend(loaded.env.iter().cloned()),
+    }
+    let env = environment_file(env_files, &env_pairs)?;
     if !env.is_empty() {
         let path = runtime.join("environment");
         write_private(&path, env.as_bytes())?;
@@ -399,13 +409,18 @@ pub fn prepare(o: &Options) -> Result<Prepared, String> {
         args.push(format!("--private-users={}:{}", r.base, r.size).into());
         args.push("--private-users-ownership=off".into());
     }
+    args.extend(loaded.args.iter().cloned());
     args.extend(o.nspawn_args.iter().map(OsString::from));
     let userns = range.map(|range| userns::Plan {
         range,
         mounts: idmapped,
         idmapped_binds,
     });
-    Ok(Prepared { args, userns })
+    Ok(Prepared {
+        args,
+        userns,
+        fds: loaded.fds,
+    })
 }
 
 /// What `prepare` leaves to do: the idmapped mounts (in a mount namespace
@@ -414,6 +429,8 @@ pub fn prepare(o: &Options) -> Result<Prepared, String> {
 pub struct Prepared {
     pub args: Vec<OsString>,
     pub userns: Option<userns::Plan>,
+    /// Decrypted credentials (memfds `args` name): open until the exec.
+    pub fds: Vec<std::os::fd::OwnedFd>,
 }
 
 /// The first port below 1024 of the image's `ExposedPorts` (`80/tcp`,

@@ -16,7 +16,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let launcher::Prepared { args, userns } = match launcher::prepare(&opts) {
+    let launcher::Prepared { args, userns, fds } = match launcher::prepare(&opts) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("sdme-nspawn: {e}");
@@ -50,7 +50,9 @@ fn main() -> ExitCode {
         }
     }
     launcher::limits::warn();
+    // The credentials' memfds stay open across the exec (no close-on-exec).
     let e = std::process::Command::new(&binary).args(&args).exec();
+    drop(fds);
     eprintln!("sdme-nspawn: executing {}: {e}", binary.to_string_lossy());
     ExitCode::FAILURE
 }
