@@ -478,3 +478,21 @@ fn check_whole(d: &Descriptor, errors: &mut Vec<Diagnostic>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::expand_instance;
+
+    #[test]
+    fn instance_specifiers() {
+        assert_eq!(expand_instance("/srv/%i/x", "a.b").unwrap(), "/srv/a.b/x");
+        assert_eq!(
+            expand_instance("100%% %%i %i%i", "z").unwrap(),
+            "100% %i zz"
+        );
+        assert_eq!(expand_instance("plain", "z").unwrap(), "plain");
+        for bad in ["%", "a%", "%n", "%I", "%%%"] {
+            assert!(expand_instance(bad, "z").is_err(), "{bad}");
+        }
+    }
+}

@@ -80,9 +80,13 @@ pub fn build_all(found: BTreeMap<String, Found>, diagnostics: &mut Vec<Diagnosti
             Found::Broken => {
                 b.unusable.insert(name, Unusable::Broken);
             }
-            Found::Template { main, dropins } => {
+            Found::Template {
+                main,
+                dropins,
+                instance_dropins,
+            } => {
                 let template = name.trim_end_matches('@').to_string();
-                templates.insert(template, (main, dropins));
+                templates.insert(template, (main, dropins, instance_dropins));
             }
             Found::Instance {
                 shown,
@@ -110,7 +114,7 @@ pub fn build_all(found: BTreeMap<String, Found>, diagnostics: &mut Vec<Diagnosti
             }
         }
     }
-    for (template, (main, dropins)) in &templates {
+    for (template, (main, dropins, instance_dropins)) in &templates {
         let claim =
             |b: &mut Built, name: &str, shown: &str, diagnostics: &mut Vec<Diagnostic>| match b
                 .paths
@@ -159,7 +163,9 @@ pub fn build_all(found: BTreeMap<String, Found>, diagnostics: &mut Vec<Diagnosti
             let named = list.iter().any(|(i, _, _)| *i == default.value)
                 || masked_instances.contains(&(template.clone(), default.value.clone()));
             if !named {
-                list.push((default.value, main.shown.clone(), dropins.clone()));
+                // Its own drop-ins too, when NAME@INST.oci.d/ exists.
+                let own = instance_dropins.get(&default.value).unwrap_or(dropins);
+                list.push((default.value, main.shown.clone(), own.clone()));
             }
         }
         for (instance, shown, instance_dropins) in list {

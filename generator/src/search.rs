@@ -55,6 +55,10 @@ pub enum Found {
     Template {
         main: SourceFile,
         dropins: Vec<SourceFile>,
+        /// For each `NAME@INST.oci.d/` in the search path: the drop-ins an
+        /// instance INST gets (its own merged over the template's), used
+        /// for a `DefaultInstance=` that no `NAME@INST.oci` names.
+        instance_dropins: BTreeMap<String, Vec<SourceFile>>,
     },
     /// `NAME@INST.oci`, keyed `NAME@INST`: an instance, a symlink to its
     /// template; `dropins` are its own (`NAME@INST.oci.d/`), in file-name
@@ -184,15 +188,33 @@ fn discover_templated(
                 shown: shown.to_string(),
             },
             Ok(Some(contents)) => {
-                match read_dropins(root, &[&template_key], dirs_of, diagnostics) {
-                    Some(dropins) => Found::Template {
-                        main: SourceFile {
-                            shown: shown.to_string(),
-                            contents,
-                        },
-                        dropins,
+                let Some(dropins) = read_dropins(root, &[&template_key], dirs_of, diagnostics)
+                else {
+                    return Found::Broken;
+                };
+                let mut instance_dropins = BTreeMap::new();
+                for key in dropin_dirs.keys() {
+                    let Some(inst) = key.strip_prefix(&template_key) else {
+                        continue;
+                    };
+                    if inst.is_empty() || check_machine_name(inst).is_err() {
+                        continue;
+                    }
+                    let names = [key.as_str(), template_key.as_str()];
+                    match read_dropins(root, &names, dirs_of, diagnostics) {
+                        Some(d) => {
+                            instance_dropins.insert(inst.to_string(), d);
+                        }
+                        None => return Found::Broken,
+                    }
+                }
+                Found::Template {
+                    main: SourceFile {
+                        shown: shown.to_string(),
+                        contents,
                     },
-                    None => Found::Broken,
+                    dropins,
+                    instance_dropins,
                 }
             }
             Err(message) => bad(diagnostics, message),
