@@ -2,7 +2,7 @@
 # image (imported once, as "site") and the container; site@blog.oci is a
 # symlink to it and "shop" is its DefaultInstance=; %i picks each one's
 # pages (Volume=) and variable; a template drop-in reaches both, an
-# instance drop-in one. Both machines (site-blog, site-shop) run side by
+# instance's drop-in (the default one's too) only that one. Both machines (site-blog, site-shop) run side by
 # side, each in its own network and user namespace, serving its own pages.
 # e2e-push: debian-systemd e2e/debian-systemd:12
 # e2e-push: nginx e2e/nginx:1
@@ -30,6 +30,9 @@ ln -s site@.oci /etc/sdme/site@blog.oci
 mkdir -p /etc/sdme/site@.oci.d /etc/sdme/site@blog.oci.d
 printf '[Container]\nEnvironment=ALL=yes\n' >/etc/sdme/site@.oci.d/10-all.conf
 printf '[Container]\nEnvironment=ONLY=blog\n' >/etc/sdme/site@blog.oci.d/10-only.conf
+# The default instance has no NAME@INST.oci, but its drop-ins still apply.
+mkdir -p /etc/sdme/site@shop.oci.d
+printf '[Container]\nEnvironment=SHOP_ONLY=1\n' >/etc/sdme/site@shop.oci.d/10-shop.conf
 step "daemon-reload" systemctl daemon-reload
 check "the generator wrote one import and two containers" sh -c \
 	'cd /run/systemd/generator && test -f sdme-import@site.service && test -f systemd-nspawn@site-blog.service.d/50-sdme.conf && test -f systemd-nspawn@site-shop.service.d/50-sdme.conf && ! ls | grep -q "sdme-import@site-"'
@@ -54,7 +57,9 @@ check "the template's drop-in reaches blog" has blog 'ALL="yes"'
 check "  ... and shop" has shop 'ALL="yes"'
 check "the instance's drop-in reaches blog" has blog 'ONLY="blog"'
 lacks() { ! envof "$1" | grep -q "$2"; }
-check "  ... and not shop" lacks shop ONLY
+check "  ... and not shop" lacks shop 'ONLY="blog"'
+check "the default instance's own drop-in reaches shop" has shop 'SHOP_ONLY="1"'
+check "  ... and not blog" lacks blog SHOP_ONLY
 # Stopping one leaves the other running.
 systemctl stop systemd-nspawn@site-blog
 check "stopping site-blog leaves site-shop serving" page shop
