@@ -102,9 +102,13 @@ pub fn build_all(found: BTreeMap<String, Found>, diagnostics: &mut Vec<Diagnosti
             }
         }
     }
-    // Instances without a template.
+    // Instances without a template (a masked template has none, silently).
     for (template, list) in &instances {
-        if !templates.contains_key(template) {
+        let masked = matches!(
+            b.unusable.get(&format!("{template}@")),
+            Some(Unusable::Masked)
+        );
+        if !templates.contains_key(template) && !masked {
             for (_, shown, _) in list {
                 diagnostics.push(Diagnostic::at(
                     shown,
