@@ -18,14 +18,80 @@ enum Section {
     Install,
     Unit,
     Service,
+    /// `[ImportUnit]`, `[ImportService]`: lines for the import unit.
+    ImportUnit,
+    ImportService,
+    /// An `X-` section (systemd's forward-compatibility convention):
+    /// accepted, its keys ignored.
+    Extension,
     /// An unknown section: reported once at its header, its keys ignored.
     Unknown,
+}
+
+/// What a file set is read as.
+#[derive(Clone, Copy)]
+pub enum Mode<'a> {
+    /// `NAME.oci`.
+    Plain,
+    /// `NAME@.oci` read for its image: `[Image]`, `[ImportUnit]`,
+    /// `[ImportService]` and `[Install] DefaultInstance=`; the sections
+    /// that belong to the instances are left to them.
+    TemplateImage,
+    /// Instance `instance` of template `template`: the template's settings,
+    /// `%i` expanded in [`INSTANCE_KEYS`], its `[Image]` imported once
+    /// under the template's name (so the container runs `Image=TEMPLATE`).
+    Instance {
+        template: &'a str,
+        instance: &'a str,
+    },
+}
+
+/// The `[Container]` keys whose values may use `%i` (the instance name) in
+/// a template; `%%` is a `%` there, any other `%` is an error.
+pub const INSTANCE_KEYS: &[&str] = &[
+    "Environment",
+    "EnvironmentFile",
+    "Volume",
+    "Credential",
+    "EncryptedCredential",
+];
+
+/// `%i` → `instance`, `%%` → `%`.
+pub fn expand_instance(value: &str, instance: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(value.len());
+    let mut chars = value.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('i') => out.push_str(instance),
+            Some('%') => out.push('%'),
+            Some(other) => {
+                return Err(format!(
+                    "%{other} is not a specifier sdme expands in a template (only %i and %%)"
+                ))
+            }
+            None => return Err("a lone % at the end (write %% for a %)".into()),
+        }
+    }
+    Ok(out)
 }
 
 pub fn build(
     name: &str,
     main: &SourceFile,
     dropins: &[SourceFile],
+) -> Result<Descriptor, Vec<Diagnostic>> {
+    build_as(name, main, dropins, Mode::Plain)
+}
+
+pub fn build_as(
+    name: &str,
+    main: &SourceFile,
+    dropins: &[SourceFile],
+    mode: Mode,
 ) -> Result<Descriptor, Vec<Diagnostic>> {
     let mut d = Descriptor {
         name: name.to_string(),
@@ -57,7 +123,35 @@ pub fn build(
                         file: file.shown.clone(),
                         line,
                     };
-                    section = Some(open_section(&mut d, &name, origin, &mut errors));
+                    let opened = open_section(&mut d, &name, origin, &mut errors);
+                    section = Some(match (mode, opened) {
+                        // The instances' own sections, not the template's image.
+                        (
+                            Mode::TemplateImage,
+                            Section::Container | Section::Unit | Section::Service,
+                        ) => Section::Extension,
+                        // The template's image is imported once, for all.
+                        (
+                            Mode::Instance { template, instance },
+                            Section::Image | Section::ImportUnit | Section::ImportService,
+                        ) => {
+                            if file
+                                .shown
+                                .contains(&format!("/{template}@{instance}.oci.d/"))
+                            {
+                                errors.push(Diagnostic::at(
+                                    &file.shown,
+                                    line,
+                                    format!(
+                                        "[{name}] of a template is shared by all its instances: \
+                                         set it in {template}@.oci or {template}@.oci.d/"
+                                    ),
+                                ));
+                            }
+                            Section::Extension
+                        }
+                        (_, s) => s,
+                    });
                 }
                 Item::Assignment { key, value, line } => {
                     let origin = Origin {
@@ -66,8 +160,11 @@ pub fn build(
                     };
                     let result = match section {
                         None => Err("assignment outside of any section".to_string()),
-                        Some(Section::Unknown) => Ok(()),
-                        Some(s) => assign(&mut d, s, &key, &value, &origin),
+                        Some(Section::Unknown | Section::Extension) => Ok(()),
+                        // systemd's convention: `X-` keys are for other
+                        // programs and ignored in every section.
+                        Some(_) if key.starts_with("X-") => Ok(()),
+                        Some(s) => assign(&mut d, s, &key, &value, &origin, mode),
                     };
                     if let Err(message) = result {
                         errors.push(Diagnostic::at(&origin.file, line, message));
@@ -80,9 +177,51 @@ pub fn build(
     }
     // Whole-descriptor checks only make sense once every line was accepted
     // (a rejected Image= line would also show up as a missing image).
+    match mode {
+        Mode::Plain => {}
+        Mode::TemplateImage => {
+            // Only the image is this descriptor's; the rest is checked in
+            // each instance.
+            d.container = None;
+            d.unit.clear();
+            d.service.clear();
+            if let Some(image) = d.image.as_ref().filter(|i| i.source.is_none()) {
+                errors.push(Diagnostic::at(
+                    &image.origin.file,
+                    image.origin.line,
+                    "[Image] has no Image= (the image to import)",
+                ));
+            }
+            return finish(d, errors);
+        }
+        Mode::Instance { template, .. } => {
+            // The template's [Image] section opened a (never filled) image
+            // here: the container runs the template's import instead.
+            if let Some(image) = d.image.take() {
+                match d.container.as_mut() {
+                    Some(c) if c.image.is_none() => {
+                        c.image = Some(Located {
+                            value: template.to_string(),
+                            origin: image.origin,
+                        })
+                    }
+                    Some(_) => d.image = Some(image),
+                    None => errors.push(Diagnostic::at(
+                        &image.origin.file,
+                        image.origin.line,
+                        "a template needs a [Container] section: its instances are containers",
+                    )),
+                }
+            }
+        }
+    }
     if errors.is_empty() {
         check_whole(&d, &mut errors);
     }
+    finish(d, errors)
+}
+
+fn finish(d: Descriptor, mut errors: Vec<Diagnostic>) -> Result<Descriptor, Vec<Diagnostic>> {
     if errors.is_empty() {
         return Ok(d);
     }
@@ -122,12 +261,15 @@ fn open_section(
         "Install" => Section::Install,
         "Unit" => Section::Unit,
         "Service" => Section::Service,
+        "ImportUnit" => Section::ImportUnit,
+        "ImportService" => Section::ImportService,
+        _ if name.starts_with("X-") => Section::Extension,
         _ => {
             errors.push(Diagnostic::at(
                 &origin.file,
                 origin.line,
                 format!(
-                    "unknown section [{name}] (known: Image, Container, Install, Unit, Service)"
+                    "unknown section [{name}] (known: Image, Container, Install, Unit, Service, ImportUnit, ImportService), or X-… to be ignored"
                 ),
             ));
             Section::Unknown
@@ -141,7 +283,32 @@ fn assign(
     key: &str,
     value: &str,
     origin: &Origin,
+    mode: Mode,
 ) -> Result<(), String> {
+    let expanded;
+    let value = match mode {
+        Mode::Instance { instance, .. }
+            if section == Section::Container && INSTANCE_KEYS.contains(&key) =>
+        {
+            expanded = expand_instance(value, instance).map_err(|e| format!("{key}=: {e}"))?;
+            expanded.as_str()
+        }
+        _ => value,
+    };
+    if key == "DefaultInstance" && section == Section::Install {
+        return match mode {
+            Mode::Plain => {
+                Err("DefaultInstance=: applies to templates (NAME@.oci) only".to_string())
+            }
+            Mode::TemplateImage => assign_default_instance(&mut d.install, value, origin),
+            // The template's, read by its TemplateImage pass.
+            Mode::Instance { .. } => Ok(()),
+        };
+    }
+    if matches!(mode, Mode::TemplateImage) && section == Section::Install {
+        // WantedBy= and the rest install each instance's container.
+        return Ok(());
+    }
     let result = match section {
         Section::Image => match d.image.as_mut() {
             Some(image) => assign_image(image, key, value, origin),
@@ -154,9 +321,29 @@ fn assign(
         Section::Install => assign_install(&mut d.install, key, value),
         Section::Unit => pass_through(&mut d.unit, key, value, origin),
         Section::Service => pass_through(&mut d.service, key, value, origin),
-        Section::Unknown => Ok(()),
+        Section::ImportUnit => pass_through(&mut d.import_unit, key, value, origin),
+        Section::ImportService => pass_through(&mut d.import_service, key, value, origin),
+        Section::Unknown | Section::Extension => Ok(()),
     };
     result.map_err(|e| format!("{key}=: {e}"))
+}
+
+fn assign_default_instance(
+    install: &mut InstallSection,
+    value: &str,
+    origin: &Origin,
+) -> Result<(), String> {
+    if value.is_empty() {
+        install.default_instance = None;
+        return Ok(());
+    }
+    crate::names::check_machine_name(value)
+        .map_err(|e| format!("DefaultInstance=: bad instance name: {e}"))?;
+    install.default_instance = Some(Located {
+        value: value.to_string(),
+        origin: origin.clone(),
+    });
+    Ok(())
 }
 
 /// Checks that need the merged descriptor.
@@ -245,6 +432,39 @@ fn check_whole(d: &Descriptor, errors: &mut Vec<Diagnostic>) {
                     .into(),
             );
         }
+        for (i, cred) in c.credentials.iter().enumerate() {
+            let id = &cred.value.id;
+            if let Some(first) = c.credentials[..i].iter().find(|o| &o.value.id == id) {
+                fail(
+                    &cred.origin,
+                    format!(
+                        "credential {id} is already defined ({}:{})",
+                        first.origin.file, first.origin.line
+                    ),
+                );
+            }
+        }
+        for (i, secret) in c.secrets.iter().enumerate() {
+            let s = &secret.value;
+            if !c.credentials.iter().any(|cred| cred.value.id == s.id) {
+                fail(
+                    &secret.origin,
+                    format!(
+                        "Secret={}:{}: no Credential= or EncryptedCredential= defines {}",
+                        s.id, s.var, s.id
+                    ),
+                );
+            }
+            if c.secrets[..i].iter().any(|o| o.value.var == s.var) {
+                fail(
+                    &secret.origin,
+                    format!(
+                        "Secret=: variable {} is already set by another Secret=",
+                        s.var
+                    ),
+                );
+            }
+        }
         for connector in &c.connectors {
             if connector.value == d.name {
                 fail(
@@ -291,12 +511,39 @@ fn check_whole(d: &Descriptor, errors: &mut Vec<Diagnostic>) {
             }
         }
     }
+    if d.image.is_none() {
+        if let Some(line) = d.import_unit.first().or(d.import_service.first()) {
+            fail(
+                &line.origin,
+                "[ImportUnit] and [ImportService] apply to the import: add an [Image] section"
+                    .into(),
+            );
+        }
+    }
     if d.container.is_none() {
         if let Some(line) = d.unit.first().or(d.service.first()) {
             fail(
                 &line.origin,
                 "[Unit] and [Service] apply to the container: add a [Container] section".into(),
             );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::expand_instance;
+
+    #[test]
+    fn instance_specifiers() {
+        assert_eq!(expand_instance("/srv/%i/x", "a.b").unwrap(), "/srv/a.b/x");
+        assert_eq!(
+            expand_instance("100%% %%i %i%i", "z").unwrap(),
+            "100% %i zz"
+        );
+        assert_eq!(expand_instance("plain", "z").unwrap(), "plain");
+        for bad in ["%", "a%", "%n", "%I", "%%%"] {
+            assert!(expand_instance(bad, "z").is_err(), "{bad}");
         }
     }
 }

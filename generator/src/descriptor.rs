@@ -101,6 +101,10 @@ pub struct ContainerSection {
     /// `PrivateUsers=`: `None` = the default (see [`Descriptor::private_users`]).
     pub private_users: Option<Located<sdme_launch::PrivateUsers>>,
     pub nspawn_arguments: Vec<String>,
+    /// `Credential=`, `EncryptedCredential=`, in order.
+    pub credentials: Vec<Located<sdme_launch::Credential>>,
+    /// `Secret=ID:VAR`.
+    pub secrets: Vec<Located<sdme_launch::Secret>>,
     /// `After=`, `Before=`, `Requires=`, `Wants=`, `BindsTo=` naming other
     /// descriptors' containers, in order.
     pub dependencies: Vec<Dependency>,
@@ -125,6 +129,8 @@ pub struct Dependency {
 pub struct InstallSection {
     pub wanted_by: Vec<String>,
     pub required_by: Vec<String>,
+    /// A template's instance when no `NAME@INST.oci` names one.
+    pub default_instance: Option<Located<String>>,
 }
 
 /// A `[Unit]` or `[Service]` line copied into the nspawn drop-in.
@@ -146,6 +152,9 @@ pub struct Descriptor {
     pub install: InstallSection,
     pub unit: Vec<PassThrough>,
     pub service: Vec<PassThrough>,
+    /// `[ImportUnit]`/`[ImportService]`: copied into the import unit.
+    pub import_unit: Vec<PassThrough>,
+    pub import_service: Vec<PassThrough>,
 }
 
 impl Descriptor {

@@ -137,9 +137,21 @@ fn import_unit(d: &Descriptor) -> Result<String, Error> {
         "Documentation",
         Value::text("man:sdme-import(8) man:sdme.oci(5)"),
     )
-    .set("SourcePath", Value::path(&d.path)?)
-    .set("Wants", word("network-online.target")?)
-    .set("After", word("network-online.target")?);
+    .set("SourcePath", Value::path(&d.path)?);
+    for line in &d.import_unit {
+        u.pass_through(&line.key, &line.value)?;
+    }
+    // Only a registry needs the network; a local source needs its mount.
+    match local_source_path(source) {
+        None => {
+            u.set("Wants", word("network-online.target")?)
+                .set("After", word("network-online.target")?);
+        }
+        Some(path) => {
+            u.set("RequiresMountsFor", mount_path(path)?);
+        }
+    }
+    // The store's mounts: StateDirectory=sdme implies RequiresMountsFor= it.
     if let Some(base) = &image.base {
         let base_unit = import_unit_name(&base.value);
         u.set("Requires", word(&base_unit)?)
@@ -185,14 +197,49 @@ fn import_unit(d: &Descriptor) -> Result<String, Error> {
         argv.push("--auto-update=registry".to_string());
     }
     argv.push(source.to_string());
-    unit.section("Service")
-        .set("Type", word("oneshot")?)
+    let s = unit.section("Service");
+    for line in &d.import_service {
+        s.pass_through(&line.key, &line.value)?;
+    }
+    s.set("Type", word("oneshot")?)
         .set("RemainAfterExit", Value::boolean(true))
         .set("NotifyAccess", word("main")?)
         .set("TimeoutStartSec", Value::text(&timeout))
         .set("ExecStart", Value::command_lines(&argv)?);
     sandbox_import(unit.section("Service"))?;
     Ok(unit.render())
+}
+
+/// The file or directory a local source reads (`oci:DIR[:TAG]`,
+/// `oci-archive:FILE[:TAG]`: the path ends at the first `:`, as
+/// sdme-import reads it; `docker-archive:FILE`), `None` for a registry
+/// reference.
+pub fn local_source_path(source: &str) -> Option<&str> {
+    for transport in ["oci:", "oci-archive:"] {
+        if let Some(rest) = source.strip_prefix(transport) {
+            return Some(rest.split_once(':').map_or(rest, |(path, _)| path));
+        }
+    }
+    source.strip_prefix("docker-archive:")
+}
+
+/// A path for `RequiresMountsFor=`, which splits its value into words: a
+/// path with white space, quotes, `:` or a backslash is replaced by its
+/// nearest ancestor without them (whose mounts are the ones that matter
+/// for all but a mount point at the odd name itself).
+fn mount_path(path: &str) -> Result<Value, Error> {
+    let mut p = path;
+    loop {
+        match Value::bind_path(p, false) {
+            Ok(v) => return Ok(v),
+            Err(e) if p == "/" => return Err(e),
+            Err(_) => {
+                p = p
+                    .rfind('/')
+                    .map_or("/", |i| if i == 0 { "/" } else { &p[..i] })
+            }
+        }
+    }
 }
 
 /// What the import keeps of root's capabilities: unpacking layers as they
@@ -331,6 +378,12 @@ fn container_dropin(
     // launcher refuses to start when no version is imported at all.
     let import = import_unit_name(provider);
     u.set("Wants", word(&import)?).set("After", word(&import)?);
+    // What the launcher reads or binds at start: the store, the host
+    // sides of volumes, environment files.
+    u.set("RequiresMountsFor", mount_path(paths::STORE)?);
+    for path in container_host_paths(c) {
+        u.set("RequiresMountsFor", mount_path(path)?);
+    }
     for connector in &connectors {
         // The client needs the connector's socket: either the host socket
         // that starts the server container on first use, or the socket the
@@ -418,6 +471,24 @@ fn container_dropin(
     Ok(unit.render())
 }
 
+/// Host paths the launcher (or nspawn) reads at start: volumes' host sides,
+/// environment files, credentials; in that order, each once.
+fn container_host_paths(c: &ContainerSection) -> Vec<&str> {
+    let mut out: Vec<&str> = Vec::new();
+    let volumes = c.volumes.iter().filter_map(|v| match v {
+        sdme_launch::Volume::Bind { host, .. } => Some(host.as_str()),
+        sdme_launch::Volume::Anonymous { .. } => None,
+    });
+    let files = c.environment_files.iter().map(String::as_str);
+    let credentials = c.credentials.iter().map(|cred| cred.value.path.as_str());
+    for p in volumes.chain(files).chain(credentials) {
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    out
+}
+
 /// The container's settings for the launcher, in the one shared type
 /// (`sdme_launch::Launch`), whose `to_args` is what `sdme-nspawn` parses.
 fn launch(
@@ -470,6 +541,8 @@ fn launch(
         connector: c.connector_access.clone(),
         private_users: d.private_users(),
         lifecycle: c.lifecycle.clone(),
+        credentials: c.credentials.iter().map(|l| l.value.clone()).collect(),
+        secrets: c.secrets.iter().map(|l| l.value.clone()).collect(),
         nspawn_args,
         ..Launch::default()
     }

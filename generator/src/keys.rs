@@ -174,6 +174,9 @@ const CONTAINER_KEYS: &[&str] = &[
     "ReloadSignal",
     "ReloadCmd",
     "Type",
+    "Credential",
+    "EncryptedCredential",
+    "Secret",
 ];
 
 fn unknown_key(section: &str, known: &[&str]) -> String {
@@ -356,6 +359,29 @@ pub fn assign_container(
             c.oneshot_origin = c.lifecycle.oneshot.then(|| origin.clone());
             Ok(())
         }
+        "Credential" | "EncryptedCredential" => {
+            let encrypted = key == "EncryptedCredential";
+            list(
+                &mut c.credentials,
+                value,
+                one(|v| {
+                    sdme_launch::parse_credential(v, encrypted).map(|value| Located {
+                        value,
+                        origin: origin.clone(),
+                    })
+                }),
+            )
+        }
+        "Secret" => list(
+            &mut c.secrets,
+            value,
+            one(|v| {
+                sdme_launch::parse_secret(v).map(|value| Located {
+                    value,
+                    origin: origin.clone(),
+                })
+            }),
+        ),
         _ => Err(unknown_key("Container", CONTAINER_KEYS)),
     }
 }
@@ -388,7 +414,12 @@ pub fn assign_install(install: &mut InstallSection, key: &str, value: &str) -> R
     match key {
         "WantedBy" => list(&mut install.wanted_by, value, units),
         "RequiredBy" => list(&mut install.required_by, value, units),
-        _ => Err(unknown_key("Install", &["WantedBy", "RequiredBy"])),
+        // A template's (build.rs reads it): known here for the list.
+        "DefaultInstance" => Ok(()),
+        _ => Err(unknown_key(
+            "Install",
+            &["WantedBy", "RequiredBy", "DefaultInstance"],
+        )),
     }
 }
 

@@ -36,35 +36,182 @@ pub struct Generation {
     pub diagnostics: Vec<Diagnostic>,
 }
 
-/// Reads the search path under `root` and computes the output tree.
-pub fn generate(root: &Path) -> Generation {
-    let (found, mut diagnostics) = search::discover(root);
-    let mut descriptors = BTreeMap::new();
-    let mut unusable = BTreeMap::new();
-    let mut paths = BTreeMap::new();
+/// Every descriptor found, built on its own (no checks between them yet):
+/// the usable ones by name, those that cannot be used and why, and the
+/// file each name comes from.
+pub struct Built {
+    pub descriptors: BTreeMap<String, descriptor::Descriptor>,
+    pub unusable: BTreeMap<String, Unusable>,
+    pub paths: BTreeMap<String, String>,
+}
+
+/// Builds what `discover` found: plain descriptors, then each template's
+/// image (imported as `NAME`) and instances (machines `NAME-INST`), with
+/// every name claimed once (a collision refuses every claimant).
+pub fn build_all(found: BTreeMap<String, Found>, diagnostics: &mut Vec<Diagnostic>) -> Built {
+    let mut b = Built {
+        descriptors: BTreeMap::new(),
+        unusable: BTreeMap::new(),
+        paths: BTreeMap::new(),
+    };
+    let mut templates = BTreeMap::new();
+    let mut instances: BTreeMap<String, Vec<(String, String, Vec<search::SourceFile>)>> =
+        BTreeMap::new();
+    let mut masked_instances = std::collections::BTreeSet::new();
     for (name, entry) in found {
         match entry {
             Found::Descriptor { main, dropins } => {
-                paths.insert(name.clone(), main.shown.clone());
+                b.paths.insert(name.clone(), main.shown.clone());
                 match build::build(&name, &main, &dropins) {
                     Ok(d) => {
-                        descriptors.insert(name, d);
+                        b.descriptors.insert(name, d);
                     }
                     Err(errors) => {
                         diagnostics.extend(errors);
                         diagnostics.push(skipped(&main.shown, &name));
-                        unusable.insert(name, Unusable::Broken);
+                        b.unusable.insert(name, Unusable::Broken);
                     }
                 }
             }
-            Found::Masked { .. } => {
-                unusable.insert(name, Unusable::Masked);
+            Found::Masked { shown } => {
+                b.paths.insert(name.clone(), shown);
+                b.unusable.insert(name, Unusable::Masked);
             }
             Found::Broken => {
-                unusable.insert(name, Unusable::Broken);
+                b.unusable.insert(name, Unusable::Broken);
+            }
+            Found::Template {
+                main,
+                dropins,
+                instance_dropins,
+            } => {
+                let template = name.trim_end_matches('@').to_string();
+                templates.insert(template, (main, dropins, instance_dropins));
+            }
+            Found::Instance {
+                shown,
+                template,
+                instance,
+                dropins,
+            } => instances
+                .entry(template)
+                .or_default()
+                .push((instance, shown, dropins)),
+            Found::MaskedInstance { template, instance } => {
+                masked_instances.insert((template, instance));
             }
         }
     }
+    // Instances without a template (a masked template has none, silently).
+    for (template, list) in &instances {
+        let masked = matches!(
+            b.unusable.get(&format!("{template}@")),
+            Some(Unusable::Masked)
+        );
+        if !templates.contains_key(template) && !masked {
+            for (_, shown, _) in list {
+                diagnostics.push(Diagnostic::at(
+                    shown,
+                    0,
+                    format!("no template {template}@.oci for this instance"),
+                ));
+            }
+        }
+    }
+    for (template, (main, dropins, instance_dropins)) in &templates {
+        let claim =
+            |b: &mut Built, name: &str, shown: &str, diagnostics: &mut Vec<Diagnostic>| match b
+                .paths
+                .get(name)
+            {
+                None => {
+                    b.paths.insert(name.to_string(), shown.to_string());
+                    true
+                }
+                Some(other) => {
+                    diagnostics.push(Diagnostic::at(
+                        shown,
+                        0,
+                        format!(
+                            "this gives the name {name}, which {other} has too: both are skipped"
+                        ),
+                    ));
+                    if b.descriptors.remove(name).is_some() {
+                        diagnostics.push(skipped(other, name));
+                    }
+                    b.unusable.insert(name.to_string(), Unusable::Broken);
+                    false
+                }
+            };
+        let image = match build::build_as(template, main, dropins, build::Mode::TemplateImage) {
+            Ok(d) => d,
+            Err(errors) => {
+                diagnostics.extend(errors);
+                diagnostics.push(Diagnostic::at(
+                    &main.shown,
+                    0,
+                    format!(
+                        "skipped: no units generated for template {template}@ or its instances"
+                    ),
+                ));
+                continue;
+            }
+        };
+        let default = image.install.default_instance.clone();
+        if image.image.is_some() && claim(&mut b, template, &main.shown, diagnostics) {
+            b.descriptors.insert(template.clone(), image);
+        }
+        let mut list: Vec<(String, String, Vec<search::SourceFile>)> =
+            instances.get(template).cloned().unwrap_or_default();
+        if let Some(default) = default {
+            let named = list.iter().any(|(i, _, _)| *i == default.value)
+                || masked_instances.contains(&(template.clone(), default.value.clone()));
+            if !named {
+                // Its own drop-ins too, when NAME@INST.oci.d/ exists.
+                let own = instance_dropins.get(&default.value).unwrap_or(dropins);
+                list.push((default.value, main.shown.clone(), own.clone()));
+            }
+        }
+        for (instance, shown, instance_dropins) in list {
+            let machine = format!("{template}-{instance}");
+            if let Err(e) = names::check_machine_name(&machine) {
+                diagnostics.push(Diagnostic::at(
+                    &shown,
+                    0,
+                    format!("instance {instance} would be machine {machine}: {e}"),
+                ));
+                continue;
+            }
+            if !claim(&mut b, &machine, &shown, diagnostics) {
+                continue;
+            }
+            let mode = build::Mode::Instance {
+                template,
+                instance: &instance,
+            };
+            match build::build_as(&machine, main, &instance_dropins, mode) {
+                Ok(d) => {
+                    b.descriptors.insert(machine, d);
+                }
+                Err(errors) => {
+                    diagnostics.extend(errors);
+                    diagnostics.push(skipped(&shown, &machine));
+                    b.unusable.insert(machine, Unusable::Broken);
+                }
+            }
+        }
+    }
+    b
+}
+
+/// Reads the search path under `root` and computes the output tree.
+pub fn generate(root: &Path) -> Generation {
+    let (found, mut diagnostics) = search::discover(root);
+    let Built {
+        mut descriptors,
+        unusable,
+        paths,
+    } = build_all(found, &mut diagnostics);
     let before: Vec<String> = descriptors.keys().cloned().collect();
     graph::resolve(&mut descriptors, &unusable, &mut diagnostics);
     for name in before.iter().filter(|n| !descriptors.contains_key(*n)) {

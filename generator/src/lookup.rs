@@ -3,10 +3,10 @@
 //! single container, such as `sdme connector`. Cross-descriptor checks
 //! (does a `Connector=` name exist?) are the generator run's business.
 
-use crate::build::build;
 use crate::descriptor::Descriptor;
 use crate::diagnostic::Diagnostic;
-use crate::search::{discover, Found, SEARCH_DIRS};
+use crate::graph::Unusable;
+use crate::search::{discover, SEARCH_DIRS};
 use std::path::Path;
 
 pub enum Lookup {
@@ -22,15 +22,23 @@ pub enum Lookup {
 }
 
 pub fn lookup(root: &Path, name: &str) -> Lookup {
-    let (mut found, diagnostics) = discover(root);
-    match found.remove(name) {
-        None => Lookup::Missing,
-        Some(Found::Masked { shown }) => Lookup::Masked { shown },
-        Some(Found::Broken) => Lookup::Broken(about(name, diagnostics)),
-        Some(Found::Descriptor { main, dropins }) => match build(name, &main, &dropins) {
-            Ok(d) => Lookup::Usable(Box::new(d)),
-            Err(errors) => Lookup::Broken(errors),
+    let (found, mut diagnostics) = discover(root);
+    // Templates and instances are built as the generator builds them
+    // (an instance NAME-INST comes from NAME@.oci).
+    let crate::Built {
+        mut descriptors,
+        unusable,
+        paths,
+    } = crate::build_all(found, &mut diagnostics);
+    if let Some(d) = descriptors.remove(name) {
+        return Lookup::Usable(Box::new(d));
+    }
+    match (unusable.get(name), paths.get(name)) {
+        (Some(Unusable::Masked), Some(shown)) => Lookup::Masked {
+            shown: shown.clone(),
         },
+        (Some(_), shown) => Lookup::Broken(about(name, shown.map(String::as_str), diagnostics)),
+        (None, _) => Lookup::Missing,
     }
 }
 
@@ -44,8 +52,8 @@ pub fn search_dirs_shown(root: &Path) -> String {
 }
 
 /// The diagnostics about `name`'s descriptor, drop-in directories or
-/// drop-ins.
-fn about(name: &str, diagnostics: Vec<Diagnostic>) -> Vec<Diagnostic> {
+/// drop-ins (or, for an instance, the file it comes from).
+fn about(name: &str, shown: Option<&str>, diagnostics: Vec<Diagnostic>) -> Vec<Diagnostic> {
     let main = format!("/{name}.oci");
     let dropin_dir = format!("/{name}.oci.d");
     let dropin = format!("/{name}.oci.d/");
@@ -53,7 +61,10 @@ fn about(name: &str, diagnostics: Vec<Diagnostic>) -> Vec<Diagnostic> {
         .into_iter()
         .filter(|d| {
             d.file.as_ref().is_some_and(|f| {
-                f.ends_with(&main) || f.ends_with(&dropin_dir) || f.contains(&dropin)
+                f.ends_with(&main)
+                    || f.ends_with(&dropin_dir)
+                    || f.contains(&dropin)
+                    || Some(f.as_str()) == shown
             })
         })
         .collect()

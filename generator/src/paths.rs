@@ -28,3 +28,5 @@ pub const DEFAULT_IMPORT_TIMEOUT: &str = "30min";
 /// The launcher's runtime files of a container live in
 /// `/run/RUNTIME_DIR/NAME` (`RuntimeDirectory=`, removed when it stops).
 pub const RUNTIME_DIR: &str = "sdme-containers";
+/// The store: every import and container needs its file system mounted.
+pub const STORE: &str = "/var/lib/sdme";

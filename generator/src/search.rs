@@ -50,6 +50,36 @@ pub enum Found {
     },
     /// The descriptor cannot be read; the diagnostics were already reported.
     Broken,
+    /// `NAME@.oci`, keyed `NAME@`: a template, with its own drop-ins
+    /// (`NAME@.oci.d/`, which apply to every instance).
+    Template {
+        main: SourceFile,
+        dropins: Vec<SourceFile>,
+        /// For each `NAME@INST.oci.d/` in the search path: the drop-ins an
+        /// instance INST gets (its own merged over the template's), used
+        /// for a `DefaultInstance=` that no `NAME@INST.oci` names.
+        instance_dropins: BTreeMap<String, Vec<SourceFile>>,
+    },
+    /// `NAME@INST.oci`, keyed `NAME@INST`: an instance, a symlink to its
+    /// template; `dropins` are its own (`NAME@INST.oci.d/`), in file-name
+    /// order, already merged with the template's (a same-named one of the
+    /// instance replacing the template's).
+    Instance {
+        shown: String,
+        template: String,
+        instance: String,
+        dropins: Vec<SourceFile>,
+    },
+    /// `NAME@INST.oci` masked: no instance INST, not even a `DefaultInstance=`.
+    MaskedInstance {
+        template: String,
+        instance: String,
+    },
+}
+
+/// `NAME@INST` → (`NAME`, `INST`); `INST` is empty for a template.
+pub fn split_template(name: &str) -> Option<(&str, &str)> {
+    name.split_once('@')
 }
 
 struct Candidate {
@@ -85,6 +115,18 @@ pub fn discover(root: &Path) -> (BTreeMap<String, Found>, Vec<Diagnostic>) {
     let mut found = BTreeMap::new();
     for (name, candidate) in mains {
         let shown = format!("/{}/{}", candidate.dir, candidate.file_name);
+        if let Some((template, instance)) = split_template(&name) {
+            let entry = discover_templated(
+                &root,
+                &shown,
+                template,
+                instance,
+                &dropin_dirs,
+                &mut diagnostics,
+            );
+            found.insert(name.clone(), entry);
+            continue;
+        }
         if let Err(e) = check_machine_name(&name) {
             diagnostics.push(Diagnostic::at(
                 &shown,
@@ -98,8 +140,8 @@ pub fn discover(root: &Path) -> (BTreeMap<String, Found>, Vec<Diagnostic>) {
             Ok(None) => Found::Masked { shown },
             Ok(Some(contents)) if contents.is_empty() => Found::Masked { shown },
             Ok(Some(contents)) => {
-                let dirs = dropin_dirs.get(&name).map(Vec::as_slice).unwrap_or(&[]);
-                match read_dropins(&root, &name, dirs, &mut diagnostics) {
+                let dirs_of = |n: &str| dropin_dirs.get(n).map(Vec::as_slice).unwrap_or(&[]);
+                match read_dropins(&root, &[&name], dirs_of, &mut diagnostics) {
                     Some(dropins) => Found::Descriptor {
                         main: SourceFile { shown, contents },
                         dropins,
@@ -115,6 +157,117 @@ pub fn discover(root: &Path) -> (BTreeMap<String, Found>, Vec<Diagnostic>) {
         found.insert(name, entry);
     }
     (found, diagnostics)
+}
+
+/// A template `NAME@.oci` or an instance `NAME@INST.oci` (see
+/// sdme.oci(5), TEMPLATES). Names are checked here; the machine name an
+/// instance gets (`NAME-INST`) and its collisions are lib.rs's.
+fn discover_templated(
+    root: &Root,
+    shown: &str,
+    template: &str,
+    instance: &str,
+    dropin_dirs: &BTreeMap<String, Vec<&'static str>>,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Found {
+    let bad = |diagnostics: &mut Vec<Diagnostic>, message: String| {
+        diagnostics.push(Diagnostic::at(shown, 0, message));
+        Found::Broken
+    };
+    if let Err(e) = check_machine_name(template) {
+        return bad(diagnostics, format!("bad template name: {e}"));
+    }
+    let dirs_of = |n: &str| dropin_dirs.get(n).map(Vec::as_slice).unwrap_or(&[]);
+    let template_key = format!("{template}@");
+    if instance.is_empty() {
+        return match read_in_root(root, shown) {
+            Ok(None) => Found::Masked {
+                shown: shown.to_string(),
+            },
+            Ok(Some(contents)) if contents.is_empty() => Found::Masked {
+                shown: shown.to_string(),
+            },
+            Ok(Some(contents)) => {
+                let Some(dropins) = read_dropins(root, &[&template_key], dirs_of, diagnostics)
+                else {
+                    return Found::Broken;
+                };
+                let mut instance_dropins = BTreeMap::new();
+                for key in dropin_dirs.keys() {
+                    let Some(inst) = key.strip_prefix(&template_key) else {
+                        continue;
+                    };
+                    if inst.is_empty() || check_machine_name(inst).is_err() {
+                        continue;
+                    }
+                    let names = [key.as_str(), template_key.as_str()];
+                    match read_dropins(root, &names, dirs_of, diagnostics) {
+                        Some(d) => {
+                            instance_dropins.insert(inst.to_string(), d);
+                        }
+                        None => return Found::Broken,
+                    }
+                }
+                Found::Template {
+                    main: SourceFile {
+                        shown: shown.to_string(),
+                        contents,
+                    },
+                    dropins,
+                    instance_dropins,
+                }
+            }
+            Err(message) => bad(diagnostics, message),
+        };
+    }
+    if let Err(e) = check_machine_name(instance) {
+        return bad(diagnostics, format!("bad instance name: {e}"));
+    }
+    // A symlink to the template (by its file name) is an instance, read
+    // as the template; masked (a link to /dev/null, or empty): no such
+    // instance. Anything else is a mistake: an instance's own settings go
+    // in its drop-ins.
+    let template_file = format!("{template}@.oci");
+    let masked = || Found::MaskedInstance {
+        template: template.to_string(),
+        instance: instance.to_string(),
+    };
+    match link_target(root, shown) {
+        Some(target) if target.rsplit('/').next() == Some(template_file.as_str()) => {}
+        _ => {
+            return match read_in_root(root, shown) {
+                Ok(None) => masked(),
+                Ok(Some(contents)) if contents.is_empty() => masked(),
+                Ok(Some(_)) => bad(
+                    diagnostics,
+                    format!(
+                        "an instance must be a symlink to its template {template_file} \
+                         (its own settings go in {template}@{instance}.oci.d/)"
+                    ),
+                ),
+                Err(message) => bad(diagnostics, message),
+            }
+        }
+    }
+    let instance_key = format!("{template}@{instance}");
+    match read_dropins(root, &[&instance_key, &template_key], dirs_of, diagnostics) {
+        Some(dropins) => Found::Instance {
+            shown: shown.to_string(),
+            template: template.to_string(),
+            instance: instance.to_string(),
+            dropins,
+        },
+        None => Found::Broken,
+    }
+}
+
+/// The text of the symlink `shown` (below the root), `None` when it is no
+/// symlink.
+fn link_target(root: &Root, shown: &str) -> Option<String> {
+    let (dir, name) = split_last(shown.as_bytes());
+    let parent = root.open_at(dir, OFlags::PATH | OFlags::DIRECTORY).ok()?;
+    let target = rustix::fs::readlinkat(&parent, name, Vec::new()).ok()?;
+    target.into_string().ok()
 }
 
 /// The directory the search path is read under, as an fd: `/`, or
@@ -219,32 +372,37 @@ fn list_dir(root: &Root, dir: &str, diagnostics: &mut Vec<Diagnostic>) -> Option
     Some(names)
 }
 
-/// Merges `NAME.oci.d/*.conf` over the directories that have one. `None`
-/// if a drop-in is unreadable (the descriptor is then skipped: using it
-/// without one of its drop-ins could run something the admin overrode).
-fn read_dropins(
+/// Merges `NAME.oci.d/*.conf` over the directories that have one; for an
+/// instance, `names` are the instance's then the template's, and in each
+/// directory the instance's drop-in of a file name comes before the
+/// template's. `None` if a drop-in is unreadable (the descriptor is then
+/// skipped: using it without one of its drop-ins could run something the
+/// admin overrode).
+fn read_dropins<'a>(
     root: &Root,
-    name: &str,
-    dirs: &[&'static str],
+    names: &[&str],
+    dirs_of: impl Fn(&str) -> &'a [&'static str],
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Option<Vec<SourceFile>> {
-    let mut chosen: BTreeMap<String, &'static str> = BTreeMap::new();
+    let mut chosen: BTreeMap<String, (&'static str, String)> = BTreeMap::new();
     let mut ok = true;
-    for dir in dirs {
-        let sub = format!("{dir}/{name}.oci.d");
-        // An unreadable drop-in directory counts as unreadable drop-ins.
-        let Some(file_names) = list_dir(root, &sub, diagnostics) else {
-            ok = false;
-            continue;
-        };
-        for file_name in file_names {
-            if file_name.ends_with(".conf") {
-                chosen.entry(file_name).or_insert(dir);
+    for dir in SEARCH_DIRS {
+        for name in names.iter().filter(|n| dirs_of(n).contains(&dir)) {
+            let sub = format!("{dir}/{name}.oci.d");
+            // An unreadable drop-in directory counts as unreadable drop-ins.
+            let Some(file_names) = list_dir(root, &sub, diagnostics) else {
+                ok = false;
+                continue;
+            };
+            for file_name in file_names {
+                if file_name.ends_with(".conf") {
+                    chosen.entry(file_name).or_insert((dir, name.to_string()));
+                }
             }
         }
     }
     let mut dropins = Vec::new();
-    for (file_name, dir) in chosen {
+    for (file_name, (dir, name)) in chosen {
         let shown = format!("/{dir}/{name}.oci.d/{file_name}");
         if file_name.chars().any(char::is_control) {
             diagnostics.push(Diagnostic::at(

@@ -210,7 +210,8 @@ fn check_file(path: &str, text: &str) {
             || path.starts_with("sdme-connector@")
                 && path.ends_with(".socket")
                 && !path.contains('/')
-            || path.starts_with("systemd-nspawn@") && path.ends_with(".service.d/50-sdme.conf"),
+            || path.starts_with("systemd-nspawn@") && path.ends_with(".service.d/50-sdme.conf")
+            || path == "sdme-auto-update.service.d/50-sdme.conf",
         "unexpected output file {path:?}"
     );
     assert!(
@@ -257,9 +258,14 @@ fn check_file(path: &str, text: &str) {
             );
         }
     }
+    // The auto-update drop-in only replaces the service's command.
+    let first = match path.starts_with("sdme-auto-update.") {
+        true => "[Service]",
+        false => "[Unit]",
+    };
     assert!(
-        sections.first().is_some_and(|s| s == "[Unit]"),
-        "{path}: must start with [Unit]"
+        sections.first().is_some_and(|s| s == first),
+        "{path}: must start with {first}"
     );
 }
 

@@ -169,6 +169,89 @@ pub fn public_connector_socket(name: &str) -> String {
     format!("{PUBLIC_CONNECTORS}/{name}/{name}.sock")
 }
 
+/// A systemd credential from a host file: plain, or encrypted by
+/// `systemd-creds encrypt` (decrypted by the launcher on the host).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credential {
+    pub id: String,
+    pub path: String,
+    pub encrypted: bool,
+}
+
+/// `Secret=ID:VAR`: credential `ID`'s contents as environment variable `VAR`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Secret {
+    pub id: String,
+    pub var: String,
+}
+
+/// The longest credential sdme passes: systemd's limit per unit (1 MiB).
+pub const CREDENTIAL_SIZE_MAX: u64 = 1024 * 1024;
+
+/// A credential name: systemd's rule (`credential_name_valid()`: a file
+/// name of 1 to 255 characters, printable ASCII without `/` and `:`, not
+/// `.` or `..`) narrowed to letters, digits and `_ . @ + -`, not starting
+/// with `-`, so that an ID is one plain word wherever it is written
+/// (`LoadCredential=ID`, a path, nspawn's `ID:PATH`).
+pub fn check_credential_id(id: &str) -> Result<(), String> {
+    let ok = !id.is_empty()
+        && id.len() <= 255
+        && id != "."
+        && id != ".."
+        && !id.starts_with('-')
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.@+-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{id:?} is not a credential name (1 to 255 letters, digits, '_', '.', '@', '+', '-'; \
+             not starting with '-', not . or ..)"
+        ))
+    }
+}
+
+/// `ID:PATH`, PATH absolute and normalized (the file is the host's).
+pub fn parse_credential(spec: &str, encrypted: bool) -> Result<Credential, String> {
+    let Some((id, path)) = spec.split_once(':') else {
+        return Err(format!("{spec:?} is not ID:PATH"));
+    };
+    check_credential_id(id)?;
+    if !path.starts_with('/') {
+        return Err(format!(
+            "{path:?} is not an absolute path (the credential's file on the host)"
+        ));
+    }
+    check_absolute_path(path)?;
+    Ok(Credential {
+        id: id.to_string(),
+        path: path.to_string(),
+        encrypted,
+    })
+}
+
+/// `ID:VAR`: a credential name and an environment variable name.
+pub fn parse_secret(spec: &str) -> Result<Secret, String> {
+    let Some((id, var)) = spec.split_once(':') else {
+        return Err(format!("{spec:?} is not ID:VARIABLE"));
+    };
+    check_credential_id(id)?;
+    if !is_valid_env_name(var) {
+        return Err(format!("{var:?} is not a valid environment variable name"));
+    }
+    Ok(Secret {
+        id: id.to_string(),
+        var: var.to_string(),
+    })
+}
+
+impl Credential {
+    pub fn to_spec(&self) -> String {
+        format!("{}:{}", self.id, self.path)
+    }
+}
+
 /// When the container's unit becomes active (`Notify=`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Notify {
@@ -276,6 +359,11 @@ pub struct Launch {
     pub health: Health,
     pub connector: ConnectorAccess,
     pub private_users: PrivateUsers,
+    /// `Credential=`, `EncryptedCredential=`: system credentials of the
+    /// container (`--load-credential=`), loaded by its app service.
+    pub credentials: Vec<Credential>,
+    /// `Secret=ID:VAR`: a credential also as one of the app's variables.
+    pub secrets: Vec<Secret>,
     pub lifecycle: Lifecycle,
     /// For tests: another store and runtime directory, print instead of exec.
     pub store: Option<String>,
@@ -290,6 +378,7 @@ pub const USAGE: &str = "usage: sdme-nspawn --machine=NAME --image=IMAGE [--env=
 [--restart=POLICY] [--health-cmd=CMD] [--health-interval=SEC] [--health-timeout=SEC] [--health-retries=N] \
 [--health-start-period=SEC] [--health-on-failure=restart|stop|none] [--connector-allow-uid=UID] \
 [--connector-allow-gid=GID] [--connector-environment-files] [--private-users=yes|no|unless-privileged-ports|BASE[:SIZE]] \
+[--credential=ID:PATH] [--encrypted-credential=ID:PATH] [--secret=ID:VAR] \
 [--notify=started|healthy|no] [--stop-signal=SIG] [--stop-timeout=SEC] [--reload-signal=SIG] [--reload-cmd=ARG]… [--oneshot] [--store=DIR] [--runtime-dir=DIR] [--dry-run] \
 -- [NSPAWN ARGS…]
 See sdme-nspawn(8).";
@@ -515,6 +604,18 @@ impl Launch {
         if self.private_users != PrivateUsers::default() {
             a.push(format!("--private-users={}", self.private_users.to_spec()));
         }
+        for c in &self.credentials {
+            let option = match c.encrypted {
+                true => "--encrypted-credential",
+                false => "--credential",
+            };
+            a.push(format!("{option}={}", c.to_spec()));
+        }
+        a.extend(
+            self.secrets
+                .iter()
+                .map(|s| format!("--secret={}:{}", s.id, s.var)),
+        );
         let l = &self.lifecycle;
         if l.notify != Notify::Auto {
             a.push(format!("--notify={}", l.notify.to_spec()));
@@ -638,6 +739,16 @@ pub fn parse(args: Vec<OsString>) -> Result<Option<Launch>, String> {
                 o.private_users = PrivateUsers::parse(&val(&mut p, "--private-users")?)
                     .map_err(|e| bad("--private-users", e))?
             }
+            Long(name @ ("credential" | "encrypted-credential")) => {
+                let encrypted = name == "encrypted-credential";
+                let option = format!("--{name}");
+                let spec = val(&mut p, &option)?;
+                o.credentials
+                    .push(parse_credential(&spec, encrypted).map_err(|e| bad(&option, e))?);
+            }
+            Long("secret") => o
+                .secrets
+                .push(parse_secret(&val(&mut p, "--secret")?).map_err(|e| bad("--secret", e))?),
             Long("notify") => {
                 o.lifecycle.notify =
                     Notify::parse(&val(&mut p, "--notify")?).map_err(|e| bad("--notify", e))?

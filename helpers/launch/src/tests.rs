@@ -67,6 +67,22 @@ fn every_setting_survives_writing_and_reading() {
             reload_cmd: Some(vec!["nginx".into(), "-s".into(), "reload".into()]),
             oneshot: true,
         },
+        credentials: vec![
+            Credential {
+                id: "db.password".into(),
+                path: "/etc/sdme/creds/db pw".into(),
+                encrypted: false,
+            },
+            Credential {
+                id: "tls@key+1".into(),
+                path: "/etc/credstore.encrypted/tls".into(),
+                encrypted: true,
+            },
+        ],
+        secrets: vec![Secret {
+            id: "db.password".into(),
+            var: "DB_PASSWORD".into(),
+        }],
         store: Some("/tmp/store".into()),
         runtime_dir: Some("/tmp/run".into()),
         dry_run: true,
@@ -350,4 +366,55 @@ fn options_in_usage_and_in_the_man_page_are_the_same() {
             .unwrap_or_default();
         assert!(!err.contains("unexpected"), "--{name}: {err}");
     }
+}
+
+#[test]
+fn credential_names_and_paths() {
+    for good in ["a", "db.password", "tls@key+1", "A_B-c", &"x".repeat(255)] {
+        assert!(check_credential_id(good).is_ok(), "{good}");
+    }
+    for bad in [
+        "",
+        ".",
+        "..",
+        "-x",
+        "a/b",
+        "a:b",
+        "a b",
+        "a%i",
+        "a$b",
+        "é",
+        "a\nb",
+        &"x".repeat(256),
+    ] {
+        assert!(check_credential_id(bad).is_err(), "{bad:?}");
+    }
+    assert_eq!(
+        parse_credential("k:/etc/k", true),
+        Ok(Credential {
+            id: "k".into(),
+            path: "/etc/k".into(),
+            encrypted: true
+        })
+    );
+    for bad in [
+        "k",
+        "k:",
+        "k:etc/k",
+        "k:/etc/../k",
+        ":/etc/k",
+        "k:/a\nb",
+        "k:./x",
+    ] {
+        assert!(parse_credential(bad, false).is_err(), "{bad:?}");
+    }
+    assert!(parse_credential("k:relative", false)
+        .unwrap_err()
+        .contains("not an absolute path"));
+    assert!(parse_secret("k:VAR").is_ok());
+    for bad in ["k", "k:", "k:1VAR", "k:A-B", "a/b:VAR"] {
+        assert!(parse_secret(bad).is_err(), "{bad:?}");
+    }
+    // A path with ':' in it stays one path (only the first ':' splits).
+    assert_eq!(parse_credential("k:/a:b", false).unwrap().path, "/a:b");
 }

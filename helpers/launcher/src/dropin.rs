@@ -56,7 +56,15 @@ pub fn build(
     let mut out = if any_override(o) {
         overrides(o, record, app_view)?
     } else {
-        Dropins::default()
+        let mut out = Dropins::default();
+        // Credentials alone: only the app's LoadCredential= lines (a base
+        // OS image's own services import the system credentials themselves).
+        if !o.credentials.is_empty() && record.kind != Kind::Base {
+            let mut app = dropin();
+            load_credentials(app.section("Service"), o)?;
+            push(&mut out, units::APP_SERVICE, &app);
+        }
+        out
     };
     lifecycle(o, record, app_view, &mut out)?;
     Ok(out)
@@ -328,6 +336,7 @@ fn overrides(
 
     let mut app = dropin();
     identity(app.section("Service"))?;
+    load_credentials(app.section("Service"), o)?;
     let new_command = o.entrypoint.is_some() || o.cmd.is_some();
     if new_command || restricts_callers(o) {
         // Docker: a new entrypoint drops the image's cmd unless one is given.
@@ -444,6 +453,21 @@ fn overrides(
 
 /// The container's systemctl (merged /usr).
 const SYSTEMCTL: &str = "/usr/bin/systemctl";
+/// `LoadCredential=ID` for each credential: the container's systemd got
+/// them from nspawn as system credentials, and a name without a path loads
+/// the system credential of that name (systemd 252; `ImportCredential=`
+/// only exists from 254). systemd mounts the service's credentials at
+/// `/run/credentials/sdme-oci-app.service` inside its `RootDirectory=`,
+/// which is where `$CREDENTIALS_DIRECTORY` points.
+fn load_credentials(s: &mut Section, o: &Options) -> Result<(), String> {
+    for c in &o.credentials {
+        s.set(
+            "LoadCredential",
+            Value::word(&c.id).map_err(|e| e.to_string())?,
+        );
+    }
+    Ok(())
+}
 
 /// A drop-in of the launcher's, `[Unit]` before `[Service]`.
 fn dropin() -> Unit {
@@ -650,6 +674,44 @@ mod tests {
         let mut o = opts();
         o.connector.environment_files = true;
         assert_eq!(build(&o, &r, Some(&v)).unwrap(), started());
+    }
+
+    #[test]
+    fn credentials_are_loaded_by_the_app_alone_or_with_overrides() {
+        let t = tempfile::tempdir().unwrap();
+        let (v, mut r) = fixture(t.path());
+        let mut o = opts();
+        o.credentials = vec![
+            sdme_launch::Credential {
+                id: "db.pw".into(),
+                path: "/etc/pw".into(),
+                encrypted: false,
+            },
+            sdme_launch::Credential {
+                id: "tls".into(),
+                path: "/etc/tls".into(),
+                encrypted: true,
+            },
+        ];
+        let d = build(&o, &r, Some(&v)).unwrap();
+        assert_eq!(d.units.len(), 1);
+        assert_eq!(d.units[0].unit, units::APP_SERVICE);
+        assert!(
+            d.units[0]
+                .text
+                .ends_with("[Service]\nLoadCredential=db.pw\nLoadCredential=tls\n"),
+            "{}",
+            d.units[0].text
+        );
+        o.restart = Some("always");
+        let d = build(&o, &r, Some(&v)).unwrap();
+        assert!(d.units[0]
+            .text
+            .contains("LoadCredential=tls\nRestart=always\n"));
+        // A base image gets the system credentials only (no app service).
+        o.restart = None;
+        r.kind = Kind::Base;
+        assert_eq!(build(&o, &r, None).unwrap(), started());
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! own directories (confined where the container controls them) and its
 //! runtime directory. It must never fetch, unpack, or change an image.
 
+pub mod credentials;
 pub mod dropin;
 pub mod limits;
 /// The command line, the generator's and the launcher's one type.
@@ -296,7 +297,16 @@ pub fn prepare(o: &Options) -> Result<Prepared, String> {
         Kind::Connector if !o.connector.environment_files => &[],
         _ => &o.env_files,
     };
-    let env = environment_file(env_files, &o.env)?;
+    // Credentials: nspawn's options (an encrypted one decrypted here into
+    // a memfd), and the secrets among them as variables, last (they win).
+    let loaded = credentials::load(&o.credentials, &o.secrets)?;
+    let mut env_pairs = o.env.clone();
+    match record.kind {
+        // As EnvironmentFile=: a connector's callers get them only when it says so.
+        Kind::Connector if !o.connector.environment_files => {}
+        _ => env_pairs.extend(loaded.env.iter().cloned()),
+    }
+    let env = environment_file(env_files, &env_pairs)?;
     if !env.is_empty() {
         let path = runtime.join("environment");
         write_private(&path, env.as_bytes())?;
@@ -408,6 +418,7 @@ pub fn prepare(o: &Options) -> Result<Prepared, String> {
             extend_start = Some(dropins.ready_bound + BOOT_ALLOWANCE);
         }
     }
+    args.extend(loaded.args.iter().cloned());
     args.extend(o.nspawn_args.iter().map(OsString::from));
     let userns = range.map(|range| userns::Plan {
         range,
@@ -418,6 +429,7 @@ pub fn prepare(o: &Options) -> Result<Prepared, String> {
         args,
         userns,
         extend_start,
+        fds: loaded.fds,
     })
 }
 
@@ -462,6 +474,8 @@ pub struct Prepared {
     pub userns: Option<userns::Plan>,
     /// Seconds the start may take (see [`extend_start_timeout`]).
     pub extend_start: Option<u64>,
+    /// Decrypted credentials (memfds `args` name): open until the exec.
+    pub fds: Vec<std::os::fd::OwnedFd>,
 }
 
 /// The first port below 1024 of the image's `ExposedPorts` (`80/tcp`,

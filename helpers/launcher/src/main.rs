@@ -20,6 +20,7 @@ fn main() -> ExitCode {
         args,
         userns,
         extend_start,
+        fds,
     } = match launcher::prepare(&opts) {
         Ok(p) => p,
         Err(e) => {
@@ -57,7 +58,9 @@ fn main() -> ExitCode {
     if let Some(secs) = extend_start {
         launcher::extend_start_timeout(secs);
     }
+    // The credentials' memfds stay open across the exec (no close-on-exec).
     let e = std::process::Command::new(&binary).args(&args).exec();
+    drop(fds);
     eprintln!("sdme-nspawn: executing {}: {e}", binary.to_string_lossy());
     ExitCode::FAILURE
 }
