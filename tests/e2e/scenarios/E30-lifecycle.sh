@@ -131,10 +131,16 @@ for n in slow quick; do require "systemctl start systemd-nspawn@$n" timeout 120 
 check "the host's stop timeout covers the app's (20 s + 30 s)" test "$(systemctl show -P TimeoutStopUSec systemd-nspawn@slow)" = 50s
 up() { journalctl -M "$1" -u sdme-oci-app -o cat --no-pager | grep -q 'slow app up'; }
 wait_for 30 up slow; wait_for 30 up quick
+info "slow's app: $(in_machine slow systemctl show -p ActiveState -p SubState -p ExecMainStartTimestampMonotonic -p NRestarts sdme-oci-app | tr '\n' ' ')"
 t0=$(now)
 check "systemctl stop systemd-nspawn@slow" timeout 120 systemctl stop systemd-nspawn@slow
 took=$(since "$t0")
 check "the slow app had its time to stop ($took s >= 6 s)" awk -v t="$took" 'BEGIN { exit !(t >= 6) }'
+if ! awk -v t="$took" 'BEGIN { exit !(t >= 6) }'; then
+	info "slow's journal, every boot:"
+	journalctl -M slow -o short-monotonic --no-pager 2>&1 | grep -v -e Deactivated -e Unmount -e umount | tail -70 | sed 's/^/     | /'
+	journalctl -u systemd-nspawn@slow -o short-monotonic --no-pager | tail -30 | sed 's/^/     | /'
+fi
 check "systemctl stop systemd-nspawn@quick" timeout 120 systemctl stop systemd-nspawn@quick
 for n in slow quick; do require "systemctl start systemd-nspawn@$n (again, to read its journal)" timeout 120 systemctl start systemd-nspawn@$n; done
 check "the slow app's last words reached the journal" sh -c "journalctl -M slow -u sdme-oci-app -o cat --no-pager | grep -q 'slow stop done'"
