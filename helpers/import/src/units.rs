@@ -154,7 +154,10 @@ pub fn app_service(spec: &AppSpec) -> Result<String, Error> {
         // the journal's stream socket, a FIFO can be reopened through
         // /dev/stdout (Docker images symlink their logs there). Ordered
         // after both, the app is stopped before them: see [`log_service`].
-        u.set("Requires", word(OUTPUT_SERVICE)?)
+        // Wants=, not Requires=: systemd propagates a restart, automatic
+        // ones included, to the units that require the restarted one, and
+        // a restarted log must not restart the app.
+        u.set("Wants", word(OUTPUT_SERVICE)?)
             .set("After", word(OUTPUT_SERVICE)?)
             .set("Wants", word(LOG_SERVICE)?)
             .set("After", word(LOG_SERVICE)?);
@@ -241,7 +244,7 @@ pub fn output_service(name: &str) -> Result<String, Error> {
             "Description",
             Value::text(&format!("Output of OCI application {name}")),
         )
-        .set("Requires", word(LOG_SERVICE)?)
+        .set("Wants", word(LOG_SERVICE)?)
         .set("After", word(LOG_SERVICE)?);
     let hold = format!("exec sleep infinity 0<>{STDOUT_FIFO}");
     unit.section("Service")
