@@ -32,6 +32,7 @@ const USAGE: &str = "usage: sdme [-v] [--root=DIR] [--no-reload] COMMAND
   exec NAME [-i] [-t] [--] CMD...   run CMD in the app's root, as the app
   images [--json]                   the store's image generations
   pull NAME                         run the import and follow it
+  start|stop|restart NAME           systemctl start|stop|restart its container
   install [--replace] FILE|DIR...   copy descriptors into /etc/sdme (checked first)
   rm NAME                           stop it, remove its descriptor from /etc/sdme
   reset NAME                        drop the container's writable layers, keep volumes
@@ -71,6 +72,11 @@ pub enum Cmd {
         json: bool,
     },
     Pull {
+        name: String,
+    },
+    /// `start`, `stop` or `restart` of the container's unit.
+    Unit {
+        verb: String,
         name: String,
     },
     Install {
@@ -188,6 +194,10 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, String> {
         }
         "images" if words.is_empty() => Cmd::Images { json },
         "pull" => Cmd::Pull { name: one("NAME")? },
+        "start" | "stop" | "restart" => Cmd::Unit {
+            verb: word.clone(),
+            name: one("NAME")?,
+        },
         "install" if !words.is_empty() => Cmd::Install {
             replace,
             paths: words.iter().map(PathBuf::from).collect(),
@@ -293,6 +303,10 @@ fn run(args: &Args) -> Res<u8> {
         Cmd::Pull { name } => {
             system()?;
             ops::pull(&sys, &root, name)
+        }
+        Cmd::Unit { verb, name } => {
+            system()?;
+            ops::unit_verb(&sys, &root, verb, name)
         }
         Cmd::Install { replace, paths } => {
             let edits = ops::install_edits(&root, paths, *replace)?;

@@ -40,6 +40,13 @@ fn commands_and_their_options() {
     assert_eq!(cmd(&["rm", "web"]), Cmd::Rm { name: "web".into() });
     assert_eq!(cmd(&["reset", "web"]), Cmd::Reset { name: "web".into() });
     assert_eq!(cmd(&["pull", "web"]), Cmd::Pull { name: "web".into() });
+    assert_eq!(
+        cmd(&["restart", "web"]),
+        Cmd::Unit {
+            verb: "restart".into(),
+            name: "web".into()
+        }
+    );
     let a = p(&["-v", "--root=/t", "--no-reload", "status", "web"]).unwrap();
     assert!(a.verbose && !a.reload);
     assert_eq!(a.root.as_deref(), Some(Path::new("/t")));

@@ -415,6 +415,15 @@ pub fn exec(sys: &Sys, root: &Path, name: &str, mode: ExecMode, cmd: &[String]) 
     Ok(code(status))
 }
 
+// ---- start, stop, restart ------------------------------------------------
+
+/// `systemctl VERB systemd-nspawn@NAME.service` (its exit status).
+pub fn unit_verb(sys: &Sys, root: &Path, verb: &str, name: &str) -> Res<u8> {
+    container(root, name)?;
+    let unit = nspawn_unit_name(name);
+    Ok(code(sys.run_no_stdin("systemctl", &args(&[verb, &unit]))?))
+}
+
 // ---- pull --------------------------------------------------------------
 
 pub fn pull(sys: &Sys, root: &Path, name: &str) -> Res<u8> {
