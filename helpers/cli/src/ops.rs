@@ -371,6 +371,13 @@ pub fn exec_args(
 
 pub fn exec(sys: &Sys, root: &Path, name: &str, mode: ExecMode, cmd: &[String]) -> Res<u8> {
     container(root, name)?;
+    if mode.tty && !rustix::termios::isatty(std::io::stdin()) {
+        // systemd-run --pty would forward a terminal to nothing.
+        return Err(Failure::new(
+            EXIT_FAILURE,
+            "exec -t: stdin is not a terminal (leave out -t to pipe)",
+        ));
+    }
     if !state(sys, &nspawn_unit_name(name))?.is_active() {
         return Err(Failure::new(
             EXIT_INACTIVE,

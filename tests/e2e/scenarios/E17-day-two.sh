@@ -101,7 +101,11 @@ check "exec: the app's root (nginx is there, not in the base)" sdme exec web tes
 check "exec: the command's exit status" sh -c 'sdme exec web sh -c "exit 7"; [ $? = 7 ]'
 check "exec -i: stdin reaches the command" test "$(echo piped | sdme exec -i web cat)" = piped
 check "exec without -i: stdin is empty" test "$(echo piped | sdme exec web cat)" = ""
-check "exec -t: a terminal" sh -c "sdme exec -t web sh -c 'test -t 0 && echo tty' </dev/null | grep -q tty"
+# -t: a terminal for the command, when sdme has one (script(1) gives it one).
+tty_yes() { out=$(script -qec "sdme exec -t web sh -c 'test -t 0 && echo tty-yes'" /dev/null 2>&1); printf '%s\n' "$out"; printf '%s' "$out" | grep -q tty-yes; }
+check "exec -t: the command has a terminal" tty_yes
+check "exec -t without a terminal is refused (exit 1)" sh -c 'sdme exec -t web true </dev/null; [ $? = 1 ]'
+
 check "exec: the command's options are its own" test "$(sdme exec web -- sh -c 'echo -n x')" = x
 check "sdme -v exec prints systemd-run and busctl" sh -c "sdme -v exec web true 2>&1 | grep -q '^+ systemd-run --machine=web' && sdme -v exec web true 2>&1 | grep -q '^+ busctl --machine=web'"
 
