@@ -104,6 +104,12 @@ check "exec without -i: stdin is empty" test "$(echo piped | sdme exec web cat)"
 # -t: a terminal for the command, when sdme has one (script(1) gives it one).
 tty_yes() { out=$(script -qec "sdme exec -t web sh -c 'test -t 0 && echo tty-yes'" /dev/null 2>&1); printf '%s\n' "$out"; printf '%s' "$out" | grep -q tty-yes; }
 check "exec -t: the command has a terminal" tty_yes
+if ! tty_yes >/dev/null 2>&1; then
+	script -qc "sdme -v exec -t web sh -c 'tty; echo tty-yes'; echo rc=\$?" "$E2E_OUT/e17-typescript" >/dev/null 2>&1 </dev/null
+	info "typescript of sdme -v exec -t:"; cat -v "$E2E_OUT/e17-typescript" | sed 's/^/     | /'
+	script -qc "systemd-run -M web --quiet --wait --pty sh -c 'tty; echo tty-yes'; echo rc=\$?" "$E2E_OUT/e17-typescript2" >/dev/null 2>&1 </dev/null
+	info "typescript of a plain systemd-run -M web --pty:"; cat -v "$E2E_OUT/e17-typescript2" | sed 's/^/     | /'
+fi
 check "exec -t without a terminal is refused (exit 1)" sh -c 'sdme exec -t web true </dev/null; [ $? = 1 ]'
 
 check "exec: the command's options are its own" test "$(sdme exec web -- sh -c 'echo -n x')" = x
