@@ -720,9 +720,11 @@ pub fn reset(sys: &Sys, root: &Path, store: &Store, name: &str) -> Res<u8> {
     let e = container(root, name)?;
     let nspawn = nspawn_unit_name(name);
     let socket = connector_socket_name(name);
+    // Stopped first: what runs (or is starting) now, to start again after.
     let mut was = Vec::new();
     for s in sys.unit_states(&[nspawn.clone(), socket.clone()], None)? {
-        if s.is_active() && (s.unit == nspawn || e.starts_on_demand()) {
+        let up = !matches!(s.active.as_str(), "inactive" | "failed" | "");
+        if up && (s.unit == nspawn || e.starts_on_demand()) {
             was.push(s.unit);
         }
     }
@@ -739,9 +741,11 @@ pub fn reset(sys: &Sys, root: &Path, store: &Store, name: &str) -> Res<u8> {
         // for it and then builds fresh layers; one that started before it
         // is seen running below, and nothing is removed under it.
         let _lock = store.lock(true)?;
-        if state(sys, &nspawn)?.active != "inactive" && state(sys, &nspawn)?.active != "failed" {
+        let now = state(sys, &nspawn)?;
+        if !matches!(now.active.as_str(), "inactive" | "failed") {
             return Err(format!(
-                "container {name} was started again during the reset; nothing removed"
+                "container {name} was started again during the reset ({}); nothing removed",
+                now.active
             )
             .into());
         }
