@@ -109,6 +109,11 @@ if ! tty_yes >/dev/null 2>&1; then
 	info "typescript of sdme -v exec -t:"; cat -v "$E2E_OUT/e17-typescript" | sed 's/^/     | /'
 	script -qc "systemd-run -M web --quiet --wait --pty sh -c 'tty; echo tty-yes'; echo rc=\$?" "$E2E_OUT/e17-typescript2" >/dev/null 2>&1 </dev/null
 	info "typescript of a plain systemd-run -M web --pty:"; cat -v "$E2E_OUT/e17-typescript2" | sed 's/^/     | /'
+	for p in "-p User=33" "-p RootDirectory=/oci/root -p MountAPIVFS=yes" "-p Group=33"; do
+		script -qc "systemd-run -M web --quiet --wait --pty $p sh -c 'test -t 0 && echo tty-yes'; echo rc=\$?" "$E2E_OUT/e17-ts3" >/dev/null 2>&1 </dev/null
+		info "systemd-run -M web --pty $p: $(tr -d '\r' <"$E2E_OUT/e17-ts3" | grep -v '^Script' | tr '\n' ' ')"
+	done
+	in_machine web journalctl --no-pager -n 30 -o short-monotonic 2>&1 | grep -i -e tty -e terminal -e stdin -e run-u | tail -12 | sed 's/^/     | /'
 fi
 check "exec -t without a terminal is refused (exit 1)" sh -c 'sdme exec -t web true </dev/null; [ $? = 1 ]'
 
