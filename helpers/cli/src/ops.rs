@@ -493,11 +493,9 @@ pub fn pull(sys: &Sys, root: &Path, name: &str) -> Res<u8> {
     let after = state(&quiet, &unit)?;
     if status.success() {
         println!("{unit}: {} ({})", after.active, after.sub);
-        if e.has_container() {
-            println!(
-                "the container runs the new image from its next start: systemctl restart {}",
-                nspawn_unit_name(name)
-            );
+        let running = e.has_container() && state(&quiet, &nspawn_unit_name(name))?.is_active();
+        if running {
+            println!("container {name} keeps the image it started with until it restarts (sdme restart {name})");
         }
         Ok(0)
     } else {
