@@ -326,6 +326,19 @@ pub fn app_properties(json_lines: &str) -> Result<(Vec<String>, Vec<String>), St
     Ok((props, env))
 }
 
+/// systemd's exit status when it could not set up a service's stdin.
+const EXIT_STATUS_STDIN: i32 = 208;
+
+/// Why `exec -t` can fail with 208 for a non-root app user.
+pub fn tty_hint(name: &str, user: &str) -> String {
+    format!(
+        "sdme: exec -t: the container's systemd could not give the terminal to user {user} \
+         (208/STDIN, \"Failed to change ownership of terminal\" in journalctl -M {name}): the \
+         host's machined opened it outside the container's user namespace (systemd 252 does, \
+         257 does not); run the command without -t"
+    )
+}
+
 const APP_PROPERTIES: [&str; 9] = [
     "RootDirectory",
     "MountAPIVFS",
@@ -419,6 +432,10 @@ pub fn exec(sys: &Sys, root: &Path, name: &str, mode: ExecMode, cmd: &[String]) 
     } else {
         sys.run_no_stdin("systemd-run", &a)?
     };
+    let user = props.iter().find_map(|p| p.strip_prefix("User="));
+    if mode.tty && status.code() == Some(EXIT_STATUS_STDIN) && user.is_some() {
+        eprintln!("{}", tty_hint(name, user.unwrap_or_default()));
+    }
     Ok(code(status))
 }
 

@@ -101,19 +101,18 @@ check "exec: the app's root (nginx is there, not in the base)" sdme exec web tes
 check "exec: the command's exit status" sh -c 'sdme exec web sh -c "exit 7"; [ $? = 7 ]'
 check "exec -i: stdin reaches the command" test "$(echo piped | sdme exec -i web cat)" = piped
 check "exec without -i: stdin is empty" test "$(echo piped | sdme exec web cat)" = ""
-# -t: a terminal for the command, when sdme has one (script(1) gives it one).
-tty_yes() { out=$(script -qec "sdme exec -t web sh -c 'test -t 0 && echo tty-yes'" /dev/null 2>&1); printf '%s\n' "$out"; printf '%s' "$out" | grep -q tty-yes; }
-check "exec -t: the command has a terminal" tty_yes
-if ! tty_yes >/dev/null 2>&1; then
-	script -qc "sdme -v exec -t web sh -c 'tty; echo tty-yes'; echo rc=\$?" "$E2E_OUT/e17-typescript" >/dev/null 2>&1 </dev/null
-	info "typescript of sdme -v exec -t:"; cat -v "$E2E_OUT/e17-typescript" | sed 's/^/     | /'
-	script -qc "systemd-run -M web --quiet --wait --pty sh -c 'tty; echo tty-yes'; echo rc=\$?" "$E2E_OUT/e17-typescript2" >/dev/null 2>&1 </dev/null
-	info "typescript of a plain systemd-run -M web --pty:"; cat -v "$E2E_OUT/e17-typescript2" | sed 's/^/     | /'
-	for p in "-p User=33" "-p RootDirectory=/oci/root -p MountAPIVFS=yes" "-p Group=33"; do
-		script -qc "systemd-run -M web --quiet --wait --pty $p sh -c 'test -t 0 && echo tty-yes'; echo rc=\$?" "$E2E_OUT/e17-ts3" >/dev/null 2>&1 </dev/null
-		info "systemd-run -M web --pty $p: $(tr -d '\r' <"$E2E_OUT/e17-ts3" | grep -v '^Script' | tr '\n' ' ')"
-	done
-	in_machine web journalctl --no-pager -n 30 -o short-monotonic 2>&1 | grep -i -e tty -e terminal -e stdin -e run-u | tail -12 | sed 's/^/     | /'
+# -t: a terminal for the command, when sdme has one (script(1) gives it
+# one). The host's machined of systemd 252 opens the terminal outside the
+# container's user namespace, so the container's systemd cannot give it to
+# uid 33 (208/STDIN); sdme says so. Newer hosts (257) give it.
+host_systemd=$(systemctl --version | awk 'NR == 1 { print $2 }')
+tty_run() { script -qec "sdme exec -t web sh -c 'test -t 0 && echo tty-yes'; echo rc=\$?" /dev/null </dev/null 2>&1 | tr -d '\r'; }
+tty_yes() { out=$(tty_run); printf '%s\n' "$out"; printf '%s' "$out" | grep -qx tty-yes; }
+tty_explained() { out=$(tty_run); printf '%s\n' "$out"; printf '%s' "$out" | grep -qx rc=208 && printf '%s' "$out" | grep -q "could not give the terminal to user 33"; }
+if [ "$host_systemd" -le 252 ]; then
+	check "exec -t on systemd $host_systemd: refused by the container's systemd (208), and sdme says why" tty_explained
+else
+	check "exec -t on systemd $host_systemd: the command has a terminal" tty_yes
 fi
 check "exec -t without a terminal is refused (exit 1)" sh -c 'sdme exec -t web true </dev/null; [ $? = 1 ]'
 
