@@ -106,9 +106,11 @@ check "exec without -i: stdin is empty" test "$(echo piped | sdme exec web cat)"
 # container's user namespace, so the container's systemd cannot give it to
 # uid 33 (208/STDIN); sdme says so. Newer hosts (257) give it.
 host_systemd=$(systemctl --version | awk 'NR == 1 { print $2 }')
-tty_run() { script -qec "sdme exec -t web sh -c 'test -t 0 && echo tty-yes'; echo rc=\$?" /dev/null </dev/null 2>&1 | tr -d '\r'; }
-tty_yes() { out=$(tty_run); printf '%s\n' "$out"; printf '%s' "$out" | grep -qx tty-yes; }
-tty_explained() { out=$(tty_run); printf '%s\n' "$out"; printf '%s' "$out" | grep -qx rc=208 && printf '%s' "$out" | grep -q "could not give the terminal to user 33"; }
+# The marker is computed by the command (tty-42), so the title systemd-run
+# 257 sets from the command line (tty-$((6*7))) cannot stand in for it.
+tty_run() { script -qec "sdme exec -t web sh -c 'test -t 0 && echo tty-\$((6*7))'; echo rc=\$?" /dev/null </dev/null 2>&1 | tr -d '\r'; }
+tty_yes() { out=$(tty_run); printf '%s\n' "$out" | cat -v; printf '%s' "$out" | grep -q 'tty-42' && printf '%s' "$out" | grep -q 'rc=0$'; }
+tty_explained() { out=$(tty_run); printf '%s\n' "$out" | cat -v; printf '%s' "$out" | grep -q 'rc=208$' && printf '%s' "$out" | grep -q "could not give the terminal to user 33"; }
 if [ "$host_systemd" -le 252 ]; then
 	check "exec -t on systemd $host_systemd: refused by the container's systemd (208), and sdme says why" tty_explained
 else
