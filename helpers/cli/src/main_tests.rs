@@ -404,6 +404,12 @@ fn the_shadow_check_sees_what_the_generator_sees() {
         e.contains("/etc/sdme/web.oci:3: Base=base: no descriptor named base"),
         "{e}"
     );
+    // Only descriptors are copied: a secret beside them stays where it is.
+    write(&root.join("etc/sdme/db.env"), "PASSWORD=x\n");
+    let shadow = shadow::TempDir::new("test").unwrap();
+    shadow::copy_search_path(root, shadow.path()).unwrap();
+    assert!(shadow.path().join("etc/sdme/web.oci").is_file());
+    assert!(!shadow.path().join("etc/sdme/db.env").exists());
     // The real tree was not touched.
     assert!(root.join("usr/lib/sdme/base.oci").exists());
     assert!(std::fs::symlink_metadata(root.join("etc/sdme/base.oci")).is_ok());

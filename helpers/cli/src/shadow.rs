@@ -5,8 +5,9 @@
 //! own messages, naming file:line as on the real system). Nothing under
 //! the real root is written until this passed.
 //!
-//! The copy keeps what the generator looks at: regular files (their
-//! contents), symlinks to `/dev/null` (masks), directories (`NAME.oci.d`),
+//! The copy keeps what the generator looks at (`NAME.oci`, `NAME.oci.d/`,
+//! `*.conf` in those; nothing else, such as environment files beside
+//! them): regular files (their contents), symlinks to `/dev/null` (masks), directories (`NAME.oci.d`),
 //! and the contents of any other symlink's target, read with the kernel
 //! confining it to the root (`openat2(RESOLVE_IN_ROOT)`) as the generator
 //! reads it. Both runs see the same copy, so anything it renders
@@ -243,7 +244,13 @@ fn copy_children(
         }
     }
     names.sort();
-    for name in names {
+    // Only what the generator reads: no env files or secrets that live
+    // beside the descriptors are copied.
+    let wanted = |n: &str| match depth {
+        0 => n.ends_with(".oci") || n.ends_with(".oci.d"),
+        _ => n.ends_with(".conf"),
+    };
+    for name in names.into_iter().filter(|n| wanted(n)) {
         copy_entry(root, root_fd, &format!("{shown}/{name}"), to, depth + 1)?;
     }
     Ok(())
