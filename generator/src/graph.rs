@@ -10,6 +10,7 @@ use crate::diagnostic::Diagnostic;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// Why a name cannot be used as a dependency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unusable {
     Masked,
     Broken,

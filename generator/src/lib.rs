@@ -36,6 +36,17 @@ pub struct Generation {
     pub diagnostics: Vec<Diagnostic>,
 }
 
+/// Every descriptor under `root` as the generator judges it, before any
+/// unit is written: for tools that inspect descriptors (`sdme ls`).
+pub struct Descriptors {
+    /// The usable descriptors, by name.
+    pub usable: BTreeMap<String, descriptor::Descriptor>,
+    /// The others: masked, or skipped (own errors, or a failing reference).
+    pub unusable: BTreeMap<String, Unusable>,
+    /// Every entry is an error, as in [`Generation::diagnostics`].
+    pub diagnostics: Vec<Diagnostic>,
+}
+
 /// Every descriptor found, built on its own (no checks between them yet):
 /// the usable ones by name, those that cannot be used and why, and the
 /// file each name comes from.
@@ -204,19 +215,35 @@ pub fn build_all(found: BTreeMap<String, Found>, diagnostics: &mut Vec<Diagnosti
     b
 }
 
-/// Reads the search path under `root` and computes the output tree.
-pub fn generate(root: &Path) -> Generation {
+/// Reads the search path under `root` and checks every descriptor and the
+/// references between them, as [`generate`] does before it emits units.
+pub fn descriptors(root: &Path) -> Descriptors {
     let (found, mut diagnostics) = search::discover(root);
     let Built {
         mut descriptors,
-        unusable,
+        mut unusable,
         paths,
     } = build_all(found, &mut diagnostics);
     let before: Vec<String> = descriptors.keys().cloned().collect();
     graph::resolve(&mut descriptors, &unusable, &mut diagnostics);
-    for name in before.iter().filter(|n| !descriptors.contains_key(*n)) {
-        diagnostics.push(skipped(&paths[name], name));
+    for name in before.into_iter().filter(|n| !descriptors.contains_key(n)) {
+        diagnostics.push(skipped(&paths[&name], &name));
+        unusable.insert(name, Unusable::Broken);
     }
+    Descriptors {
+        usable: descriptors,
+        unusable,
+        diagnostics,
+    }
+}
+
+/// Reads the search path under `root` and computes the output tree.
+pub fn generate(root: &Path) -> Generation {
+    let Descriptors {
+        usable: descriptors,
+        mut diagnostics,
+        ..
+    } = self::descriptors(root);
     let mut tree = Tree::new();
     let on_demand = |name: &str| {
         descriptors

@@ -5,18 +5,21 @@
 use sdme_generator::lookup::{lookup, search_dirs_shown, Lookup};
 pub use sdme_generator::names::check_machine_name;
 
+use crate::shadow::{self, Edit};
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 /// Where `add` writes: the administrator's directory.
-const ADMIN_DIR: &str = "etc/sdme";
+pub const ADMIN_DIR: &str = "etc/sdme";
 
 /// The drop-in that `add` writes for connector `name` of `container`.
 pub fn dropin_path(root: &Path, container: &str, name: &str) -> PathBuf {
-    root.join(ADMIN_DIR)
-        .join(format!("{container}.oci.d"))
-        .join(format!("50-connector-{name}.conf"))
+    root.join(dropin_rel(container, name))
+}
+
+fn dropin_rel(container: &str, name: &str) -> String {
+    format!("{ADMIN_DIR}/{container}.oci.d/50-connector-{name}.conf")
 }
 
 /// Contents of that drop-in.
@@ -54,21 +57,15 @@ pub fn add(root: &Path, container: &str, name: &str) -> Result<Change, String> {
     if fs::read_to_string(&path).is_ok_and(|c| c == contents) {
         return Ok(Change::AlreadyThere(path));
     }
-    let dir = path
-        .parent()
-        .ok_or_else(|| format!("{}: no parent directory", path.display()))?;
-    fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let tmp = dir.join(format!(".50-connector-{name}.conf.tmp"));
-    let write = || -> io::Result<()> {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(contents.as_bytes())?;
-        f.sync_all()?;
-        fs::rename(&tmp, &path)
+    // The generator's own rules over the would-be search path: a
+    // connector that does not exist (or is not a connector) is refused
+    // here, not found at the next daemon-reload with the client gone.
+    let edit = Edit::Write {
+        path: dropin_rel(container, name),
+        contents: contents.into_bytes(),
     };
-    write().map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        format!("cannot write {}: {e}", path.display())
-    })?;
+    shadow::check(root, std::slice::from_ref(&edit))?;
+    shadow::apply(root, &edit)?;
     Ok(Change::Written(path))
 }
 
@@ -78,6 +75,12 @@ pub fn remove(root: &Path, container: &str, name: &str) -> Result<Change, String
     check_machine_name(container)?;
     check_machine_name(name)?;
     let path = dropin_path(root, container, name);
+    if path.exists() {
+        let edit = Edit::Remove {
+            path: dropin_rel(container, name),
+        };
+        shadow::check(root, std::slice::from_ref(&edit))?;
+    }
     match fs::remove_file(&path) {
         Ok(()) => Ok(Change::Removed(path)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {

@@ -3,6 +3,14 @@ use super::*;
 /// The smallest descriptor the generator accepts.
 const IMAGE: &str = "[Image]\nImage=docker.io/library/x:1\n";
 
+/// A connector the generator accepts.
+fn connector(path: &str) -> (&str, String) {
+    (
+        path,
+        "[Image]\nImage=docker.io/library/c:1\nMode=connector\n[Container]\n".into(),
+    )
+}
+
 fn root_with(files: &[(&str, String)]) -> tempfile::TempDir {
     let t = tempfile::tempdir().unwrap();
     for (path, text) in files {
@@ -23,7 +31,10 @@ fn names(root: &Path, c: &str) -> Vec<String> {
 
 #[test]
 fn add_writes_the_dropin_and_ls_sees_it() {
-    let t = root_with(&[("etc/sdme/client.oci", format!("{IMAGE}[Container]\n"))]);
+    let t = root_with(&[
+        ("etc/sdme/client.oci", format!("{IMAGE}[Container]\n")),
+        connector("usr/lib/sdme/nginx.oci"),
+    ]);
     let change = add(t.path(), "client", "nginx").unwrap();
     let path = t
         .path()
@@ -40,7 +51,10 @@ fn add_writes_the_dropin_and_ls_sees_it() {
 
 #[test]
 fn add_requires_a_descriptor_and_valid_names() {
-    let t = root_with(&[("usr/lib/sdme/client.oci", format!("{IMAGE}[Container]\n"))]);
+    let t = root_with(&[
+        ("usr/lib/sdme/client.oci", format!("{IMAGE}[Container]\n")),
+        connector("etc/sdme/redis.oci"),
+    ]);
     assert!(add(t.path(), "client", "redis").is_ok());
     let e = add(t.path(), "missing", "redis").unwrap_err();
     assert!(e.contains("no descriptor missing.oci"), "{e}");
@@ -50,10 +64,14 @@ fn add_requires_a_descriptor_and_valid_names() {
 
 #[test]
 fn rm_removes_only_what_add_wrote() {
-    let t = root_with(&[(
-        "etc/sdme/client.oci",
-        format!("{IMAGE}[Container]\nConnector=redis\n"),
-    )]);
+    let t = root_with(&[
+        (
+            "etc/sdme/client.oci",
+            format!("{IMAGE}[Container]\nConnector=redis\n"),
+        ),
+        connector("etc/sdme/redis.oci"),
+        connector("etc/sdme/nginx.oci"),
+    ]);
     add(t.path(), "client", "nginx").unwrap();
     assert_eq!(names(t.path(), "client"), ["redis", "nginx"]);
     assert!(matches!(
@@ -126,4 +144,24 @@ fn ls_reports_what_the_generator_would_reject() {
     // A broken descriptor still takes a connector; masked does not.
     assert!(add(t.path(), "bad", "nginx").is_ok());
     assert!(add(t.path(), "masked", "nginx").is_err());
+}
+
+#[test]
+fn add_refuses_what_the_generator_would_drop() {
+    let t = root_with(&[
+        ("etc/sdme/box.oci", format!("{IMAGE}[Container]\n")),
+        ("etc/sdme/plain.oci", format!("{IMAGE}[Container]\n")),
+    ]);
+    // The typo of issue 14: the generator would drop box entirely.
+    let e = add(t.path(), "box", "nosuch").unwrap_err();
+    assert!(
+        e.contains("/etc/sdme/box.oci.d/50-connector-nosuch.conf:3: Connector=nosuch: no descriptor named nosuch"),
+        "{e}"
+    );
+    assert!(e.contains("skipped: no units generated for box"), "{e}");
+    // Not a connector: refused with the generator's reason.
+    let e = add(t.path(), "box", "plain").unwrap_err();
+    assert!(e.contains("descriptor plain is not a connector"), "{e}");
+    // Nothing was written.
+    assert!(!t.path().join("etc/sdme/box.oci.d").exists());
 }
