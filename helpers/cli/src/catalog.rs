@@ -82,18 +82,20 @@ impl Entry {
 /// Every descriptor under `root`, by name.
 pub fn entries(root: &Path) -> BTreeMap<String, Entry> {
     let judged = sdme_generator::descriptors(root);
-    let (found, _) = sdme_generator::search::discover(root);
+    // Each descriptor on its own, as the generator builds it (a template's
+    // instances included, named NAME-INST), before the checks between them.
+    let (found, mut own) = sdme_generator::search::discover(root);
+    let built = sdme_generator::build_all(found, &mut own);
+    let names: std::collections::BTreeSet<String> = built
+        .descriptors
+        .keys()
+        .chain(built.unusable.keys())
+        .cloned()
+        .collect();
     let mut out = BTreeMap::new();
-    for (name, f) in found {
-        use sdme_generator::search::Found;
-        let (file, descriptor) = match f {
-            Found::Descriptor { main, dropins } => {
-                let d = sdme_generator::build::build(&name, &main, &dropins).ok();
-                (Some(main.shown), d)
-            }
-            Found::Masked { shown } => (Some(shown), None),
-            Found::Broken => (None, None),
-        };
+    for name in names {
+        let file = built.paths.get(&name).cloned();
+        let descriptor = built.descriptors.get(&name).cloned();
         let problems = judged
             .diagnostics
             .iter()
