@@ -43,6 +43,7 @@ fn publish(dir: &Path, v: &str) -> String {
         Entry::Dir("usr", 0o755),
         Entry::Dir("usr/bin", 0o755),
         Entry::File("usr/bin/app", b"#!/bin/sh\n", 0o755),
+        Entry::Symlink("usr/bin/app-again", "app"),
         Entry::File("version", body.as_bytes(), 0o644),
     ]);
     oci::layout(
