@@ -80,7 +80,7 @@ else
 	fail "the launcher warned at warning priority in the unit's journal (the next container may fail)"
 	journalctl -b -u systemd-nspawn@tight --no-pager | tail -5 | sed 's/^/     | /'
 fi
-check "the warning shows in systemctl status" sh -c 'systemctl status --no-pager -l -n 20 systemd-nspawn@tight | grep -q "inotify instances nearly used up"'
+check "the warning shows in systemctl status" sh -c 'systemctl status --no-pager -l -n 100 systemd-nspawn@tight | grep -q "inotify instances nearly used up"'
 if wait_for 60 page_in tight; then pass "a warning, not a refusal: the container still runs"; else fail "the warned container runs"; fi
 
 require "stop the containers" timeout 60 systemctl stop systemd-nspawn@tight systemd-nspawn@nginx

@@ -127,7 +127,7 @@ if [ "$rc" = 0 ] && [[ $err == *"nginx version: nginx/"* ]]; then
 else
 	fail "first call through the host socket: exit $rc, stderr: $err"
 fi
-check "systemd-nspawn@web is active now" systemctl is-active systemd-nspawn@web
+check "systemd-nspawn@web becomes active (its boot done: Notify=)" wait_for 30 systemctl is-active -q systemd-nspawn@web
 check "the container adopted the host's socket (same inode, not rebound)" \
 	test "$(stat -c %i "$sock" 2>/dev/null)" = "$ino0"
 listens() { in_machine web systemctl show -P Listen sdme-oci-app.socket | grep -q "$sock"; }
@@ -196,7 +196,7 @@ if [ "$rc" = 0 ]; then
 else
 	fail "the call after a poweroff: exit $rc, stderr: $err"
 fi
-check "systemd-nspawn@web is active again" systemctl is-active systemd-nspawn@web
+check "systemd-nspawn@web becomes active again" wait_for 30 systemctl is-active -q systemd-nspawn@web
 
 # The control: with StartOnDemand=no there is no host socket, and the
 # container binds its socket itself (so "adopted" can tell the two apart).
