@@ -12,6 +12,7 @@
 
 pub mod dropin;
 pub mod limits;
+pub mod network;
 /// The command line, the generator's and the launcher's one type.
 pub use sdme_launch as options;
 pub mod userns;
@@ -350,7 +351,22 @@ pub fn prepare(o: &Options) -> Result<Prepared, String> {
         }
     }
 
-    let dropins = dropin::build(o, &record, app_view.as_ref().map(|(v, _)| v))?;
+    let mut dropins = dropin::build(o, &record, app_view.as_ref().map(|(v, _)| v))?;
+    if let Some(zone) = &o.zone {
+        let mut root = lowers.clone();
+        root.push(upper.clone());
+        network::zone_dropin(zone, &MergedView::new(root), is_app, &mut dropins)?;
+    }
+    if let Some(other) = &o.netns_of {
+        if range.is_some() {
+            // The generator's default for a pod member is no (sdme.oci(5)).
+            return Err(format!(
+                "--network-namespace-of={other} needs --private-users=no: a container in a user \
+                 namespace of its own cannot join another's network namespace"
+            ));
+        }
+        args.push(network::netns_arg(other, o.dry_run)?);
+    }
     if range.is_some() && !(dropins.units.is_empty() && dropins.masked.is_empty()) {
         // nspawn creates a bind's missing parents as the host's root, which
         // in a user namespace reads as nobody: /run/systemd would not be
