@@ -66,65 +66,90 @@ pub fn netns_arg(other: &str, dry_run: bool) -> Result<OsString, String> {
 }
 
 const RESOLVED: &str = "systemd-resolved.service";
+const NETWORKD: &str = "systemd-networkd.service";
 
-/// Whether the container's root has systemd-resolved.
-fn has_resolved(root: &MergedView) -> bool {
+/// Whether the container's root has `unit` (a system unit file).
+fn has_unit(root: &MergedView, unit: &str) -> bool {
     [
         "/usr/lib/systemd/system",
         "/lib/systemd/system",
         "/etc/systemd/system",
     ]
     .iter()
-    .any(|dir| root.exists(&format!("{dir}/{RESOLVED}")))
+    .any(|dir| root.exists(&format!("{dir}/{unit}")))
 }
 
-/// Containers of a zone find each other by machine name through LLMNR,
-/// which systemd-resolved in each of them answers (for its host name, the
-/// machine name) and asks on the zone's link. The app is started after it,
-/// so that the container's `/etc/resolv.conf` (resolved's stub, bound into
-/// the app's root) exists when the app starts. Without resolved in the
-/// base, the journal says what is missing and the container still starts.
+/// In a zone the container's `host0` gets its address by DHCP from the
+/// base's systemd-networkd (Debian ships it disabled), and containers find
+/// each other by machine name through LLMNR, which systemd-resolved in
+/// each of them answers (for its host name, the machine name) and asks on
+/// the zone's link. Both are started with the container (a drop-in for
+/// `multi-user.target`), and the app after resolved, so that the
+/// container's `/etc/resolv.conf` (resolved's stub, bound into the app's
+/// root) exists when the app starts. What the base lacks is said in the
+/// journal; the container still starts.
 pub fn zone_dropin(
     zone: &str,
     root: &MergedView,
     is_app: bool,
     dropins: &mut Dropins,
 ) -> Result<(), String> {
-    if !has_resolved(root) {
+    let word = |w: &str| Value::word(w).map_err(|e| e.to_string());
+    let networkd = has_unit(root, NETWORKD);
+    let resolved = has_unit(root, RESOLVED);
+    if !networkd {
+        eprintln!(
+            "sdme-nspawn: Network=zone:{zone}: the base has no systemd-networkd, so nothing \
+             configures this container's link (host0) in the zone; install and enable it in the \
+             base image (sdme.oci(5), Network=)"
+        );
+    }
+    if !resolved {
         eprintln!(
             "sdme-nspawn: Network=zone:{zone}: the base has no systemd-resolved, so this container \
              neither answers nor resolves the zone's machine names (LLMNR); it reaches the others \
              by address only. Install systemd-resolved in the base image (sdme.oci(5), Network=)"
         );
-        return Ok(());
     }
-    if !is_app {
-        return Ok(());
-    }
-    let mut unit = Unit::new();
-    unit.comment(&format!(
-        "Network=zone:{zone}: machine names by LLMNR (sdme-nspawn)."
+    let mut target = Unit::new();
+    target.comment(&format!(
+        "Network=zone:{zone}: the link's address and machine names (sdme-nspawn)."
     ));
-    unit.section("Unit")
-        .set("Wants", Value::word(RESOLVED).map_err(|e| e.to_string())?)
-        .set("After", Value::word(RESOLVED).map_err(|e| e.to_string())?);
-    let text = unit.render();
-    match dropins
-        .units
-        .iter_mut()
-        .find(|d| d.unit == units::APP_SERVICE)
-    {
-        // One drop-in file per unit: appended (sections may repeat).
+    let t = target.section("Unit");
+    for (present, unit) in [(networkd, NETWORKD), (resolved, RESOLVED)] {
+        if present {
+            t.set("Wants", word(unit)?);
+        }
+    }
+    if networkd || resolved {
+        add(dropins, "multi-user.target", target.render());
+    }
+    if resolved && is_app {
+        let mut app = Unit::new();
+        app.comment(&format!(
+            "Network=zone:{zone}: names resolve when the app starts (sdme-nspawn)."
+        ));
+        app.section("Unit")
+            .set("Wants", word(RESOLVED)?)
+            .set("After", word(RESOLVED)?);
+        add(dropins, units::APP_SERVICE, app.render());
+    }
+    Ok(())
+}
+
+/// Adds `text` to the drop-in of `unit`: one drop-in file per unit, so
+/// appended to one already there (sections may repeat).
+fn add(dropins: &mut Dropins, unit: &str, text: String) {
+    match dropins.units.iter_mut().find(|d| d.unit == unit) {
         Some(d) => {
             d.text.push('\n');
             d.text.push_str(&text);
         }
         None => dropins.units.push(UnitDropin {
-            unit: units::APP_SERVICE.to_string(),
+            unit: unit.to_string(),
             text,
         }),
     }
-    Ok(())
 }
 
 /// `sdme-netns --machine=NAME -- COMMAND [ARGS…]`: runs COMMAND in machine
@@ -177,3 +202,65 @@ pub fn exec_in_netns(args: Vec<OsString>) -> String {
 const NOBODY: u32 = 65534;
 
 pub const NETNS_USAGE: &str = "usage: sdme-netns --machine=NAME -- COMMAND [ARGS…]";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn root_with(units: &[&str]) -> (tempfile::TempDir, MergedView) {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("usr/lib/systemd/system");
+        std::fs::create_dir_all(&dir).unwrap();
+        for u in units {
+            std::fs::write(dir.join(u), "[Unit]\n").unwrap();
+        }
+        let view = MergedView::new(vec![t.path().to_path_buf()]);
+        (t, view)
+    }
+
+    #[test]
+    fn a_zone_starts_networkd_and_resolved_and_the_app_after_resolved() {
+        let (_t, root) = root_with(&[NETWORKD, RESOLVED]);
+        let mut d = Dropins::default();
+        d.units.push(UnitDropin {
+            unit: units::APP_SERVICE.into(),
+            text: "[Service]\nRestart=always\n".into(),
+        });
+        zone_dropin("apps", &root, true, &mut d).unwrap();
+        assert_eq!(d.units.len(), 2, "{d:?}");
+        let app = &d.units[0];
+        assert!(app.text.starts_with("[Service]\nRestart=always\n\n# "));
+        assert!(app
+            .text
+            .ends_with("[Unit]\nWants=systemd-resolved.service\nAfter=systemd-resolved.service\n"));
+        assert_eq!(d.units[1].unit, "multi-user.target");
+        assert!(d.units[1]
+            .text
+            .ends_with("[Unit]\nWants=systemd-networkd.service\nWants=systemd-resolved.service\n"));
+    }
+
+    #[test]
+    fn a_base_without_them_gets_nothing_to_start() {
+        let (_t, root) = root_with(&[]);
+        let mut d = Dropins::default();
+        zone_dropin("apps", &root, true, &mut d).unwrap();
+        assert!(d.units.is_empty());
+        let (_t, root) = root_with(&[RESOLVED]);
+        zone_dropin("apps", &root, false, &mut d).unwrap();
+        assert_eq!(d.units.len(), 1);
+        assert_eq!(d.units[0].unit, "multi-user.target");
+    }
+
+    #[test]
+    fn sdme_netns_refuses_bad_command_lines() {
+        assert!(exec_in_netns(vec![]).starts_with("usage"));
+        assert!(exec_in_netns(vec!["--machine=a".into()]).starts_with("usage"));
+        assert!(exec_in_netns(vec!["-x".into()]).starts_with("unexpected argument"));
+        let e = exec_in_netns(vec![
+            "--machine=a b".into(),
+            "--".into(),
+            "/bin/true".into(),
+        ]);
+        assert!(e.contains("not a machine name"), "{e}");
+    }
+}
