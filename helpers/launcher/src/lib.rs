@@ -356,6 +356,17 @@ pub fn prepare(o: &Options) -> Result<Prepared, String> {
         let mut root = lowers.clone();
         root.push(upper.clone());
         network::zone_dropin(zone, &MergedView::new(root), is_app, &mut dropins)?;
+        // The name the zone's other containers ask for is the one the
+        // container's resolved answers: its host name, which its systemd
+        // sets from /etc/hostname (the base's, whatever that says).
+        let path = runtime.join("hostname");
+        write_private(&path, format!("{}\n", o.machine).as_bytes())?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))
+            .map_err(|e| err(&path, e))?;
+        if let Some(r) = range {
+            chown(&path, r.base)?;
+        }
+        args.push(format!("--bind-ro={}:/etc/hostname", path.display()).into());
     }
     if let Some(other) = &o.netns_of {
         if range.is_some() {
