@@ -37,7 +37,7 @@ trap 'rm -rf "$scratch"' EXIT
 root=$scratch/root
 mkdir -p "$root/usr/lib/systemd" "$root/usr/bin" "$root/usr/libexec/sdme" "$root/etc/systemd"
 cp -a /usr/lib/systemd/system "$root/usr/lib/systemd/"
-for stub in usr/bin/sdme-import usr/libexec/sdme/sdme-nspawn; do
+for stub in usr/bin/sdme-import usr/libexec/sdme/sdme-nspawn usr/libexec/sdme/sdme-netns; do
 	printf '#!/bin/sh\nexit 0\n' >"$root/$stub"
 	chmod 755 "$root/$stub"
 done
