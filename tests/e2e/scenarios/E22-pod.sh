@@ -59,9 +59,15 @@ fi
 # A restarted db has a new namespace: the restart reaches cli (BindsTo=),
 # which joins the new one.
 old_ns=$(netns db)
+cli_before=$(systemctl show -P InvocationID systemd-nspawn@cli)
+t_restart=$(date '+%Y-%m-%d %H:%M:%S')
 check "systemctl restart systemd-nspawn@db" timeout 120 systemctl restart systemd-nspawn@db
 new_ns() { [ "$(netns db)" != "$old_ns" ] && same_netns; }
 check "cli was restarted into db's new network namespace" wait_for 60 new_ns
+if ! new_ns; then
+	info "cli invocation before $cli_before, now $(systemctl show -P InvocationID systemd-nspawn@cli); netns db $(netns db) cli $(netns cli) old $old_ns"
+	journalctl --no-pager -o short-monotonic --since "$t_restart" -u systemd-nspawn@cli -u systemd-nspawn@db | grep -E 'systemd\[1\]|sdme-nspawn: ' | sed 's/^/     | /'
+fi
 check "cli is running again" wait_for 60 systemctl is-active -q systemd-nspawn@cli
 # (and booted: systemd-nspawn 257 can report the start while the leader
 # is still its child, which a stop request then misses)
