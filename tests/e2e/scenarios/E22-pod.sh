@@ -62,8 +62,10 @@ old_ns=$(netns db)
 cli_before=$(systemctl show -P InvocationID systemd-nspawn@cli)
 t_restart=$(date '+%Y-%m-%d %H:%M:%S')
 check "systemctl restart systemd-nspawn@db" timeout 120 systemctl restart systemd-nspawn@db
-new_ns() { [ "$(netns db)" != "$old_ns" ] && same_netns; }
-check "cli was restarted into db's new network namespace" wait_for 60 new_ns
+# (a new namespace may get the old one's inode number again: the
+# invocation tells the restart, the link tells the namespace)
+new_ns() { [ "$(systemctl show -P InvocationID systemd-nspawn@cli)" != "$cli_before" ] && same_netns; }
+check "cli was restarted, into db's new network namespace" wait_for 60 new_ns
 if ! new_ns; then
 	info "cli invocation before $cli_before, now $(systemctl show -P InvocationID systemd-nspawn@cli); netns db $(netns db) cli $(netns cli) old $old_ns"
 	journalctl --no-pager -o short-monotonic --since "$t_restart" -u systemd-nspawn@cli -u systemd-nspawn@db | grep -E 'systemd\[1\]|sdme-nspawn: ' | sed 's/^/     | /'
