@@ -343,8 +343,8 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
 	tree) images_tree "$@" ;;
 	oci) images_oci "$@" ;;
 	push) images_push "$@" ;;
-	all) for t in base-systemd outer nginx mariadb debian-nosystemd; do images_tree "$t" >/dev/null || exit 1; done
-	     for i in debian-systemd debian-nosystemd nginx nginx-v2 mariadb; do images_oci "$i" >/dev/null || exit 1; done ;;
+	all) for t in base-systemd base-resolved outer nginx mariadb debian-nosystemd; do images_tree "$t" >/dev/null || exit 1; done
+	     for i in debian-systemd debian-resolved debian-nosystemd nginx nginx-v2 mariadb; do images_oci "$i" >/dev/null || exit 1; done ;;
 	systemd-version) images_systemd_version "$(images_tree "$@")" && echo ;;
 	*) echo "usage: $0 tree NAME [SUITE] | systemd-version NAME [SUITE] | oci NAME | push NAME REF [skopeo options] | all" >&2; exit 2 ;;
 	esac
