@@ -39,6 +39,7 @@ install: build connector-static
 	install -Dm755 $(RELEASE)/sdme-import $(DESTDIR)$(BINDIR)/sdme-import
 	install -Dm755 $(RELEASE)/sdme $(DESTDIR)$(BINDIR)/sdme
 	install -Dm755 $(RELEASE)/sdme-nspawn $(DESTDIR)$(LIBEXECDIR)/sdme-nspawn
+	install -Dm755 $(RELEASE)/sdme-netns $(DESTDIR)$(LIBEXECDIR)/sdme-netns
 	install -Dm755 $(CONNECTOR_STATIC)/sdme-connector-server $(DESTDIR)$(LIBEXECDIR)/sdme-connector-server
 	install -Dm755 $(CONNECTOR_STATIC)/sdme-connector-client $(DESTDIR)$(LIBEXECDIR)/sdme-connector-client
 	for u in units/*.service units/*.socket units/*.timer units/*.target; do \

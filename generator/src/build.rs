@@ -400,10 +400,42 @@ fn check_whole(d: &Descriptor, errors: &mut Vec<Diagnostic>) {
             for port in &c.ports {
                 fail(
                     &port.origin,
-                    format!("Port= needs Network=veth or bridge:NAME (the network is {network})"),
+                    format!("Port= needs Network=veth, bridge:NAME or zone:NAME (the network is {network})"),
                 );
             }
         }
+        if let Network::Container(other) = &c.network {
+            for port in &c.ports {
+                fail(
+                    &port.origin,
+                    format!(
+                        "Port= cannot go with Network=container:{other}: this container runs in \
+                         {other}'s network namespace, so its ports are published there"
+                    ),
+                );
+            }
+            if other == &d.name {
+                fail(
+                    &c.network_origin,
+                    "Network=container: names this descriptor itself".into(),
+                );
+            }
+            if let Some(p) = c
+                .private_users
+                .as_ref()
+                .filter(|p| p.value != sdme_launch::PrivateUsers::No)
+            {
+                fail(
+                    &p.origin,
+                    format!(
+                        "PrivateUsers= must be no with Network=container:{other}: a container \
+                         joins another's network namespace only without a user namespace of its \
+                         own (the kernel asks for CAP_SYS_ADMIN over the namespace's owner)"
+                    ),
+                );
+            }
+        }
+        check_port_conflicts(&c.ports, &mut fail);
         let is_connector = d.image.as_ref().is_some_and(|i| i.mode() == "connector");
         if let Some(on_demand) = c.start_on_demand.as_ref().filter(|_| !is_connector) {
             fail(
@@ -525,6 +557,32 @@ fn check_whole(d: &Descriptor, errors: &mut Vec<Diagnostic>) {
             fail(
                 &line.origin,
                 "[Unit] and [Service] apply to the container: add a [Container] section".into(),
+            );
+        }
+    }
+}
+
+/// Two `Port=` that would listen on the same host port and protocol: the
+/// same address, or one of them on every address.
+fn check_port_conflicts(
+    ports: &[Located<crate::values::Port>],
+    fail: &mut impl FnMut(&Origin, String),
+) {
+    for (i, b) in ports.iter().enumerate() {
+        let earlier = ports[..i].iter().find(|a| {
+            a.value.protocol == b.value.protocol
+                && a.value.host == b.value.host
+                && (a.value.address.is_none()
+                    || b.value.address.is_none()
+                    || a.value.address == b.value.address)
+        });
+        if let Some(a) = earlier {
+            fail(
+                &b.origin,
+                format!(
+                    "Port=: host port {}/{} is already published by line {}",
+                    b.value.host, b.value.protocol, a.origin.line
+                ),
             );
         }
     }

@@ -59,6 +59,10 @@ pub enum Network {
     Private,
     Veth,
     Bridge(String),
+    /// `zone:NAME`: `--network-zone=NAME` (a bridge `vz-NAME` of its own).
+    Zone(String),
+    /// `container:OTHER`: OTHER's network namespace (a pod).
+    Container(String),
 }
 
 #[derive(Debug, Clone, Default)]
@@ -77,6 +81,8 @@ pub struct ContainerSection {
     /// Another descriptor whose image this container runs.
     pub image: Option<Located<String>>,
     pub network: Network,
+    /// Where `Network=` was last set.
+    pub network_origin: Origin,
     pub ports: Vec<Located<Port>>,
     pub volumes: Vec<Volume>,
     pub environment: Vec<String>,
@@ -190,6 +196,10 @@ impl Descriptor {
             Some(c) => match &c.private_users {
                 Some(p) => p.value,
                 None if is_connector => sdme_launch::PrivateUsers::No,
+                // A process joins a network namespace only with
+                // CAP_SYS_ADMIN over the user namespace that owns it, which
+                // a container's root in a namespace of its own lacks.
+                None if matches!(c.network, Network::Container(_)) => sdme_launch::PrivateUsers::No,
                 None if c.network == Network::Host => {
                     sdme_launch::PrivateUsers::UnlessPrivilegedPorts
                 }
@@ -223,6 +233,13 @@ impl Descriptor {
                     dep.target.value.as_str(),
                     &dep.target.origin,
                     dep_label(dep.key),
+                ));
+            }
+            if let Network::Container(other) = &container.network {
+                refs.push((
+                    other.as_str(),
+                    &container.network_origin,
+                    "Network=container:",
                 ));
             }
         }

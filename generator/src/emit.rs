@@ -54,6 +54,11 @@ pub fn emit(d: &Descriptor, on_demand: OnDemand, tree: &mut Tree) -> Result<(), 
             Entry::Symlink(format!("../{socket}")),
         );
     }
+    if let Some(container) = &d.container {
+        for (name, text) in port_units(d, container)? {
+            out.insert(name, Entry::File(text));
+        }
+    }
     let (installed, target) = match &d.container {
         Some(container) => {
             let path = format!("{}.d/{}", nspawn_unit_name(&d.name), paths::DROPIN_NAME);
@@ -400,6 +405,26 @@ fn container_dropin(
         u.set(dep.key, word(&nspawn_unit_name(&dep.target.value))?);
     }
 
+    match &c.network {
+        // The zone's bridge gets its addresses and DHCP server from the
+        // host's networkd (80-container-vz.network, shipped with systemd).
+        Network::Zone(_) => {
+            u.set("Wants", word(NETWORKD)?)
+                .set("After", word(NETWORKD)?);
+        }
+        // A pod member lives in the other's network namespace: it starts
+        // after it, and stops (or restarts) with it, since a restarted
+        // container has a new namespace.
+        Network::Container(other) => {
+            let other = nspawn_unit_name(other);
+            u.set("BindsTo", word(&other)?).set("After", word(&other)?);
+        }
+        _ => {}
+    }
+    for port in proxied_container_ports(c) {
+        u.set("Wants", word(&port_unit_name(&d.name, port, "socket"))?);
+    }
+
     let s = unit.section("Service");
     for line in &d.service {
         s.pass_through(&line.key, &line.value)?;
@@ -543,6 +568,14 @@ fn launch(
         lifecycle: c.lifecycle.clone(),
         credentials: c.credentials.iter().map(|l| l.value.clone()).collect(),
         secrets: c.secrets.iter().map(|l| l.value.clone()).collect(),
+        zone: match &c.network {
+            Network::Zone(zone) => Some(zone.clone()),
+            _ => None,
+        },
+        netns_of: match &c.network {
+            Network::Container(other) => Some(other.clone()),
+            _ => None,
+        },
         nspawn_args,
         ..Launch::default()
     }
@@ -571,8 +604,13 @@ fn nspawn_options(
         Network::Private => args.push("--private-network".into()),
         Network::Veth => args.push("--network-veth".into()),
         Network::Bridge(bridge) => args.push(format!("--network-bridge={bridge}")),
+        Network::Zone(zone) => args.push(format!("--network-zone={zone}")),
+        // The launcher adds --network-namespace-path= of the other's leader.
+        Network::Container(_) => {}
     }
-    for port in &c.ports {
+    // nspawn's forward (DNAT) for every address but loopback; a port with
+    // a host address of its own is only proxied (port_units).
+    for port in c.ports.iter().filter(|p| p.value.address.is_none()) {
         let p = &port.value;
         args.push(format!("--port={}:{}:{}", p.protocol, p.host, p.container));
     }
@@ -604,4 +642,98 @@ fn nspawn_options(
     }
     args.extend(c.nspawn_arguments.iter().cloned());
     args
+}
+
+const NETWORKD: &str = "systemd-networkd.service";
+
+/// `sdme-port@NAME-PORT.socket`/`.service`: the proxy of the container's
+/// tcp port PORT.
+pub fn port_unit_name(name: &str, container_port: u16, kind: &str) -> String {
+    format!("sdme-port@{name}-{container_port}.{kind}")
+}
+
+/// The container's tcp ports that get a proxy, each once, in order.
+fn proxied_container_ports(c: &ContainerSection) -> Vec<u16> {
+    let mut ports = Vec::new();
+    for p in c.ports.iter().map(|p| &p.value) {
+        if p.protocol == "tcp" && !ports.contains(&p.container) {
+            ports.push(p.container);
+        }
+    }
+    ports
+}
+
+/// Every tcp `Port=` is reachable from the host itself: nspawn's forward
+/// (`--port`, a DNAT rule) does not apply to connections to 127.0.0.1, and
+/// cannot be bound to one host address. A socket unit listens on the host
+/// (`IP:HOST`, or 127.0.0.1:HOST beside the forward when no address is
+/// given) and systemd-socket-proxyd, started in the container's network
+/// namespace by `sdme-netns`, connects to 127.0.0.1:CONTAINER there. One
+/// socket (with a `ListenStream=` per host binding) per container port.
+fn port_units(d: &Descriptor, c: &ContainerSection) -> Result<Vec<(String, String)>, Error> {
+    let container = nspawn_unit_name(&d.name);
+    let mut units = Vec::new();
+    for port in proxied_container_ports(c) {
+        let listens: Vec<String> = c
+            .ports
+            .iter()
+            .map(|p| &p.value)
+            .filter(|p| p.protocol == "tcp" && p.container == port)
+            .map(|p| p.listen())
+            .collect();
+        let service = port_unit_name(&d.name, port, "service");
+        let mut socket = header(d);
+        socket
+            .section("Unit")
+            .set(
+                "Description",
+                Value::text(&format!(
+                    "sdme: port {port} of container {} on the host ({})",
+                    d.name,
+                    listens.join(" ")
+                )),
+            )
+            .set("Documentation", Value::text("man:sdme.oci(5)"))
+            .set("SourcePath", Value::path(&d.path)?)
+            // Listens while the container runs (its drop-in wants it).
+            .set("PartOf", word(&container)?);
+        let s = socket.section("Socket");
+        for listen in &listens {
+            s.set("ListenStream", Value::text(listen));
+        }
+        // A host address that is not configured yet still binds.
+        s.set("FreeBind", Value::boolean(true))
+            .set("Service", word(&service)?);
+        units.push((port_unit_name(&d.name, port, "socket"), socket.render()));
+
+        let mut proxy = header(d);
+        proxy
+            .section("Unit")
+            .set(
+                "Description",
+                Value::text(&format!(
+                    "sdme: proxy to port {port} of container {}",
+                    d.name
+                )),
+            )
+            .set("Documentation", Value::text("man:sdme.oci(5)"))
+            .set("SourcePath", Value::path(&d.path)?)
+            .set("BindsTo", word(&container)?)
+            .set("After", word(&container)?);
+        let argv = [
+            paths::NETNS.to_string(),
+            format!("--machine={}", d.name),
+            "--".to_string(),
+            paths::SOCKET_PROXYD.to_string(),
+            format!("127.0.0.1:{port}"),
+        ];
+        proxy
+            .section("Service")
+            .set("ExecStart", Value::command_lines(&argv)?)
+            .set("PrivateTmp", Value::boolean(true))
+            .set("ProtectSystem", word("strict")?)
+            .set("ProtectHome", Value::boolean(true));
+        units.push((service, proxy.render()));
+    }
+    Ok(units)
 }

@@ -1,5 +1,5 @@
-//! Checks between descriptors: every `Base=`, `[Container] Image=` and
-//! `Connector=` must name a usable descriptor, and there must be no cycle.
+//! Checks between descriptors: every `Base=`, `[Container] Image=`,
+//! `Connector=` and `Network=container:` must name a usable descriptor, and there must be no cycle.
 //! A descriptor that fails, and everything that depends on it, is dropped;
 //! all others stay. Linear in descriptors plus references (Tarjan's strongly
 //! connected components for cycles, one reverse walk for propagation), so a
@@ -116,6 +116,20 @@ fn direct_problem(
         }
         // A container without an [Image] of its own is still one.
         "After=" | "Before=" | "Requires=" | "Wants=" | "BindsTo=" => {}
+        // A pod: the other container's network namespace. Its descriptor
+        // needs a container; one in the host's network has none of its own.
+        "Network=container:" => {
+            let Some(c) = &d.container else {
+                return Some(format!(
+                    "descriptor {target} has no [Container] section (Network=container: names a container)"
+                ));
+            };
+            if c.network == crate::descriptor::Network::Host {
+                return Some(format!(
+                    "container {target} runs in the host's network (Network=host): use Network=host here too"
+                ));
+            }
+        }
         _ if d.image.is_none() => {
             return Some(format!("descriptor {target} has no [Image] section"))
         }

@@ -200,16 +200,22 @@ pub fn assign_container(
                 "" | "host" => Network::Host,
                 "private" => Network::Private,
                 "veth" => Network::Veth,
-                _ => match value.strip_prefix("bridge:") {
-                    Some(bridge) => check_interface_name(bridge)
+                _ => match value.split_once(':') {
+                    Some(("bridge", bridge)) => check_interface_name(bridge)
                         .map(|()| Network::Bridge(bridge.to_string()))?,
-                    None => {
+                    Some(("zone", zone)) => sdme_launch::check_zone_name(zone)
+                        .map(|()| Network::Zone(zone.to_string()))?,
+                    Some(("container", other)) => {
+                        machine(other).map(Network::Container)?
+                    }
+                    _ => {
                         return Err(format!(
-                            "{value:?} is not one of host, private, veth, bridge:NAME"
+                            "{value:?} is not one of host, private, veth, bridge:NAME, zone:NAME, container:NAME"
                         ))
                     }
                 },
             };
+            c.network_origin = origin.clone();
             Ok(())
         }
         "Port" => list(

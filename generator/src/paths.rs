@@ -5,6 +5,10 @@ pub const IMPORT: &str = "/usr/bin/sdme-import";
 pub const LAUNCHER: &str = "/usr/libexec/sdme/sdme-nspawn";
 /// The host's systemctl (merged /usr: also /bin/systemctl on Debian 12).
 pub const SYSTEMCTL: &str = "/usr/bin/systemctl";
+/// Runs a command in a machine's network namespace (the port proxies).
+pub const NETNS: &str = "/usr/libexec/sdme/sdme-netns";
+/// systemd's socket proxy, as Debian and the other merged-/usr systems ship it.
+pub const SOCKET_PROXYD: &str = "/usr/lib/systemd/systemd-socket-proxyd";
 pub const CONNECTOR_SERVER: &str = "/usr/libexec/sdme/sdme-connector-server";
 pub const CONNECTOR_CLIENT: &str = "/usr/libexec/sdme/sdme-connector-client";
 /// Where the connector binaries appear inside a container.

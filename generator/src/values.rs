@@ -150,40 +150,93 @@ pub fn format_timespan(span: Timespan) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Port {
     pub protocol: &'static str,
+    /// The host address to listen on (`Port=IP:HOST:CONTAINER`); `None`:
+    /// every address (nspawn's forward) and 127.0.0.1 (a proxy).
+    pub address: Option<std::net::IpAddr>,
     pub host: u16,
     pub container: u16,
 }
 
-/// `[tcp|udp:]HOST[:CONTAINER]`, as `systemd-nspawn --port=` takes it.
+impl Port {
+    /// `ListenStream=` of the proxy: `IP:HOST`, `[IPv6]:HOST`.
+    pub fn listen(&self) -> String {
+        match self.address {
+            None => format!("127.0.0.1:{}", self.host),
+            Some(std::net::IpAddr::V4(a)) => format!("{a}:{}", self.host),
+            Some(std::net::IpAddr::V6(a)) => format!("[{a}]:{}", self.host),
+        }
+    }
+}
+
+/// `[IP:]HOST[:CONTAINER][/tcp|/udp]` (IPv6 addresses in brackets), or
+/// nspawn's own `[tcp|udp:]HOST[:CONTAINER]`.
 pub fn parse_port(s: &str) -> Result<Port, String> {
-    let bad =
-        |why: &str| format!("{s:?} is not a port mapping ([tcp|udp:]HOST[:CONTAINER]): {why}");
-    let mut parts: Vec<&str> = s.split(':').collect();
-    let protocol = match parts.first() {
-        Some(first) if first.chars().any(|c| !c.is_ascii_digit()) => {
+    let bad = |why: &str| {
+        format!(
+            "{s:?} is not a port mapping ([IP:]HOST[:CONTAINER][/tcp|/udp] or \
+             [tcp|udp:]HOST[:CONTAINER]): {why}"
+        )
+    };
+    let (rest, suffix) = match s.rsplit_once('/') {
+        Some((rest, proto)) => (
+            rest,
+            Some(parse_choice(proto, &["tcp", "udp"]).map_err(|e| bad(&e))?),
+        ),
+        None => (s, None),
+    };
+    let (address, rest) = if let Some(v6) = rest.strip_prefix('[') {
+        let (addr, after) = v6
+            .split_once("]:")
+            .ok_or_else(|| bad("an IPv6 address is written [ADDRESS]:HOST"))?;
+        let addr: std::net::Ipv6Addr = addr
+            .parse()
+            .map_err(|_| bad(&format!("{addr:?} is not an IPv6 address")))?;
+        (Some(std::net::IpAddr::V6(addr)), after)
+    } else {
+        match rest.split_once(':') {
+            Some((first, after)) if first.contains('.') => {
+                let addr: std::net::Ipv4Addr = first
+                    .parse()
+                    .map_err(|_| bad(&format!("{first:?} is not an IPv4 address")))?;
+                (Some(std::net::IpAddr::V4(addr)), after)
+            }
+            _ => (None, rest),
+        }
+    };
+    let mut parts: Vec<&str> = rest.split(':').collect();
+    let prefix = match parts.first() {
+        Some(first) if address.is_none() && first.chars().any(|c| !c.is_ascii_digit()) => {
             let p = parse_choice(first, &["tcp", "udp"]).map_err(|e| bad(&e))?;
             parts.remove(0);
-            p
+            Some(p)
         }
-        _ => "tcp",
+        _ => None,
     };
+    let protocol = match (prefix, suffix) {
+        (Some(_), Some(_)) => return Err(bad("the protocol is given twice")),
+        (Some(p), None) | (None, Some(p)) => p,
+        (None, None) => "tcp",
+    };
+    if address.is_some() && protocol != "tcp" {
+        return Err(bad(
+            "a host address needs tcp (systemd-socket-proxyd forwards streams only)",
+        ));
+    }
     let number = |p: &str| match p.parse::<u16>() {
         Ok(n) if n > 0 && p.chars().all(|c| c.is_ascii_digit()) => Ok(n),
         _ => Err(bad(&format!("{p:?} is not a port number 1..65535"))),
     };
-    match parts.as_slice() {
-        [host] => Ok(Port {
-            protocol,
-            host: number(host)?,
-            container: number(host)?,
-        }),
-        [host, container] => Ok(Port {
-            protocol,
-            host: number(host)?,
-            container: number(container)?,
-        }),
-        _ => Err(bad("wrong number of ':'")),
-    }
+    let (host, container) = match parts.as_slice() {
+        [host] => (number(host)?, number(host)?),
+        [host, container] => (number(host)?, number(container)?),
+        _ => return Err(bad("wrong number of ':'")),
+    };
+    Ok(Port {
+        protocol,
+        address,
+        host,
+        container,
+    })
 }
 
 /// `OS/ARCH[/VARIANT]`, lowercase OCI platform names.
@@ -346,6 +399,7 @@ mod tests {
             parse_port("8080:80"),
             Ok(Port {
                 protocol: "tcp",
+                address: None,
                 host: 8080,
                 container: 80
             })
@@ -354,6 +408,7 @@ mod tests {
             parse_port("udp:53:53"),
             Ok(Port {
                 protocol: "udp",
+                address: None,
                 host: 53,
                 container: 53
             })
@@ -362,11 +417,50 @@ mod tests {
             parse_port("443"),
             Ok(Port {
                 protocol: "tcp",
+                address: None,
                 host: 443,
                 container: 443
             })
         );
-        for bad in ["0:1", "65536:1", "sctp:1:2", "1:2:3", "tcp:", "+1:2", ""] {
+        let at = |a: &str, h, c| Port {
+            protocol: "tcp",
+            address: Some(a.parse().unwrap()),
+            host: h,
+            container: c,
+        };
+        assert_eq!(
+            parse_port("127.0.0.1:8080:80"),
+            Ok(at("127.0.0.1", 8080, 80))
+        );
+        assert_eq!(
+            parse_port("10.0.0.1:8080:80/tcp"),
+            Ok(at("10.0.0.1", 8080, 80))
+        );
+        assert_eq!(parse_port("[::1]:8443:443"), Ok(at("::1", 8443, 443)));
+        assert_eq!(parse_port("[fe80::1]:99"), Ok(at("fe80::1", 99, 99)));
+        assert_eq!(at("::1", 1, 2).listen(), "[::1]:1");
+        assert_eq!(
+            parse_port("8080:80/tcp").unwrap().listen(),
+            "127.0.0.1:8080"
+        );
+        assert_eq!(parse_port("53:53/udp").unwrap().protocol, "udp");
+        for bad in [
+            "0:1",
+            "65536:1",
+            "sctp:1:2",
+            "1:2:3",
+            "tcp:",
+            "+1:2",
+            "",
+            "tcp:1:2/tcp",
+            "1.2.3.4:53:53/udp",
+            "1.2.3:1:2",
+            "::1:80:80",
+            "[::1:80:80",
+            "[nope]:1:2",
+            "1:2/sctp",
+            "1.2.3.4:tcp:1:2",
+        ] {
             assert!(parse_port(bad).is_err(), "{bad}");
         }
     }

@@ -210,6 +210,9 @@ fn check_file(path: &str, text: &str) {
             || path.starts_with("sdme-connector@")
                 && path.ends_with(".socket")
                 && !path.contains('/')
+            || path.starts_with("sdme-port@")
+                && (path.ends_with(".socket") || path.ends_with(".service"))
+                && !path.contains('/')
             || path.starts_with("systemd-nspawn@") && path.ends_with(".service.d/50-sdme.conf")
             || path == "sdme-auto-update.service.d/50-sdme.conf",
         "unexpected output file {path:?}"
@@ -249,11 +252,15 @@ fn check_file(path: &str, text: &str) {
             check_exec(value, path);
         }
         if key == "ListenStream" {
-            // The socket path comes from the descriptor's (checked) name.
+            // The socket path comes from the descriptor's (checked) name;
+            // a port's address from a parsed IP address and port number.
+            let is_address =
+                path.starts_with("sdme-port@") && value.parse::<std::net::SocketAddr>().is_ok();
             assert!(
-                (value.starts_with("/var/lib/sdme/connectors/")
-                    || value.starts_with("/run/sdme-connectors/"))
-                    && !value.contains(['%', '$', ' ']),
+                is_address
+                    || (value.starts_with("/var/lib/sdme/connectors/")
+                        || value.starts_with("/run/sdme-connectors/"))
+                        && !value.contains(['%', '$', ' ']),
                 "{path}: unexpected socket {value:?}"
             );
         }

@@ -40,7 +40,7 @@ mkdir -p "$root/usr/lib/systemd" "$root/usr/bin" "$root/usr/libexec/sdme" "$root
 cp -a /usr/lib/systemd/system "$root/usr/lib/systemd/"
 # sdme's own static units (the auto-update service gets a generated drop-in).
 cp units/*.service units/*.timer "$root/usr/lib/systemd/system/"
-for stub in usr/bin/sdme-import usr/libexec/sdme/sdme-nspawn usr/bin/systemctl; do
+for stub in usr/bin/sdme-import usr/libexec/sdme/sdme-nspawn usr/bin/systemctl usr/libexec/sdme/sdme-netns; do
 	printf '#!/bin/sh\nexit 0\n' >"$root/$stub"
 	chmod 755 "$root/$stub"
 done

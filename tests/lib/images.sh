@@ -7,8 +7,8 @@
 #   tests/lib/images.sh oci NAME         print the OCI layout (DIR:TAG) of an image
 #   tests/lib/images.sh push NAME REF [skopeo dest options...]
 #
-# Trees: base-systemd outer nginx mariadb debian-nosystemd
-# Images: debian-systemd debian-nosystemd nginx nginx-v2 nginx-v3 mariadb
+# Trees: base-systemd base-resolved outer nginx mariadb debian-nosystemd
+# Images: debian-systemd debian-resolved debian-nosystemd nginx nginx-v2 nginx-v3 mariadb
 #
 # Two Debian suites are in play, chosen separately:
 #   E2E_SUITE     the test *host*: the `outer` tree (and the base-systemd it
@@ -107,6 +107,17 @@ recipe_base_systemd() {
 	images_finish_tree "$1"
 }
 parent_base_systemd=""
+
+# The base with systemd-resolved (its package points /etc/resolv.conf at the
+# stub): containers in a zone (Network=zone:) answer and ask machine names
+# by LLMNR with it (E21).
+recipe_base_resolved() {
+	local t=$1
+	cp -a --reflink=auto "$(images_tree base-systemd)" "$t" || return 1
+	images_chroot_apt "$t" systemd-resolved || return 1
+	images_finish_tree "$t"
+}
+parent_base_resolved=base-systemd
 
 # The systemd "host" the end-to-end tests boot: base + nspawn + tools.
 # It shares the machine's network namespace, so networkd stays off unless a
@@ -254,6 +265,7 @@ images_build_tree() {
 images_spec() {
 	case $1 in
 	debian-systemd) echo "base-systemd|--config.cmd=/bin/bash" ;;
+	debian-resolved) echo "base-resolved|--config.cmd=/bin/bash" ;;
 	debian-nosystemd) echo "debian-nosystemd|--config.cmd=/bin/bash" ;;
 	nginx | nginx-v2 | nginx-v3) echo "nginx|--config.entrypoint=/usr/sbin/nginx|--config.cmd=-g|--config.cmd=daemon off;|--config.exposedports=80/tcp|--config.stopsignal=SIGQUIT" ;;
 	mariadb) echo "mariadb|--config.entrypoint=/usr/local/bin/docker-entrypoint.sh|--config.cmd=mariadbd|--config.exposedports=3306/tcp|--config.volume=/var/lib/mysql" ;;
@@ -341,8 +353,8 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
 	tree) images_tree "$@" ;;
 	oci) images_oci "$@" ;;
 	push) images_push "$@" ;;
-	all) for t in base-systemd outer nginx mariadb debian-nosystemd; do images_tree "$t" >/dev/null || exit 1; done
-	     for i in debian-systemd debian-nosystemd nginx nginx-v2 nginx-v3 mariadb; do images_oci "$i" >/dev/null || exit 1; done ;;
+	all) for t in base-systemd base-resolved outer nginx mariadb debian-nosystemd; do images_tree "$t" >/dev/null || exit 1; done
+	     for i in debian-systemd debian-resolved debian-nosystemd nginx nginx-v2 nginx-v3 mariadb; do images_oci "$i" >/dev/null || exit 1; done ;;
 	systemd-version) images_systemd_version "$(images_tree "$@")" && echo ;;
 	*) echo "usage: $0 tree NAME [SUITE] | systemd-version NAME [SUITE] | oci NAME | push NAME REF [skopeo options] | all" >&2; exit 2 ;;
 	esac

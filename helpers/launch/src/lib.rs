@@ -365,6 +365,13 @@ pub struct Launch {
     /// `Secret=ID:VAR`: a credential also as one of the app's variables.
     pub secrets: Vec<Secret>,
     pub lifecycle: Lifecycle,
+    /// `Network=zone:NAME`: the container is in zone NAME (the generator
+    /// also passes `--network-zone=NAME` to nspawn); the launcher starts
+    /// the base's systemd-resolved before the app, for machine names.
+    pub zone: Option<String>,
+    /// `Network=container:OTHER`: run in machine OTHER's network namespace
+    /// (`--network-namespace-path=` of its leader, found at start).
+    pub netns_of: Option<String>,
     /// For tests: another store and runtime directory, print instead of exec.
     pub store: Option<String>,
     pub runtime_dir: Option<String>,
@@ -377,7 +384,7 @@ pub const USAGE: &str = "usage: sdme-nspawn --machine=NAME --image=IMAGE [--env=
 [--volume=HOST:CONTAINER[:ro]|CONTAINER] [--entrypoint=ARG]… [--cmd=ARG]… [--user=USER[:GROUP]] [--workdir=DIR] \
 [--restart=POLICY] [--health-cmd=CMD] [--health-interval=SEC] [--health-timeout=SEC] [--health-retries=N] \
 [--health-start-period=SEC] [--health-on-failure=restart|stop|none] [--connector-allow-uid=UID] \
-[--connector-allow-gid=GID] [--connector-environment-files] [--private-users=yes|no|unless-privileged-ports|BASE[:SIZE]] \
+[--connector-allow-gid=GID] [--connector-environment-files] [--zone=NAME] [--network-namespace-of=MACHINE] [--private-users=yes|no|unless-privileged-ports|BASE[:SIZE]] \
 [--credential=ID:PATH] [--encrypted-credential=ID:PATH] [--secret=ID:VAR] \
 [--notify=started|healthy|no] [--stop-signal=SIG] [--stop-timeout=SEC] [--reload-signal=SIG] [--reload-cmd=ARG]… [--oneshot] [--store=DIR] [--runtime-dir=DIR] [--dry-run] \
 -- [NSPAWN ARGS…]
@@ -535,6 +542,41 @@ pub fn connector_id(v: &str) -> Result<u32, String> {
     }
 }
 
+/// A network zone's name: systemd-nspawn names the zone's bridge `vz-NAME`,
+/// which must be a valid interface name (at most 15 bytes, so NAME at most
+/// 12), of letters, digits, `_`, `-` and `.`, not starting with `-` or `.`.
+pub fn check_zone_name(s: &str) -> Result<(), String> {
+    let ok = !s.is_empty()
+        && s.len() <= 12
+        && !s.starts_with(['-', '.'])
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{s:?} is not a zone name (1 to 12 letters, digits, '_', '-', '.'; the bridge is vz-NAME)"
+        ))
+    }
+}
+
+/// A machine name as systemd-machined takes it: 1 to 64 letters, digits,
+/// `_`, `-`, `.`, not starting with `-` or `.` (the generator's rule for
+/// descriptor names is stricter or equal).
+pub fn check_machine_name(s: &str) -> Result<(), String> {
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && !s.starts_with(['-', '.'])
+        && !s.contains("..")
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{s:?} is not a machine name"))
+    }
+}
+
 impl Launch {
     /// `sdme-nspawn`'s arguments (without the program), in the order of
     /// HACKING.md: identity, environment, volumes, command, user,
@@ -600,6 +642,12 @@ impl Launch {
         );
         if c.environment_files {
             a.push("--connector-environment-files".to_string());
+        }
+        if let Some(zone) = &self.zone {
+            a.push(format!("--zone={zone}"));
+        }
+        if let Some(other) = &self.netns_of {
+            a.push(format!("--network-namespace-of={other}"));
         }
         if self.private_users != PrivateUsers::default() {
             a.push(format!("--private-users={}", self.private_users.to_spec()));
@@ -783,6 +831,16 @@ pub fn parse(args: Vec<OsString>) -> Result<Option<Launch>, String> {
                 o.lifecycle.reload_cmd.get_or_insert_with(Vec::new).push(w);
             }
             Long("oneshot") => o.lifecycle.oneshot = true,
+            Long("zone") => {
+                let z = val(&mut p, "--zone")?;
+                check_zone_name(&z).map_err(|e| bad("--zone", e))?;
+                o.zone = Some(z);
+            }
+            Long("network-namespace-of") => {
+                let m = val(&mut p, "--network-namespace-of")?;
+                check_machine_name(&m).map_err(|e| bad("--network-namespace-of", e))?;
+                o.netns_of = Some(m);
+            }
             Long("store") => o.store = Some(val(&mut p, "--store")?),
             Long("runtime-dir") => o.runtime_dir = Some(val(&mut p, "--runtime-dir")?),
             Long("dry-run") => o.dry_run = true,

@@ -83,6 +83,8 @@ fn every_setting_survives_writing_and_reading() {
             id: "db.password".into(),
             var: "DB_PASSWORD".into(),
         }],
+        zone: Some("app.zone-1".into()),
+        netns_of: Some("db".into()),
         store: Some("/tmp/store".into()),
         runtime_dir: Some("/tmp/run".into()),
         dry_run: true,
@@ -417,4 +419,45 @@ fn credential_names_and_paths() {
     }
     // A path with ':' in it stays one path (only the first ':' splits).
     assert_eq!(parse_credential("k:/a:b", false).unwrap().path, "/a:b");
+}
+
+#[test]
+fn zone_and_network_namespace_names() {
+    assert!(check_zone_name("web").is_ok());
+    assert!(check_zone_name("a23456789012").is_ok());
+    assert!(
+        check_zone_name("a234567890123").is_err(),
+        "vz- + 13 bytes is too long"
+    );
+    for bad in ["", "-a", ".a", "a b", "a/b", "a:b", "ä"] {
+        assert!(check_zone_name(bad).is_err(), "{bad:?}");
+        assert!(
+            parse(args(&[
+                "--machine=a",
+                "--image=x",
+                &format!("--zone={bad}")
+            ]))
+            .is_err(),
+            "{bad:?}"
+        );
+    }
+    for bad in ["", "-a", "a..b", "a/b", "a b"] {
+        assert!(
+            parse(args(&[
+                "--machine=a",
+                "--image=x",
+                &format!("--network-namespace-of={bad}")
+            ]))
+            .is_err(),
+            "{bad:?}"
+        );
+    }
+    let l = parse(args(&[
+        "--machine=a",
+        "--image=x",
+        "--network-namespace-of=db",
+    ]))
+    .unwrap()
+    .unwrap();
+    assert_eq!(l.netns_of.as_deref(), Some("db"));
 }

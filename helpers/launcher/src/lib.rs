@@ -13,6 +13,7 @@
 pub mod credentials;
 pub mod dropin;
 pub mod limits;
+pub mod network;
 /// The command line, the generator's and the launcher's one type.
 pub use sdme_launch as options;
 pub mod userns;
@@ -360,7 +361,33 @@ pub fn prepare(o: &Options) -> Result<Prepared, String> {
         }
     }
 
-    let dropins = dropin::build(o, &record, app_view.as_ref().map(|(v, _)| v))?;
+    let mut dropins = dropin::build(o, &record, app_view.as_ref().map(|(v, _)| v))?;
+    if let Some(zone) = &o.zone {
+        let mut root = lowers.clone();
+        root.push(upper.clone());
+        network::zone_dropin(zone, &MergedView::new(root), is_app, &mut dropins)?;
+        // The name the zone's other containers ask for is the one the
+        // container's resolved answers: its host name, which its systemd
+        // sets from /etc/hostname (the base's, whatever that says).
+        let path = runtime.join("hostname");
+        write_private(&path, format!("{}\n", o.machine).as_bytes())?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))
+            .map_err(|e| err(&path, e))?;
+        if let Some(r) = range {
+            chown(&path, r.base)?;
+        }
+        args.push(format!("--bind-ro={}:/etc/hostname", path.display()).into());
+    }
+    if let Some(other) = &o.netns_of {
+        if range.is_some() {
+            // The generator's default for a pod member is no (sdme.oci(5)).
+            return Err(format!(
+                "--network-namespace-of={other} needs --private-users=no: a container in a user \
+                 namespace of its own cannot join another's network namespace"
+            ));
+        }
+        args.push(network::netns_arg(other, o.dry_run)?);
+    }
     if range.is_some() && !(dropins.units.is_empty() && dropins.masked.is_empty()) {
         // nspawn creates a bind's missing parents as the host's root, which
         // in a user namespace reads as nobody: /run/systemd would not be
