@@ -447,6 +447,12 @@ fn container_dropin(
             Value::relative_path(&format!("{}/{}", paths::RUNTIME_DIR, d.name))?,
         )
         .set("RuntimeDirectoryMode", word("0700")?);
+    if c.credentials.iter().any(|cred| cred.value.encrypted) {
+        // systemd-creds decrypts in the launcher, inside this unit, whose
+        // DevicePolicy=closed hides the TPM: `systemd-creds encrypt`
+        // binds to it by default when the host has one.
+        s.set("DeviceAllow", Value::text("/dev/tpmrm0 rw"));
+    }
     let l = &c.lifecycle;
     // The container's shutdown must never cut the app's short: the host's
     // unit waits for the app's stop timeout and the rest of the shutdown.
