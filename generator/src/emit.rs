@@ -674,7 +674,8 @@ fn proxied_container_ports(c: &ContainerSection) -> Vec<u16> {
 /// cannot be bound to one host address. A socket unit listens on the host
 /// (`IP:HOST`, or 127.0.0.1:HOST beside the forward when no address is
 /// given) and systemd-socket-proxyd, started in the container's network
-/// namespace by `sdme-netns`, connects to 127.0.0.1:CONTAINER there. One
+/// namespace by `sdme-netns`, connects to the container's own address
+/// there (never 127.0.0.1: the app would see a host user as local). One
 /// socket (with a `ListenStream=` per host binding) per container port.
 fn port_units(d: &Descriptor, c: &ContainerSection) -> Result<Vec<(String, String)>, Error> {
     let container = nspawn_unit_name(&d.name);
@@ -726,12 +727,14 @@ fn port_units(d: &Descriptor, c: &ContainerSection) -> Result<Vec<(String, Strin
             .set("SourcePath", Value::path(&d.path)?)
             .set("BindsTo", word(&container)?)
             .set("After", word(&container)?);
+        // sdme-netns adds the container's own ADDR:PORT: a connection to
+        // 127.0.0.1 would reach the app as one from its own loopback.
         let argv = [
             paths::NETNS.to_string(),
             format!("--machine={}", d.name),
+            format!("--connect={port}"),
             "--".to_string(),
             paths::SOCKET_PROXYD.to_string(),
-            format!("127.0.0.1:{port}"),
         ];
         proxy
             .section("Service")

@@ -152,14 +152,20 @@ fn add(dropins: &mut Dropins, unit: &str, text: String) {
     }
 }
 
-/// `sdme-netns --machine=NAME -- COMMAND [ARGS…]`: runs COMMAND in machine
-/// NAME's network namespace as nobody (65534:65534), with the descriptors
-/// and environment it was given (a socket unit's `LISTEN_FDS`: the
-/// listening sockets stay in the host's namespace, the connections COMMAND
-/// makes are the container's). Returns only on error.
+/// `sdme-netns --machine=NAME [--connect=PORT] -- COMMAND [ARGS…]`: runs
+/// COMMAND in machine NAME's network namespace as nobody (65534:65534),
+/// with the descriptors and environment it was given (a socket unit's
+/// `LISTEN_FDS`: the listening sockets stay in the host's namespace, the
+/// connections COMMAND makes are the container's). With `--connect=PORT`
+/// the namespace's own address and PORT (`ADDR:PORT`) are added as the
+/// last argument: the proxy then connects to the container's address, not
+/// to 127.0.0.1, so that the app never sees a host user's connection come
+/// from its own loopback (which images trust: postgres's `127.0.0.1/32
+/// trust`). Returns only on error.
 pub fn exec_in_netns(args: Vec<OsString>) -> String {
     use std::os::unix::process::CommandExt;
     let mut machine = None;
+    let mut connect = None;
     let mut rest = args.into_iter();
     let mut command: Vec<OsString> = Vec::new();
     for a in rest.by_ref() {
@@ -167,6 +173,12 @@ pub fn exec_in_netns(args: Vec<OsString>) -> String {
             Some("--") => break,
             Some(s) if s.starts_with("--machine=") => {
                 machine = Some(s["--machine=".len()..].to_string())
+            }
+            Some(s) if s.starts_with("--connect=") => {
+                match s["--connect=".len()..].parse::<u16>() {
+                    Ok(p) if p > 0 => connect = Some(p),
+                    _ => return format!("invalid {s:?}: a port from 1 to 65535\n{NETNS_USAGE}"),
+                }
             }
             _ => return format!("unexpected argument {a:?}\n{NETNS_USAGE}"),
         }
@@ -190,6 +202,14 @@ pub fn exec_in_netns(args: Vec<OsString>) -> String {
         return format!("joining the network namespace of machine {machine}: {e}");
     }
     drop(ns);
+    if let Some(port) = connect {
+        match own_address() {
+            Some(addr) => command.push(format!("{addr}:{port}").into()),
+            None => return format!(
+                "machine {machine} has no IPv4 address of its own (yet) to connect to port {port}"
+            ),
+        }
+    }
     // std drops the supplementary groups too when it changes the uid as root.
     let e = Command::new(&program)
         .args(&command[1..])
@@ -199,9 +219,43 @@ pub fn exec_in_netns(args: Vec<OsString>) -> String {
     format!("executing {}: {e}", Path::new(&program).display())
 }
 
+/// The first IPv4 address of this network namespace that is not a
+/// loopback one, waiting a few seconds for one (DHCP right after a
+/// boot). From the kernel's local routes in `/proc/net/fib_trie` (the
+/// reader's namespace), where each is an address line followed by
+/// `/32 host LOCAL`.
+fn own_address() -> Option<std::net::Ipv4Addr> {
+    for _ in 0..50 {
+        if let Ok(text) = std::fs::read_to_string("/proc/net/fib_trie") {
+            if let Some(a) = local_addresses(&text).into_iter().next() {
+                return Some(a);
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    None
+}
+
+fn local_addresses(fib_trie: &str) -> Vec<std::net::Ipv4Addr> {
+    let mut out = Vec::new();
+    let mut last = None;
+    for line in fib_trie.lines() {
+        let t = line.trim_start_matches([' ', '|', '+', '-']).trim();
+        if let Ok(a) = t.parse::<std::net::Ipv4Addr>() {
+            last = Some(a);
+        } else if t.starts_with("/32 host LOCAL") {
+            if let Some(a) = last.filter(|a| !a.is_loopback() && !out.contains(a)) {
+                out.push(a);
+            }
+        }
+    }
+    out
+}
+
 const NOBODY: u32 = 65534;
 
-pub const NETNS_USAGE: &str = "usage: sdme-netns --machine=NAME -- COMMAND [ARGS…]";
+pub const NETNS_USAGE: &str =
+    "usage: sdme-netns --machine=NAME [--connect=PORT] -- COMMAND [ARGS…]";
 
 #[cfg(test)]
 mod tests {
@@ -249,6 +303,16 @@ mod tests {
         zone_dropin("apps", &root, false, &mut d).unwrap();
         assert_eq!(d.units.len(), 1);
         assert_eq!(d.units[0].unit, "multi-user.target");
+    }
+
+    #[test]
+    fn the_namespace_address_comes_from_its_local_routes() {
+        let fib = "Main:\n  +-- 0.0.0.0/0 3 0 5\n     |-- 0.0.0.0\n        /0 universe UNICAST\n     +-- 10.0.0.0/28 2 0 2\n        |-- 10.0.0.0\n           /28 link UNICAST\n        |-- 10.0.0.2\n           /32 host LOCAL\n     +-- 127.0.0.0/8 2 0 2\n        |-- 127.0.0.1\n           /32 host LOCAL\nLocal:\n        |-- 10.0.0.2\n           /32 host LOCAL\n        |-- 10.0.0.15\n           /32 link BROADCAST\n";
+        assert_eq!(
+            local_addresses(fib),
+            ["10.0.0.2".parse::<std::net::Ipv4Addr>().unwrap()]
+        );
+        assert!(local_addresses("Main:\n |-- 127.0.0.1\n    /32 host LOCAL\n").is_empty());
     }
 
     #[test]

@@ -53,6 +53,17 @@ else
 fi
 check "nginx answers on http://$addr:$P1/ (nspawn's forward)" wait_for 60 page "http://$addr:$P1/"
 check "nginx answers on http://127.0.0.1:$P2/" page "http://127.0.0.1:$P2/"
+# The proxy connects to the container's address: nginx must not see a host
+# user's request as one from its own loopback.
+token=e23-$RANDOM$RANDOM
+curl -s -o /dev/null --max-time 3 "http://127.0.0.1:$P2/$token"
+seen() { journalctl -M nginx -u sdme-oci-app -o cat --no-pager | grep -m1 "GET /$token"; }
+if wait_for 15 seen; then
+	line=$(seen)
+	check "the app sees the proxied client from the container's address, not 127.0.0.1 ($line)" sh -c "! printf '%s\n' '$line' | grep -q '^127\.'"
+else
+	fail "nginx logged the proxied request /$token"
+fi
 check "port $P2 is not open on $addr (loopback only)" sh -c "! curl -s -o /dev/null --max-time 2 http://$addr:$P2/"
 check "nginx answers on http://$addr:$P3/ (the host's own address)" page "http://$addr:$P3/"
 check "port $P3 is not open on 127.0.0.1 (that address only)" sh -c "! curl -s -o /dev/null --max-time 2 http://127.0.0.1:$P3/"
