@@ -178,8 +178,11 @@ fn decrypt(c: &Credential) -> Result<Vec<u8>, String> {
     }
 }
 
-/// An anonymous memory file holding `bytes`, open without close-on-exec
-/// so that systemd-nspawn, executed next, can open `/proc/self/fd/N`.
+/// An anonymous memory file holding `bytes`, close-on-exec until the
+/// launcher's last step ([`inherit`], just before systemd-nspawn is
+/// executed and opens `/proc/self/fd/N`): nothing the launcher runs before
+/// (systemd-creds for the next credential, machinectl, the user
+/// namespace's holder) gets it.
 fn memfd(id: &str, bytes: &[u8]) -> Result<OwnedFd, String> {
     use rustix::fs::{MemfdFlags, SealFlags};
     let fd = rustix::fs::memfd_create(
@@ -197,9 +200,16 @@ fn memfd(id: &str, bytes: &[u8]) -> Result<OwnedFd, String> {
         SealFlags::WRITE | SealFlags::GROW | SealFlags::SHRINK | SealFlags::SEAL,
     )
     .map_err(|e| format!("credential {id}: sealing the memfd: {e}"))?;
-    rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::empty())
-        .map_err(|e| format!("credential {id}: fcntl: {e}"))?;
     Ok(fd)
+}
+
+/// Lets the credentials' memfds survive the exec of systemd-nspawn.
+pub fn inherit(fds: &[OwnedFd]) -> Result<(), String> {
+    for fd in fds {
+        rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())
+            .map_err(|e| format!("credential descriptor: fcntl: {e}"))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -297,11 +307,15 @@ mod tests {
                 "--load-credential=ok:/proc/self/fd/{n}"
             ))]
         );
-        // What nspawn will read, and that it is inherited across exec.
+        // What nspawn will read; close-on-exec until the last step, then
+        // inherited across that exec only.
         assert_eq!(
             std::fs::read(format!("/proc/self/fd/{n}")).unwrap(),
             b"secret"
         );
+        let flags = rustix::io::fcntl_getfd(&l.fds[0]).unwrap();
+        assert!(flags.contains(rustix::io::FdFlags::CLOEXEC));
+        inherit(&l.fds).unwrap();
         let flags = rustix::io::fcntl_getfd(&l.fds[0]).unwrap();
         assert!(!flags.contains(rustix::io::FdFlags::CLOEXEC));
         assert!(std::fs::OpenOptions::new()

@@ -58,7 +58,11 @@ fn main() -> ExitCode {
     if let Some(secs) = extend_start {
         launcher::extend_start_timeout(secs);
     }
-    // The credentials' memfds stay open across the exec (no close-on-exec).
+    // The credentials' memfds stay open across this exec only.
+    if let Err(e) = launcher::credentials::inherit(&fds) {
+        eprintln!("sdme-nspawn: {e}");
+        return ExitCode::FAILURE;
+    }
     let e = std::process::Command::new(&binary).args(&args).exec();
     drop(fds);
     eprintln!("sdme-nspawn: executing {}: {e}", binary.to_string_lossy());
