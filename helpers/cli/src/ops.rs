@@ -765,17 +765,30 @@ pub fn reset(sys: &Sys, root: &Path, store: &Store, name: &str) -> Res<u8> {
             .into());
         }
         let dir = store.containers_dir().join(name);
+        // Each is renamed aside first, then removed: a tree the container
+        // made hard to remove (an immutable file) is left aside and said,
+        // and the next start still gets fresh layers, never half of one.
+        let mut left = Vec::new();
         for part in RESET_REMOVES {
             let p = dir.join(part);
             if p.exists() || std::fs::symlink_metadata(&p).is_ok() {
+                let aside = dir.join(format!(".reset.{}.{part}", std::process::id()));
                 if sys.verbose {
                     eprintln!(
-                        "+ rm -rf {}",
-                        crate::sys::shell_quote(&p.display().to_string())
+                        "+ mv {} {} && rm -rf {}",
+                        crate::sys::shell_quote(&p.display().to_string()),
+                        crate::sys::shell_quote(&aside.display().to_string()),
+                        crate::sys::shell_quote(&aside.display().to_string())
                     );
                 }
-                sdme_store::remove_tree(&p)?;
+                std::fs::rename(&p, &aside).map_err(|e| format!("{}: {e}", p.display()))?;
+                if let Err(e) = sdme_store::remove_tree(&aside) {
+                    left.push(format!("{} ({e})", aside.display()));
+                }
             }
+        }
+        for l in &left {
+            eprintln!("sdme: reset {name}: could not remove all of {l}; remove it by hand");
         }
         println!(
             "reset {name}: removed its writable layers ({}/{{root,app}}); volumes kept ({})",
