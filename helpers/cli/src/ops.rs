@@ -618,7 +618,18 @@ fn read_small(p: &Path) -> Res<Vec<u8>> {
 fn descriptor_edit(p: &Path) -> Res<Edit> {
     let file = p.file_name().and_then(|f| f.to_str()).unwrap_or_default();
     let name = file.strip_suffix(".oci").unwrap_or_default();
-    check_machine_name(name).map_err(|e| format!("{}: bad descriptor name: {e}", p.display()))?;
+    // NAME, a template NAME@ or an instance NAME@INST (whose file must be a
+    // symlink to the template's: the generator's check says so).
+    let (plain, instance) = match name.split_once('@') {
+        Some((n, i)) => (n, Some(i)),
+        None => (name, None),
+    };
+    check_machine_name(plain)
+        .and_then(|()| match instance {
+            Some(i) if !i.is_empty() => check_machine_name(i),
+            _ => Ok(()),
+        })
+        .map_err(|e| format!("{}: bad descriptor name: {e}", p.display()))?;
     Ok(Edit::Write {
         path: format!("{ADMIN_DIR}/{name}.oci"),
         contents: read_small(p)?,
@@ -672,16 +683,28 @@ pub fn commit(root: &Path, edits: &[Edit]) -> Res<bool> {
 /// The edits that remove descriptor `name` from /etc/sdme.
 pub fn rm_edits(root: &Path, name: &str) -> Res<Vec<Edit>> {
     let e = entry(root, name)?;
-    let main = format!("{ADMIN_DIR}/{name}.oci");
-    let dir = format!("{ADMIN_DIR}/{name}.oci.d");
-    let in_admin = e.file.as_deref() == Some(&format!("/{main}"));
+    // The descriptor's own file: NAME.oci, or for a template's instance
+    // NAME-INST its NAME@INST.oci (and NAME@.oci for the template's image).
+    let file = e.file.clone().unwrap_or_default();
+    let base = Path::new(&file)
+        .file_name()
+        .and_then(|f| f.to_str())
+        .unwrap_or(name)
+        .to_string();
+    let main = format!("{ADMIN_DIR}/{base}");
+    let dir = format!("{main}.d");
+    let in_admin = file == format!("/{main}") && base.ends_with(".oci");
     if !in_admin {
+        let shown = if file.is_empty() {
+            "unreadable"
+        } else {
+            file.as_str()
+        };
         return Err(Failure::new(
             EXIT_FAILURE,
             format!(
-                "descriptor {name} is {}, not in /{ADMIN_DIR}: sdme rm removes only what an \
-                 administrator installed there; mask it instead: ln -s /dev/null /{main}",
-                e.file.as_deref().unwrap_or("unreadable")
+                "descriptor {name} is {shown}, not in /{ADMIN_DIR}: sdme rm removes only what an \
+                 administrator installed there; mask it instead: ln -s /dev/null /{ADMIN_DIR}/{base}"
             ),
         ));
     }

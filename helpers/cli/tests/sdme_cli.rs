@@ -215,3 +215,30 @@ fn ls_json_with_root_lists_descriptors() {
     assert_eq!(sdme(root, &["status", "web"]).0, 2);
     assert_eq!(sdme(root, &["exec", "web", "id"]).0, 2);
 }
+
+#[test]
+fn templates_install_and_their_instances_rm() {
+    let t = tempfile::tempdir().unwrap();
+    let src = tempfile::tempdir().unwrap();
+    let root = t.path();
+    write(
+        &src.path().join("site@.oci"),
+        "[Image]\nImage=docker.io/library/nginx:1\n[Container]\nNetwork=veth\n",
+    );
+    let (code, out, err) = sdme(
+        root,
+        &[
+            "install",
+            &src.path().join("site@.oci").display().to_string(),
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(root.join("etc/sdme/site@.oci").is_file());
+    // An instance is a symlink to its template, made by hand.
+    std::os::unix::fs::symlink("site@.oci", root.join("etc/sdme/site@blog.oci")).unwrap();
+    let (code, out, err) = sdme(root, &["rm", "site-blog"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("removed /etc/sdme/site@blog.oci"), "{out}");
+    assert!(std::fs::symlink_metadata(root.join("etc/sdme/site@blog.oci")).is_err());
+    assert!(root.join("etc/sdme/site@.oci").is_file());
+}

@@ -205,9 +205,11 @@ pub fn exec_in_netns(args: Vec<OsString>) -> String {
     if let Some(port) = connect {
         match own_address() {
             Some(addr) => command.push(format!("{addr}:{port}").into()),
-            None => return format!(
+            None => {
+                return format!(
                 "machine {machine} has no IPv4 address of its own (yet) to connect to port {port}"
-            ),
+            )
+            }
         }
     }
     // std drops the supplementary groups too when it changes the uid as root.
