@@ -16,16 +16,41 @@ fn machinectl() -> OsString {
     std::env::var_os("SDME_MACHINECTL").unwrap_or_else(|| "machinectl".into())
 }
 
-/// The host PID of machine `name`'s leader (its init), from machined.
+/// The host PID of machine `name`'s leader (its init), from machined, and
+/// only if the machine is sdme's container of that name: a container
+/// whose unit is `systemd-nspawn@NAME.service` (machined registers
+/// machines for unprivileged users too, from systemd 257, under any name).
 pub fn machine_leader(name: &str) -> Result<u32, String> {
     sdme_launch::check_machine_name(name)?;
     let out = Command::new(machinectl())
-        .args(["show", "--property=Leader", "--value", "--", name])
+        .args([
+            "show",
+            "--property=Leader",
+            "--property=Unit",
+            "--property=Class",
+            "--",
+            name,
+        ])
         .output()
         .map_err(|e| format!("machine {name}: running machinectl: {e}"))?;
     let text = String::from_utf8_lossy(&out.stdout);
-    match text.trim().parse::<u32>() {
-        Ok(pid) if out.status.success() && pid > 1 => Ok(pid),
+    let field = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key).and_then(|v| v.strip_prefix('=')))
+            .unwrap_or("")
+    };
+    let unit = format!("systemd-nspawn@{name}.service");
+    match field("Leader").parse::<u32>() {
+        Ok(pid) if out.status.success() && pid > 1 => {
+            if field("Unit") != unit || field("Class") != "container" {
+                return Err(format!(
+                    "machine {name} is not sdme's container: its unit is {:?} (class {:?}), not {unit}",
+                    field("Unit"),
+                    field("Class")
+                ));
+            }
+            Ok(pid)
+        }
         _ => Err(format!(
             "machine {name} is not running (machinectl show: {})",
             String::from_utf8_lossy(&out.stderr).trim()
