@@ -102,7 +102,23 @@ pub fn identity(section: &mut Section, c: &Credentials, reset: bool) -> Result<(
     Ok(())
 }
 
-/// Lines shared by the app and its health check: the same root, environment and identity.
+/// The app's environment: defaults, the image's, then the launcher's (later
+/// files win). Shared by the app and everything run as it (`/oci/in-app`).
+fn app_environment(spec: &AppSpec, s: &mut Section) -> Result<(), Error> {
+    s.set(
+        "Environment",
+        Value::environment(&[("PATH", DEFAULT_PATH)])?,
+    )
+    .set(
+        "Environment",
+        Value::environment(&[("HOME", spec.credentials.home.as_str())])?,
+    )
+    .set("EnvironmentFile", Value::optional_path("/oci/env")?)
+    .set("EnvironmentFile", Value::optional_path(LAUNCHER_ENV)?);
+    Ok(())
+}
+
+/// The app's root, environment, directory and identity.
 fn exec_context(spec: &AppSpec, s: &mut Section) -> Result<(), Error> {
     s.set("RootDirectory", Value::path("/oci/root")?)
         .set("MountAPIVFS", Value::boolean(true));
@@ -115,17 +131,8 @@ fn exec_context(spec: &AppSpec, s: &mut Section) -> Result<(), Error> {
             Value::bind_path(CONNECTOR_SERVER, false)?,
         );
     }
-    s.set(
-        "Environment",
-        Value::environment(&[("PATH", DEFAULT_PATH)])?,
-    )
-    .set(
-        "Environment",
-        Value::environment(&[("HOME", spec.credentials.home.as_str())])?,
-    )
-    .set("EnvironmentFile", Value::optional_path("/oci/env")?)
-    .set("EnvironmentFile", Value::optional_path(LAUNCHER_ENV)?)
-    .set("WorkingDirectory", Value::path(&spec.workdir)?);
+    app_environment(spec, s)?;
+    s.set("WorkingDirectory", Value::path(&spec.workdir)?);
     identity(s, &spec.credentials, false)
 }
 
@@ -355,18 +362,9 @@ pub fn health_check_service(spec: &AppSpec, health: &HealthSpec) -> Result<Strin
         )
         .set("After", word(APP_SERVICE)?);
     let s = unit.section("Service");
-    s.set("Type", word("oneshot")?)
-        .set(
-            "Environment",
-            Value::environment(&[("PATH", DEFAULT_PATH)])?,
-        )
-        .set(
-            "Environment",
-            Value::environment(&[("HOME", spec.credentials.home.as_str())])?,
-        )
-        .set("EnvironmentFile", Value::optional_path("/oci/env")?)
-        .set("EnvironmentFile", Value::optional_path(LAUNCHER_ENV)?)
-        .set("ExecStart", Value::command(&in_app_argv(&health.argv))?)
+    s.set("Type", word("oneshot")?);
+    app_environment(spec, s)?;
+    s.set("ExecStart", Value::command(&in_app_argv(&health.argv))?)
         .set("TimeoutStartSec", Value::number(health.timeout))
         .set(
             "SyslogIdentifier",
