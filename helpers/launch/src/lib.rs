@@ -372,6 +372,10 @@ pub struct Launch {
     /// `Network=container:OTHER`: run in machine OTHER's network namespace
     /// (`--network-namespace-path=` of its leader, found at start).
     pub netns_of: Option<String>,
+    /// `App=`: other application images run in this container, each in
+    /// `/oci/apps/IMAGE/root` as `sdme-oci-app@IMAGE.service`: a `Launch`
+    /// whose `image` and app options ([`APP_OPTIONS`]) are set, nothing else.
+    pub apps: Vec<Launch>,
     /// For tests: another store and runtime directory, print instead of exec.
     pub store: Option<String>,
     pub runtime_dir: Option<String>,
@@ -387,7 +391,7 @@ pub const USAGE: &str = "usage: sdme-nspawn --machine=NAME --image=IMAGE [--env=
 [--connector-allow-gid=GID] [--connector-environment-files] [--zone=NAME] [--network-namespace-of=MACHINE] [--private-users=yes|no|unless-privileged-ports|BASE[:SIZE]] \
 [--credential=ID:PATH] [--encrypted-credential=ID:PATH] [--secret=ID:VAR] \
 [--notify=started|healthy|no] [--stop-signal=SIG] [--stop-timeout=SEC] [--reload-signal=SIG] [--reload-cmd=ARG]… [--oneshot] [--store=DIR] [--runtime-dir=DIR] [--dry-run] \
--- [NSPAWN ARGS…]
+[--app=IMAGE [APP OPTIONS]…]… -- [NSPAWN ARGS…]
 See sdme-nspawn(8).";
 
 /// An absolute, normalized path (no `.`/`..` components, no `//`, no
@@ -578,15 +582,8 @@ pub fn check_machine_name(s: &str) -> Result<(), String> {
 }
 
 impl Launch {
-    /// `sdme-nspawn`'s arguments (without the program), in the order of
-    /// HACKING.md: identity, environment, volumes, command, user,
-    /// directory, restart, health, connector access, test options, `--`,
-    /// then the nspawn arguments.
-    pub fn to_args(&self) -> Vec<String> {
-        let mut a = vec![
-            format!("--machine={}", self.machine),
-            format!("--image={}", self.image),
-        ];
+    /// The app options but the stop ones, in [`Launch::to_args`]'s order.
+    fn app_args(&self, a: &mut Vec<String>) {
         a.extend(self.env.iter().map(|(k, v)| format!("--env={k}={v}")));
         a.extend(self.env_files.iter().map(|f| format!("--env-file={f}")));
         a.extend(
@@ -629,6 +626,18 @@ impl Launch {
         if let Some(action) = h.on_failure {
             a.push(format!("--health-on-failure={action}"));
         }
+    }
+
+    /// `sdme-nspawn`'s arguments (without the program), in the order of
+    /// HACKING.md: identity, environment, volumes, command, user,
+    /// directory, restart, health, connector access, test options, `--`,
+    /// then the nspawn arguments.
+    pub fn to_args(&self) -> Vec<String> {
+        let mut a = vec![
+            format!("--machine={}", self.machine),
+            format!("--image={}", self.image),
+        ];
+        self.app_args(&mut a);
         let c = &self.connector;
         a.extend(
             c.allow_uids
@@ -692,6 +701,16 @@ impl Launch {
         if self.dry_run {
             a.push("--dry-run".to_string());
         }
+        for app in &self.apps {
+            a.push(format!("--app={}", app.image));
+            app.app_args(&mut a);
+            if let Some(s) = &app.lifecycle.stop_signal {
+                a.push(format!("--stop-signal={s}"));
+            }
+            if let Some(t) = app.lifecycle.stop_timeout {
+                a.push(format!("--stop-timeout={t}"));
+            }
+        }
         a.push("--".to_string());
         a.extend(self.nspawn_args.iter().cloned());
         a
@@ -699,81 +718,153 @@ impl Launch {
 }
 
 /// Reads `sdme-nspawn`'s command line; `Ok(None)` for `--help`.
+/// The options an app may have, before or after `--app=` (sdme-nspawn(8)).
+pub const APP_OPTIONS: &[&str] = &[
+    "env",
+    "env-file",
+    "volume",
+    "entrypoint",
+    "cmd",
+    "user",
+    "workdir",
+    "restart",
+    "health-cmd",
+    "health-interval",
+    "health-timeout",
+    "health-start-period",
+    "health-retries",
+    "health-on-failure",
+    "stop-signal",
+    "stop-timeout",
+];
+
+fn value_of(p: &mut lexopt::Parser, name: &str) -> Result<String, String> {
+    p.value()
+        .map_err(|e| e.to_string())?
+        .into_string()
+        .map_err(|v| format!("{name}: {v:?} is not UTF-8"))
+}
+
+fn bad(name: &str, e: String) -> String {
+    format!("invalid {name}: {e}")
+}
+
+/// One of [`APP_OPTIONS`] (`name` without `--`), into the app `o`.
+fn app_option(o: &mut Launch, name: &str, p: &mut lexopt::Parser) -> Result<(), String> {
+    let option = format!("--{name}");
+    let v = value_of(p, &option)?;
+    match name {
+        "env" => o
+            .env
+            .push(parse_env_assignment(&v).map_err(|e| bad(&option, e))?),
+        "env-file" => {
+            check_absolute_path(&v).map_err(|e| bad(&option, e))?;
+            o.env_files.push(v);
+        }
+        "volume" => o
+            .volumes
+            .push(parse_volume(&v).map_err(|e| bad(&option, e))?),
+        "entrypoint" | "cmd" => {
+            let list = match name {
+                "entrypoint" => o.entrypoint.get_or_insert_with(Vec::new),
+                _ => o.cmd.get_or_insert_with(Vec::new),
+            };
+            if !v.is_empty() {
+                list.push(v);
+            }
+        }
+        "user" => o.user = Some(v),
+        "workdir" => {
+            check_absolute_path(&v).map_err(|e| bad(&option, e))?;
+            o.workdir = Some(v);
+        }
+        "restart" => o.restart = Some(restart_policy(&v).map_err(|e| bad(&option, e))?),
+        "health-cmd" => o.health.cmd = Some(v),
+        "health-interval" | "health-timeout" | "health-start-period" => {
+            let v = seconds(&v).map_err(|e| bad(&option, e))?;
+            *match name {
+                "health-interval" => &mut o.health.interval,
+                "health-timeout" => &mut o.health.timeout,
+                _ => &mut o.health.start_period,
+            } = Some(v);
+        }
+        "health-retries" => {
+            o.health.retries = Some(
+                v.parse()
+                    .map_err(|_| format!("invalid --health-retries={v:?}"))?,
+            )
+        }
+        "health-on-failure" => {
+            o.health.on_failure = Some(health_action(&v).map_err(|e| bad(&option, e))?)
+        }
+        "stop-signal" => {
+            o.lifecycle.stop_signal = Some(signal_name(&v).map_err(|e| bad(&option, e))?)
+        }
+        "stop-timeout" => {
+            o.lifecycle.stop_timeout = Some(
+                v.parse::<u64>()
+                    .ok()
+                    .filter(|t| (1..=86400).contains(t) && v.bytes().all(|b| b.is_ascii_digit()))
+                    .ok_or_else(|| {
+                        format!("invalid --stop-timeout={v:?}: whole seconds from 1 to 86400")
+                    })?,
+            );
+        }
+        _ => return Err(format!("{option}: not an app option")),
+    }
+    Ok(())
+}
+
+/// Reads `sdme-nspawn`'s command line; `Ok(None)` for `--help`.
 pub fn parse(args: Vec<OsString>) -> Result<Option<Launch>, String> {
     use lexopt::prelude::*;
     let mut p = lexopt::Parser::from_args(args);
     let mut o = Launch::default();
-    let val = |p: &mut lexopt::Parser, name: &str| -> Result<String, String> {
-        p.value()
-            .map_err(|e| e.to_string())?
-            .into_string()
-            .map_err(|v| format!("{name}: {v:?} is not UTF-8"))
-    };
-    let bad = |name: &str, e: String| format!("invalid {name}: {e}");
+    let val = value_of;
+    // After `--app=NAME`, app options are that app's and nothing else may follow.
+    let mut extra: Option<usize> = None;
     while let Some(arg) = p.next().map_err(|e| e.to_string())? {
+        if let Long(name) = &arg {
+            let name = name.to_string();
+            if let Some(known) = APP_OPTIONS.iter().find(|n| **n == name) {
+                let target = match extra {
+                    Some(i) => &mut o.apps[i],
+                    None => &mut o,
+                };
+                app_option(target, known, &mut p)?;
+                continue;
+            }
+            if name == "app" {
+                let x = val(&mut p, "--app")?;
+                check_machine_name(&x).map_err(|e| bad("--app", e))?;
+                if x == o.image {
+                    return Err(format!("--app={x}: that is the container's own image"));
+                }
+                if o.apps.iter().any(|a| a.image == x) {
+                    return Err(format!("--app={x}: that image is already in the container"));
+                }
+                o.apps.push(Launch {
+                    image: x,
+                    ..Launch::default()
+                });
+                extra = Some(o.apps.len() - 1);
+                continue;
+            }
+            if let (Some(i), false) = (extra, name == "help") {
+                return Err(format!(
+                    "--{name} after --app={}: only app options ({}) may follow --app=",
+                    o.apps[i].image,
+                    APP_OPTIONS
+                        .iter()
+                        .map(|n| format!("--{n}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+        }
         match arg {
             Long("machine") => o.machine = val(&mut p, "--machine")?,
             Long("image") => o.image = val(&mut p, "--image")?,
-            Long("env") => {
-                let e = val(&mut p, "--env")?;
-                o.env
-                    .push(parse_env_assignment(&e).map_err(|e| bad("--env", e))?);
-            }
-            Long("env-file") => {
-                let f = val(&mut p, "--env-file")?;
-                check_absolute_path(&f).map_err(|e| bad("--env-file", e))?;
-                o.env_files.push(f);
-            }
-            Long("volume") => o
-                .volumes
-                .push(parse_volume(&val(&mut p, "--volume")?).map_err(|e| bad("--volume", e))?),
-            Long(name @ ("entrypoint" | "cmd")) => {
-                let name = name.to_string();
-                let option = format!("--{name}");
-                let w = val(&mut p, &option)?;
-                let list = match name.as_str() {
-                    "entrypoint" => o.entrypoint.get_or_insert_with(Vec::new),
-                    _ => o.cmd.get_or_insert_with(Vec::new),
-                };
-                if !w.is_empty() {
-                    list.push(w);
-                }
-            }
-            Long("user") => o.user = Some(val(&mut p, "--user")?),
-            Long("workdir") => {
-                let w = val(&mut p, "--workdir")?;
-                check_absolute_path(&w).map_err(|e| bad("--workdir", e))?;
-                o.workdir = Some(w);
-            }
-            Long("restart") => {
-                o.restart = Some(
-                    restart_policy(&val(&mut p, "--restart")?).map_err(|e| bad("--restart", e))?,
-                )
-            }
-            Long("health-cmd") => o.health.cmd = Some(val(&mut p, "--health-cmd")?),
-            Long(name @ ("health-interval" | "health-timeout" | "health-start-period")) => {
-                let name = name.to_string();
-                let option = format!("--{name}");
-                let v = seconds(&val(&mut p, &option)?).map_err(|e| bad(&option, e))?;
-                *match name.as_str() {
-                    "health-interval" => &mut o.health.interval,
-                    "health-timeout" => &mut o.health.timeout,
-                    _ => &mut o.health.start_period,
-                } = Some(v);
-            }
-            Long("health-retries") => {
-                let v = val(&mut p, "--health-retries")?;
-                o.health.retries = Some(
-                    v.parse()
-                        .map_err(|_| format!("invalid --health-retries={v:?}"))?,
-                )
-            }
-            Long("health-on-failure") => {
-                o.health.on_failure = Some(
-                    health_action(&val(&mut p, "--health-on-failure")?)
-                        .map_err(|e| bad("--health-on-failure", e))?,
-                )
-            }
             Long("connector-allow-uid") => o.connector.allow_uids.push(
                 connector_id(&val(&mut p, "--connector-allow-uid")?)
                     .map_err(|e| bad("--connector-allow-uid", e))?,
@@ -801,27 +892,11 @@ pub fn parse(args: Vec<OsString>) -> Result<Option<Launch>, String> {
                 o.lifecycle.notify =
                     Notify::parse(&val(&mut p, "--notify")?).map_err(|e| bad("--notify", e))?
             }
-            Long(name @ ("stop-signal" | "reload-signal")) => {
-                let option = format!("--{name}");
-                let sig = signal_name(&val(&mut p, &option)?).map_err(|e| bad(&option, e))?;
-                *if option == "--stop-signal" {
-                    &mut o.lifecycle.stop_signal
-                } else {
-                    &mut o.lifecycle.reload_signal
-                } = Some(sig);
-            }
-            Long("stop-timeout") => {
-                let v = val(&mut p, "--stop-timeout")?;
-                o.lifecycle.stop_timeout = Some(
-                    v.parse::<u64>()
-                        .ok()
-                        .filter(|t| {
-                            (1..=86400).contains(t) && v.bytes().all(|b| b.is_ascii_digit())
-                        })
-                        .ok_or_else(|| {
-                            format!("invalid --stop-timeout={v:?}: whole seconds from 1 to 86400")
-                        })?,
-                );
+            Long("reload-signal") => {
+                o.lifecycle.reload_signal = Some(
+                    signal_name(&val(&mut p, "--reload-signal")?)
+                        .map_err(|e| bad("--reload-signal", e))?,
+                )
             }
             Long("reload-cmd") => {
                 let w = val(&mut p, "--reload-cmd")?;
@@ -858,6 +933,12 @@ pub fn parse(args: Vec<OsString>) -> Result<Option<Launch>, String> {
     }
     if o.machine.is_empty() || o.image.is_empty() {
         return Err("--machine=NAME and --image=IMAGE are required".into());
+    }
+    if o.apps.iter().any(|a| a.image == o.image) {
+        return Err(format!(
+            "--app={}: that is the container's own image",
+            o.image
+        ));
     }
     if o.lifecycle.reload_signal.is_some() && o.lifecycle.reload_cmd.is_some() {
         return Err("--reload-signal and --reload-cmd exclude each other".into());

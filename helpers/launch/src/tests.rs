@@ -85,6 +85,37 @@ fn every_setting_survives_writing_and_reading() {
         }],
         zone: Some("app.zone-1".into()),
         netns_of: Some("db".into()),
+        apps: vec![
+            Launch {
+                image: "redis".into(),
+                ..Default::default()
+            },
+            Launch {
+                image: "db".into(),
+                env: vec![("MARIADB_USER".into(), "app x".into())],
+                env_files: vec!["/etc/sdme/db.env".into()],
+                volumes: vec![Volume::Anonymous {
+                    container: "/var/lib/mysql".into(),
+                }],
+                entrypoint: Some(vec![]),
+                cmd: Some(vec!["mariadbd".into(), "--port=3307".into()]),
+                user: Some("mysql".into()),
+                workdir: Some("/".into()),
+                restart: Some("always"),
+                health: Health {
+                    cmd: Some("healthcheck.sh --connect".into()),
+                    interval: Some("2".into()),
+                    retries: Some(5),
+                    ..Default::default()
+                },
+                lifecycle: Lifecycle {
+                    stop_signal: Some("SIGQUIT".into()),
+                    stop_timeout: Some(40),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        ],
         store: Some("/tmp/store".into()),
         runtime_dir: Some("/tmp/run".into()),
         dry_run: true,
@@ -110,6 +141,52 @@ fn every_setting_survives_writing_and_reading() {
     round_trip(&l);
     l.private_users = PrivateUsers::UnlessPrivilegedPorts;
     round_trip(&l);
+}
+
+#[test]
+fn options_after_app_are_that_apps() {
+    let l = parse(args(&[
+        "--machine=web",
+        "--image=nginx",
+        "--env=A=1",
+        "--app=db",
+        "--env=B=2",
+        "--stop-signal=QUIT",
+        "--app=cache",
+        "--user=999",
+        "--",
+        "--quiet",
+    ]))
+    .unwrap()
+    .unwrap();
+    assert_eq!(l.env, [("A".to_string(), "1".to_string())]);
+    assert_eq!(l.apps.len(), 2);
+    assert_eq!(l.apps[0].image, "db");
+    assert_eq!(l.apps[0].env, [("B".to_string(), "2".to_string())]);
+    assert_eq!(l.apps[0].lifecycle.stop_signal.as_deref(), Some("SIGQUIT"));
+    assert_eq!(l.apps[1].user.as_deref(), Some("999"));
+    assert_eq!(l.nspawn_args, ["--quiet"]);
+    // Container options cannot be an app's.
+    for late in [
+        "--zone=z",
+        "--notify=no",
+        "--secret=a:B",
+        "--oneshot",
+        "--machine=x",
+    ] {
+        let e = parse(args(&["--machine=web", "--image=nginx", "--app=db", late])).unwrap_err();
+        assert!(e.contains("only app options"), "{late}: {e}");
+    }
+    for (dup, what) in [
+        (vec!["--app=db", "--app=db"], "already"),
+        (vec!["--app=nginx"], "own image"),
+        (vec!["--app=../x"], "machine name"),
+    ] {
+        let mut a = vec!["--machine=web", "--image=nginx"];
+        a.extend(dup);
+        let e = parse(args(&a)).unwrap_err();
+        assert!(e.contains(what), "{e}");
+    }
 }
 
 #[test]
