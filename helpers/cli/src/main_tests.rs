@@ -211,6 +211,7 @@ fn store_fixture(dir: &Path) -> sdme_store::Store {
             layers: layers.iter().map(|l| l.to_string()).collect(),
             systemd_layer: false,
             app_glue: true,
+            extra_glue: false,
             app: None,
             glue_version: sdme_store::record::GLUE_VERSION,
             config: sdme_store::runconfig::RunConfig::from_image_config(raw).unwrap(),

@@ -303,6 +303,7 @@ pub fn app_spec(
     });
     Ok(AppSpec {
         name: name.to_string(),
+        slot: units::Slot::First,
         argv,
         workdir,
         credentials,
@@ -386,58 +387,67 @@ pub fn write_app_glue(
     Ok(app_info(spec))
 }
 
-/// `glue/` of an app or connector image, from the resolved app and the
-/// image configuration alone: the seed's `/oci/*` files and the units.
+/// `glue/` of an app or connector image (`spec.slot` first) or
+/// `extraglue/` of an app image (another slot), from the resolved app and
+/// the image configuration alone: the seed's `/oci/*` files (or
+/// `/oci/apps/NAME/*`) and the units.
 pub fn plan_app_glue(
     spec: &AppSpec,
     config: &RunConfig,
     accounts: &(String, String),
 ) -> Result<GluePlan, String> {
+    let slot = &spec.slot;
+    let dir = slot.dir();
+    let dir = dir.trim_start_matches('/');
+    let file = |name: &str| format!("{dir}/{name}");
     let mut plan = GluePlan::default();
-    plan.dir("oci/root", None);
+    plan.dir(&file("root"), None);
     let env = sdme_unitfile::envfile::render(&config.env_pairs())
         .map_err(|e| format!("image environment: {e}"))?;
-    plan.file("oci/env", env, 0o644);
-    plan.file("oci/ports", lines(&config.exposed_ports), 0o644);
-    plan.file("oci/volumes", lines(&config.volumes), 0o644);
-    plan.file("oci/health", units::HEALTH_SCRIPT, 0o755);
-    plan.file("oci/in-app", units::IN_APP_SCRIPT, 0o755);
-    plan.file("oci/users", units::USERS_SCRIPT, 0o755);
-    plan.file("oci/passwd", accounts.0.as_str(), 0o644);
-    plan.file("oci/group", accounts.1.as_str(), 0o644);
-    plan.unit(units::APP_SERVICE, units::app_service(spec))?;
-    plan.unit(units::USERS_SERVICE, units::users_service(&spec.name))?;
+    plan.file(&file("env"), env, 0o644);
+    plan.file(&file("ports"), lines(&config.exposed_ports), 0o644);
+    plan.file(&file("volumes"), lines(&config.volumes), 0o644);
+    plan.file(&file("health"), units::health_script(slot), 0o755);
+    plan.file(&file("in-app"), units::in_app_script(slot), 0o755);
+    plan.file(&file("users"), units::users_script(slot), 0o755);
+    plan.file(&file("passwd"), accounts.0.as_str(), 0o644);
+    plan.file(&file("group"), accounts.1.as_str(), 0o644);
+    plan.unit(&slot.app_service(), units::app_service(spec))?;
+    plan.unit(&slot.users_service(), units::users_service(spec))?;
     if spec.connector {
-        plan.file("oci/proxy-mode", "", 0o644);
+        if *slot != units::Slot::First {
+            return Err("a connector is always its container's first app".into());
+        }
+        plan.file(&file("proxy-mode"), "", 0o644);
         plan.unit(units::APP_SOCKET, units::connector_socket(&spec.name))?;
         plan.enable("sockets.target.wants", units::APP_SOCKET);
     } else {
-        plan.unit(units::OUTPUT_SERVICE, units::output_service(&spec.name))?;
-        plan.unit(units::LOG_SERVICE, units::log_service(&spec.name))?;
-        plan.enable("multi-user.target.wants", units::APP_SERVICE);
+        plan.unit(&slot.output_service(), units::output_service(spec))?;
+        plan.unit(&slot.log_service(), units::log_service(spec))?;
+        plan.enable("multi-user.target.wants", &slot.app_service());
         // Part of the boot, so that the boot ends (and the container is
         // ready) when the app is; the launcher sets its mode or masks it.
-        plan.file("oci/ready", units::READY_SCRIPT, 0o755);
-        plan.unit(units::READY_SERVICE, units::ready_service(&spec.name))?;
-        plan.enable("multi-user.target.wants", units::READY_SERVICE);
+        plan.file(&file("ready"), units::ready_script(slot), 0o755);
+        plan.unit(&slot.ready_service(), units::ready_service(spec))?;
+        plan.enable("multi-user.target.wants", &slot.ready_service());
     }
     // The health units always exist so that the launcher can switch a check
     // on (--health-cmd); the image's HEALTHCHECK enables them.
     let default_health = HealthSpec::with_defaults(vec!["/bin/true".into()], 0, 0, 0, 0);
     let health = spec.health.as_ref().unwrap_or(&default_health);
     plan.unit(
-        units::HEALTH_CHECK_SERVICE,
+        &slot.health_check_service(),
         units::health_check_service(spec, health),
     )?;
     plan.unit(
-        units::HEALTH_SERVICE,
-        units::health_service(&spec.name, health, "restart"),
+        &slot.health_service(),
+        units::health_service(spec, health, "restart"),
     )?;
-    plan.unit(units::HEALTH_TIMER, units::health_timer(&spec.name, health))?;
+    plan.unit(&slot.health_timer(), units::health_timer(spec, health))?;
     if spec.health.is_some() {
         plan.enable(
-            &format!("{}.wants", units::APP_SERVICE),
-            units::HEALTH_TIMER,
+            &format!("{}.wants", slot.app_service()),
+            &slot.health_timer(),
         );
     }
     Ok(plan)

@@ -333,6 +333,7 @@ fn build_in(
         layers: diff_ids.to_vec(),
         systemd_layer: false,
         app_glue: false,
+        extra_glue: false,
         app: None,
         glue_version: GLUE_VERSION,
         config: config.clone(),
@@ -386,6 +387,16 @@ fn build_in(
             )?);
             if kind == Kind::Connector {
                 glue::write_connector_dir(&store.connectors_dir().join(&req.name), &spec.argv[0])?;
+            } else {
+                // The same app as another app of a container (App=NAME).
+                let mut extra = spec.clone();
+                extra.slot = crate::units::Slot::Other(req.name.clone());
+                glue::write_plan(
+                    &dir.join(sdme_store::EXTRA_GLUE),
+                    &glue::plan_app_glue(&extra, &config, &accounts)?,
+                    base_view.as_ref(),
+                )?;
+                record.extra_glue = true;
             }
         }
     }
@@ -412,6 +423,7 @@ mod tests {
             layers: vec![],
             systemd_layer: false,
             app_glue: true,
+            extra_glue: false,
             app: None,
             glue_version: GLUE_VERSION,
             config: RunConfig::default(),

@@ -8,7 +8,7 @@
 //!   (`\n` in TEXT is a line break), `dir PATH MODE`, `link PATH TARGET`;
 //! - `args` (optional): extra `sdme-import pull` arguments;
 //! - either `expected/` (what the import wrote: `tree.txt` lists every entry
-//!   of `glue/`, `appglue/` and the connector directory with type, mode and
+//!   of `glue/`, `appglue/`, `extraglue/` and the connector directory with type, mode and
 //!   link target, `files/` holds the regular files), or `expected-error`
 //!   (a line the refusal must print; nothing may be left in the store).
 //!
@@ -268,7 +268,7 @@ fn run_case(case: &Path, update: bool) -> Result<(), String> {
     let files = actual.join("files");
     fs::create_dir_all(&files).unwrap();
     let mut lines = Vec::new();
-    for part in ["glue", "appglue"] {
+    for part in ["glue", "appglue", "extraglue"] {
         let dir = generation.join(part);
         if dir.exists() {
             lines.push(format!("dir  {part}"));
@@ -281,6 +281,7 @@ fn run_case(case: &Path, update: bool) -> Result<(), String> {
         dump(&connector, "connector", &mut lines, &files);
     }
     check_units(&generation.join("glue"), &name);
+    check_units(&generation.join("extraglue"), &name);
     let tree = lines.join("\n") + "\n";
     let expected = case.join("expected");
     if update {

@@ -3,7 +3,7 @@
 //! `/run/systemd/system/UNIT.d/50-launcher.conf`.
 
 use sdme_import::glue::{account_lines, resolve_argv, resolve_user};
-use sdme_import::units;
+use sdme_import::units::{self, Slot};
 use sdme_launch::{Launch as Options, Notify};
 use sdme_store::merged::MergedView;
 use sdme_store::record::ImageRecord;
@@ -48,13 +48,24 @@ fn restricts_callers(o: &Options) -> bool {
     o.connector.restricted()
 }
 
+/// The drop-ins of the container's first app.
 pub fn build(
     o: &Options,
     record: &ImageRecord,
     app_view: Option<&MergedView>,
 ) -> Result<Dropins, String> {
+    build_for(&Slot::First, o, record, app_view)
+}
+
+/// The drop-ins of the app in `slot` (another app: `o` is its `--app=`).
+pub fn build_for(
+    slot: &Slot,
+    o: &Options,
+    record: &ImageRecord,
+    app_view: Option<&MergedView>,
+) -> Result<Dropins, String> {
     let mut out = if any_override(o) {
-        overrides(o, record, app_view)?
+        overrides(slot, o, record, app_view)?
     } else {
         let mut out = Dropins::default();
         // Credentials alone: only the app's LoadCredential= lines (a base
@@ -62,11 +73,11 @@ pub fn build(
         if !o.credentials.is_empty() && record.kind != Kind::Base {
             let mut app = dropin();
             load_credentials(app.section("Service"), o)?;
-            push(&mut out, units::APP_SERVICE, &app);
+            push(&mut out, &slot.app_service(), &app);
         }
         out
     };
-    lifecycle(o, record, app_view, &mut out)?;
+    lifecycle(slot, o, record, app_view, &mut out)?;
     Ok(out)
 }
 
@@ -115,6 +126,7 @@ fn effective_health(o: &Options, record: &ImageRecord) -> Option<units::HealthSp
 /// `Notify=`, `StopSignal=`, `StopTimeoutSec=`, `ReloadSignal=`,
 /// `ReloadCmd=`, `Type=oneshot`).
 fn lifecycle(
+    slot: &Slot,
     o: &Options,
     record: &ImageRecord,
     app_view: Option<&MergedView>,
@@ -166,11 +178,11 @@ fn lifecycle(
     if !connector {
         if out.notify == Notify::No {
             // Not part of the boot: a job may be done before it would look.
-            out.masked.push(units::READY_SERVICE.to_string());
-            if l.oneshot && !out.masked.iter().any(|m| m == units::HEALTH_TIMER) {
+            out.masked.push(slot.ready_service());
+            if l.oneshot && !out.masked.iter().any(|m| m == &slot.health_timer()) {
                 // A failed check would restart (or stop) the job, and its
                 // stop would end the container as if the job were done.
-                out.masked.push(units::HEALTH_TIMER.to_string());
+                out.masked.push(slot.health_timer());
             }
         } else if out.notify == Notify::Healthy {
             // Docker's time to call it unhealthy: the start period, then
@@ -191,7 +203,7 @@ fn lifecycle(
                 )
                 // The script ends itself; a check that hangs is bounded by its own timeout.
                 .set("TimeoutStartSec", Value::number(out.ready_bound));
-            push(out, units::READY_SERVICE, &ready);
+            push(out, &slot.ready_service(), &ready);
         }
     }
     if !changes_app {
@@ -215,7 +227,7 @@ fn lifecycle(
             "kill",
             "--kill-whom=main",
             &format!("--signal={sig}"),
-            units::APP_SERVICE,
+            &slot.app_service(),
         ];
         s.set("RootDirectoryStartOnly", Value::boolean(true)).set(
             "ExecReload",
@@ -241,7 +253,7 @@ fn lifecycle(
             resolve_argv(view, cmd, &path_env, &workdir).map_err(|e| format!("ReloadCmd=: {e}"))?;
         s.set("RootDirectoryStartOnly", Value::boolean(true)).set(
             "ExecReload",
-            Value::privileged_command(&units::in_app_argv(&resolved)).map_err(unit_err)?,
+            Value::privileged_command(&units::in_app_argv(slot, &resolved)).map_err(unit_err)?,
         );
     }
     if l.oneshot {
@@ -254,7 +266,7 @@ fn lifecycle(
     }
     // One drop-in per unit: merged with the overrides' one if there is.
     let text = app.render();
-    match out.units.iter_mut().find(|u| u.unit == units::APP_SERVICE) {
+    match out.units.iter_mut().find(|u| u.unit == slot.app_service()) {
         Some(existing) => {
             let body: String = text
                 .lines()
@@ -266,7 +278,7 @@ fn lifecycle(
         None => out.units.insert(
             0,
             UnitDropin {
-                unit: units::APP_SERVICE.to_string(),
+                unit: slot.app_service(),
                 text,
             },
         ),
@@ -275,6 +287,7 @@ fn lifecycle(
 }
 
 fn overrides(
+    slot: &Slot,
     o: &Options,
     record: &ImageRecord,
     app_view: Option<&MergedView>,
@@ -390,7 +403,7 @@ fn overrides(
 
     let h = &o.health;
     if matches!(h.cmd.as_deref(), Some("none" | "NONE")) {
-        out.masked.push(units::HEALTH_TIMER.to_string());
+        out.masked.push(slot.health_timer());
     } else if h.any() || (credentials.is_some() && info.health) {
         // The check runs in the running app as its unit's user (units.rs,
         // /oci/in-app): only the home of a --user follows it here.
@@ -404,16 +417,18 @@ fn overrides(
         }
         if let Some(cmd) = &h.cmd {
             // Docker's CMD-SHELL: the app root's shell.
-            let argv = units::in_app_argv(&["/bin/sh", "-c", cmd.as_str()]);
+            let argv = units::in_app_argv(slot, &["/bin/sh", "-c", cmd.as_str()]);
             s.set("ExecStart", Value::reset())
                 .set("ExecStart", Value::command(&argv).map_err(unit_err)?);
-            app.section("Unit")
-                .set("Wants", Value::word(units::HEALTH_TIMER).map_err(unit_err)?);
+            app.section("Unit").set(
+                "Wants",
+                Value::word(&slot.health_timer()).map_err(unit_err)?,
+            );
         }
         if let Some(t) = &h.timeout {
             s.set("TimeoutStartSec", Value::word(t).map_err(unit_err)?);
         }
-        push(&mut out, units::HEALTH_CHECK_SERVICE, &check);
+        push(&mut out, &slot.health_check_service(), &check);
         // /oci/health compares whole seconds.
         let start_period = h
             .start_period
@@ -424,7 +439,7 @@ fn overrides(
         {
             let mut service = dropin();
             service.section("Service").set("Environment", env);
-            push(&mut out, units::HEALTH_SERVICE, &service);
+            push(&mut out, &slot.health_service(), &service);
         }
         if let Some(i) = &h.interval {
             let interval = Value::word(i).map_err(unit_err)?;
@@ -436,14 +451,14 @@ fn overrides(
                 .set("OnActiveSec", Value::reset())
                 .set("OnActiveSec", interval.clone())
                 .set("OnUnitActiveSec", interval);
-            push(&mut out, units::HEALTH_TIMER, &timer);
+            push(&mut out, &slot.health_timer(), &timer);
         }
     }
     if !app.is_empty() {
         out.units.insert(
             0,
             UnitDropin {
-                unit: units::APP_SERVICE.to_string(),
+                unit: slot.app_service(),
                 text: app.render(),
             },
         );
@@ -521,6 +536,7 @@ mod tests {
             layers: vec![],
             systemd_layer: false,
             app_glue: true,
+            extra_glue: false,
             app: Some(AppInfo {
                 argv: vec!["/usr/bin/app".into(), "--serve".into()],
                 workdir: "/".into(),

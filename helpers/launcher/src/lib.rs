@@ -10,6 +10,7 @@
 //! own directories (confined where the container controls them) and its
 //! runtime directory. It must never fetch, unpack, or change an image.
 
+pub mod apps;
 pub mod credentials;
 pub mod dropin;
 pub mod limits;
@@ -95,8 +96,8 @@ pub fn prepare(o: &Options) -> Result<Prepared, String> {
     // here anyway, long before systemd-nspawn is executed.
     let lock = store.lock(false)?;
     let sdme_store::RootStack {
-        lowers,
-        generations,
+        mut lowers,
+        mut generations,
         generation,
         record,
     } = store.root_stack(&o.image)?;
@@ -104,8 +105,18 @@ pub fn prepare(o: &Options) -> Result<Prepared, String> {
     let upper = container.join("root");
     let app_upper = container.join("app");
     let is_app = record.kind != Kind::Base;
+    // The other apps (App=): read under the same lock, their generations
+    // recorded with the container's, their units' glue over its root.
+    let (extras, extra_generations) = apps::load(&store, &container, &o.apps)?;
+    for g in extra_generations {
+        if !generations.contains(&g) {
+            generations.push(g);
+        }
+    }
+    lowers.extend(extras.iter().map(|a| a.glue.clone()));
     let existing: Vec<PathBuf> = [&upper, &app_upper]
         .into_iter()
+        .chain(extras.iter().map(|a| &a.upper))
         .filter(|p| p.exists())
         .cloned()
         .collect();
@@ -163,6 +174,13 @@ pub fn prepare(o: &Options) -> Result<Prepared, String> {
     if is_app {
         uppers.push(app_upper.clone());
     }
+    if !extras.is_empty() {
+        mkdir(&container.join("apps"), 0o700)?;
+    }
+    for app in &extras {
+        mkdir(&app.upper, 0o755)?;
+        uppers.push(app.upper.clone());
+    }
     // Checked now, changed last: nothing that can still fail below runs
     // after the writable layers were given new owners.
     let ownership = plan_ownership(&container, &uppers, &existing, range)?;
@@ -207,86 +225,71 @@ pub fn prepare(o: &Options) -> Result<Prepared, String> {
     } else {
         None
     };
+    for app in &extras {
+        let mapped: Vec<PathBuf> = app.lowers.iter().map(&mut seen).collect();
+        args.push(overlay_arg(&mapped, &app.upper, &app.slot.root())?);
+    }
     let mount_view = MergedView::new(mount_root);
     let app_root = if is_app { "/oci/root" } else { "" };
 
-    // The container's volumes, then every volume the image declares that
-    // none of them covers (Docker gives those an anonymous volume too).
-    let volumes_dir = store.volumes_dir().join(&o.machine);
-    let image_view = app_view.as_ref().map(|(v, _)| v);
-    let mut binds: Vec<(PathBuf, String, bool)> = Vec::new();
-    let declared = if is_app {
-        let mut warn = |w: String| eprintln!("sdme-nspawn: {w}");
-        volumes::uncovered(&record.config.volumes, &o.volumes, &mut warn)
-    } else {
-        Vec::new()
+    // The first app's volumes (or the base's), then the other apps'.
+    let bind_options = if range.is_some() { ":idmap" } else { "" };
+    let mut idmapped_binds: Vec<(PathBuf, String)> = Vec::new();
+    let first = AppMounts {
+        what: String::new(),
+        volumes: &o.volumes,
+        declared: if is_app { &record.config.volumes } else { &[] },
+        volumes_dir: store.volumes_dir().join(&o.machine),
+        mount_view: &mount_view,
+        image_view: app_view.as_ref().map(|(v, _)| v),
+        root: app_root.to_string(),
     };
-    // Every mount point is checked before any volume is created or seeded.
-    for target in o
-        .volumes
-        .iter()
-        .map(Volume::container)
-        .chain(declared.iter().map(String::as_str))
-    {
-        volumes::check_mount_point(&mount_view, target)?;
+    let mut extra_views = Vec::new();
+    for app in &extras {
+        let mut view = app.lowers.clone();
+        view.push(app.upper.clone());
+        extra_views.push((MergedView::new(view), MergedView::new(app.lowers.clone())));
     }
-    for v in &o.volumes {
-        binds.push(match v {
-            Volume::Bind {
-                host,
-                container,
-                read_only,
-            } => (PathBuf::from(host), container.clone(), *read_only),
-            Volume::Anonymous { container: c } => (
-                volumes::ensure(&volumes_dir, c, image_view)?,
-                c.clone(),
-                false,
-            ),
+    let mut mounts = vec![first];
+    for (app, (mount_view, image_view)) in extras.iter().zip(&extra_views) {
+        mounts.push(AppMounts {
+            what: format!("app {}: ", app.options.image),
+            volumes: &app.options.volumes,
+            declared: &app.record.config.volumes,
+            // A directory per app beside the first app's: MACHINE@APP is
+            // a name no machine can have.
+            volumes_dir: store
+                .volumes_dir()
+                .join(format!("{}@{}", o.machine, app.options.image)),
+            mount_view,
+            image_view: Some(image_view),
+            root: app.slot.root(),
         });
     }
-    for path in declared {
-        binds.push((
-            volumes::ensure(&volumes_dir, &path, image_view)?,
-            path,
-            false,
-        ));
-    }
-    // Parents before what lies below them (a stable sort by path), so that
-    // a volume inside another one is mounted on top of it, not hidden by it.
-    binds.sort_by(|a, b| Path::new(&a.1).cmp(Path::new(&b.1)));
-    // In a user namespace volumes are idmapped binds: their files keep
-    // their owners on disk (0-based, as without one) and inside alike.
-    let bind_options = if range.is_some() { ":idmap" } else { "" };
-    if range.is_some() {
-        for v in &o.volumes {
-            if let Volume::Bind {
-                host,
-                container,
-                read_only: false,
-            } = v
-            {
-                warn_if_suid_allowed(Path::new(host), container);
+    for m in &mounts {
+        for (host, target, ro) in m.binds()? {
+            if range.is_some() {
+                idmapped_binds.push((host.clone(), target.clone()));
+                if !ro
+                    && m.volumes
+                        .iter()
+                        .any(|v| v.container() == target && matches!(v, Volume::Bind { .. }))
+                {
+                    warn_if_suid_allowed(&host, &target);
+                }
             }
+            let host = host.to_str().ok_or("volume path is not UTF-8")?;
+            let flag = if ro { "--bind-ro" } else { "--bind" };
+            args.push(
+                format!(
+                    "{flag}={}:{}{}{bind_options}",
+                    bind_escape(host),
+                    m.root,
+                    bind_escape(&target)
+                )
+                .into(),
+            );
         }
-    }
-    let idmapped_binds: Vec<(PathBuf, String)> = match range {
-        Some(_) => binds
-            .iter()
-            .map(|(h, t, _)| (h.clone(), t.clone()))
-            .collect(),
-        None => Vec::new(),
-    };
-    for (host, target, ro) in binds {
-        let host = host.to_str().ok_or("volume path is not UTF-8")?;
-        let flag = if ro { "--bind-ro" } else { "--bind" };
-        args.push(
-            format!(
-                "{flag}={}:{app_root}{}{bind_options}",
-                bind_escape(host),
-                bind_escape(&target)
-            )
-            .into(),
-        );
     }
 
     // The environment: the env files' contents (systemd EnvironmentFile
@@ -316,6 +319,22 @@ pub fn prepare(o: &Options) -> Result<Prepared, String> {
             chown(&path, r.base)?;
         }
         args.push(format!("--bind-ro={}:/run/sdme/environment", path.display()).into());
+    }
+    // Each other app's own Environment= and EnvironmentFile= (its [App]).
+    for app in &extras {
+        let env = environment_file(&app.options.env_files, &app.options.env)
+            .map_err(|e| format!("app {}: {e}", app.options.image))?;
+        if env.is_empty() {
+            continue;
+        }
+        let dir = runtime.join("apps").join(&app.options.image);
+        mkdir(&dir, 0o700)?;
+        let path = dir.join("environment");
+        write_private(&path, env.as_bytes())?;
+        if let Some(r) = range {
+            chown(&path, r.base)?;
+        }
+        args.push(format!("--bind-ro={}:{}", path.display(), app.slot.launcher_env()).into());
     }
 
     // A connector that checks its callers also listens where host users
@@ -362,10 +381,43 @@ pub fn prepare(o: &Options) -> Result<Prepared, String> {
     }
 
     let mut dropins = dropin::build(o, &record, app_view.as_ref().map(|(v, _)| v))?;
+    // The longest any app may take to be ready, if one waits for its health check.
+    let mut ready_bound =
+        (dropins.notify == sdme_launch::Notify::Healthy).then_some(dropins.ready_bound);
+    let mut extra_accounts = Vec::new();
+    let mut extra_workdirs = Vec::new();
+    for (app, (_, image_view)) in extras.iter().zip(&extra_views) {
+        // The container's readiness covers every app: each is ready as
+        // its own check says, unless the container waits for none or
+        // only for the apps to have started.
+        let mut options = app.options.clone();
+        options.lifecycle.notify = match o.lifecycle.notify {
+            _ if o.lifecycle.oneshot => sdme_launch::Notify::No,
+            n @ (sdme_launch::Notify::No | sdme_launch::Notify::Started) => n,
+            _ => sdme_launch::Notify::Auto,
+        };
+        let d = dropin::build_for(&app.slot, &options, &app.record, Some(image_view))
+            .map_err(|e| format!("app {}: {e}", app.options.image))?;
+        dropins.units.extend(d.units);
+        dropins.masked.extend(d.masked);
+        if d.notify == sdme_launch::Notify::Healthy {
+            ready_bound = Some(ready_bound.unwrap_or(0).max(d.ready_bound));
+        }
+        if let Some(accounts) = d.accounts {
+            extra_accounts.push((app, accounts));
+        }
+        if let Some(dir) = d.create_workdir {
+            extra_workdirs.push((app, dir));
+        }
+    }
     if let Some(zone) = &o.zone {
         let mut root = lowers.clone();
         root.push(upper.clone());
-        network::zone_dropin(zone, &MergedView::new(root), is_app, &mut dropins)?;
+        let mut app_units: Vec<String> = extras.iter().map(|a| a.slot.app_service()).collect();
+        if is_app {
+            app_units.insert(0, sdme_import::units::APP_SERVICE.to_string());
+        }
+        network::zone_dropin(zone, &MergedView::new(root), &app_units, &mut dropins)?;
         // The name the zone's other containers ask for is the one the
         // container's resolved answers: its host name, which its systemd
         // sets from /etc/hostname (the base's, whatever that says).
@@ -419,6 +471,22 @@ pub fn prepare(o: &Options) -> Result<Prepared, String> {
             args.push(format!("--bind-ro={}:/run/sdme/{file}", path.display()).into());
         }
     }
+    for (app, (passwd, group)) in &extra_accounts {
+        let dir = runtime.join("apps").join(&app.options.image);
+        mkdir(&dir, 0o700)?;
+        for (file, text) in [("passwd", passwd), ("group", group)] {
+            let path = dir.join(file);
+            std::fs::write(&path, text).map_err(|e| err(&path, e))?;
+            args.push(
+                format!(
+                    "--bind-ro={}:{}/{file}",
+                    path.display(),
+                    app.slot.launcher_dir()
+                )
+                .into(),
+            );
+        }
+    }
     if !o.dry_run {
         apply_ownership(&container, &ownership)?;
     }
@@ -428,6 +496,17 @@ pub fn prepare(o: &Options) -> Result<Prepared, String> {
         sdme_extract::confined::Tree::open(app_upper)
             .and_then(|tree| tree.make_dirs(dir, 0o755, range.map(|r| (r.base, r.base))))
             .map_err(|e| format!("working directory {dir} in {}: {e}", app_upper.display()))?;
+    }
+    for (app, dir) in &extra_workdirs {
+        sdme_extract::confined::Tree::open(&app.upper)
+            .and_then(|tree| tree.make_dirs(dir, 0o755, range.map(|r| (r.base, r.base))))
+            .map_err(|e| {
+                format!(
+                    "app {}: working directory {dir} in {}: {e}",
+                    app.options.image,
+                    app.upper.display()
+                )
+            })?;
     }
 
     if let Some(r) = range {
@@ -441,9 +520,7 @@ pub fn prepare(o: &Options) -> Result<Prepared, String> {
     let mut extend_start = None;
     if dropins.notify != sdme_launch::Notify::No {
         args.push("--notify-ready=yes".into());
-        if dropins.notify == sdme_launch::Notify::Healthy {
-            extend_start = Some(dropins.ready_bound + BOOT_ALLOWANCE);
-        }
+        extend_start = ready_bound.map(|b| b + BOOT_ALLOWANCE);
     }
     args.extend(loaded.args.iter().cloned());
     args.extend(o.nspawn_args.iter().map(OsString::from));
@@ -458,6 +535,72 @@ pub fn prepare(o: &Options) -> Result<Prepared, String> {
         extend_start,
         fds: loaded.fds,
     })
+}
+
+/// Where one app's volumes come from and go.
+struct AppMounts<'a> {
+    /// For messages: empty for the first app, `app NAME: ` for another.
+    what: String,
+    volumes: &'a [Volume],
+    /// The image's declared volumes (`Volumes` of its configuration).
+    declared: &'a [String],
+    /// Its anonymous volumes: `volumes/MACHINE/` or `volumes/MACHINE@APP/`.
+    volumes_dir: PathBuf,
+    /// The tree the binds are mounted into, as the container will see it:
+    /// the image's layers and the writable layer (which the container's
+    /// root may have changed, planted symlinks included).
+    mount_view: &'a MergedView,
+    /// The image's layers alone (what a new anonymous volume is seeded from).
+    image_view: Option<&'a MergedView>,
+    /// The app's root in the container (empty: the container's own).
+    root: String,
+}
+
+impl AppMounts<'_> {
+    /// (host directory, path in the app's root, read-only): the app's
+    /// volumes, then every volume the image declares that none of them
+    /// covers (Docker gives those an anonymous volume too), parents before
+    /// what lies below them (a stable sort by path), so that a volume
+    /// inside another one is mounted on top of it, not hidden by it.
+    fn binds(&self) -> Result<Vec<(PathBuf, String, bool)>, String> {
+        let what = &self.what;
+        let mut warn = |w: String| eprintln!("sdme-nspawn: {what}{w}");
+        let declared = volumes::uncovered(self.declared, self.volumes, &mut warn);
+        // Every mount point is checked before any volume is created or seeded.
+        for target in self
+            .volumes
+            .iter()
+            .map(Volume::container)
+            .chain(declared.iter().map(String::as_str))
+        {
+            volumes::check_mount_point(self.mount_view, target)
+                .map_err(|e| format!("{what}{e}"))?;
+        }
+        let mut binds = Vec::new();
+        for v in self.volumes {
+            binds.push(match v {
+                Volume::Bind {
+                    host,
+                    container,
+                    read_only,
+                } => (PathBuf::from(host), container.clone(), *read_only),
+                Volume::Anonymous { container: c } => (
+                    volumes::ensure(&self.volumes_dir, c, self.image_view)?,
+                    c.clone(),
+                    false,
+                ),
+            });
+        }
+        for path in declared {
+            binds.push((
+                volumes::ensure(&self.volumes_dir, &path, self.image_view)?,
+                path,
+                false,
+            ));
+        }
+        binds.sort_by(|a, b| Path::new(&a.1).cmp(Path::new(&b.1)));
+        Ok(binds)
+    }
 }
 
 /// Seconds a container's boot may take besides waiting for its app.
@@ -625,15 +768,16 @@ fn plan_ownership(
     };
     for upper in uppers {
         let from = match have {
-            Some(h) => h,
-            None if existed.contains(upper) => IdRange {
-                base: 0,
-                size: sdme_store::userns::RANGE_SIZE,
-            },
-            None => {
+            // New (an app added to the container): owned from the start.
+            _ if !existed.contains(upper) => {
                 plan.fresh.push(upper.clone());
                 continue;
             }
+            Some(h) => h,
+            None => IdRange {
+                base: 0,
+                size: sdme_store::userns::RANGE_SIZE,
+            },
         };
         if from.base == want.base {
             continue;

@@ -4,7 +4,6 @@
 //! proxy in a container's network namespace.
 
 use crate::dropin::{Dropins, UnitDropin};
-use sdme_import::units;
 use sdme_store::merged::MergedView;
 use sdme_unitfile::{Unit, Value};
 use std::ffi::OsString;
@@ -116,7 +115,7 @@ fn has_unit(root: &MergedView, unit: &str) -> bool {
 pub fn zone_dropin(
     zone: &str,
     root: &MergedView,
-    is_app: bool,
+    apps: &[String],
     dropins: &mut Dropins,
 ) -> Result<(), String> {
     let word = |w: &str| Value::word(w).map_err(|e| e.to_string());
@@ -149,7 +148,7 @@ pub fn zone_dropin(
     if networkd || resolved {
         add(dropins, "multi-user.target", target.render());
     }
-    if resolved && is_app {
+    for unit in apps.iter().filter(|_| resolved) {
         let mut app = Unit::new();
         app.comment(&format!(
             "Network=zone:{zone}: names resolve when the app starts (sdme-nspawn)."
@@ -157,7 +156,7 @@ pub fn zone_dropin(
         app.section("Unit")
             .set("Wants", word(RESOLVED)?)
             .set("After", word(RESOLVED)?);
-        add(dropins, units::APP_SERVICE, app.render());
+        add(dropins, unit, app.render());
     }
     Ok(())
 }
@@ -304,11 +303,20 @@ mod tests {
         let (_t, root) = root_with(&[NETWORKD, RESOLVED]);
         let mut d = Dropins::default();
         d.units.push(UnitDropin {
-            unit: units::APP_SERVICE.into(),
+            unit: "sdme-oci-app.service".into(),
             text: "[Service]\nRestart=always\n".into(),
         });
-        zone_dropin("apps", &root, true, &mut d).unwrap();
-        assert_eq!(d.units.len(), 2, "{d:?}");
+        let apps = [
+            "sdme-oci-app.service".to_string(),
+            "sdme-oci-app@db.service".into(),
+        ];
+        zone_dropin("apps", &root, &apps, &mut d).unwrap();
+        assert_eq!(d.units.len(), 3, "{d:?}");
+        assert_eq!(d.units[2].unit, "sdme-oci-app@db.service");
+        assert!(d.units[2]
+            .text
+            .ends_with("After=systemd-resolved.service\n"));
+        d.units.remove(2);
         let app = &d.units[0];
         assert!(app.text.starts_with("[Service]\nRestart=always\n\n# "));
         assert!(app
@@ -324,10 +332,10 @@ mod tests {
     fn a_base_without_them_gets_nothing_to_start() {
         let (_t, root) = root_with(&[]);
         let mut d = Dropins::default();
-        zone_dropin("apps", &root, true, &mut d).unwrap();
+        zone_dropin("apps", &root, &["sdme-oci-app.service".into()], &mut d).unwrap();
         assert!(d.units.is_empty());
         let (_t, root) = root_with(&[RESOLVED]);
-        zone_dropin("apps", &root, false, &mut d).unwrap();
+        zone_dropin("apps", &root, &[], &mut d).unwrap();
         assert_eq!(d.units.len(), 1);
         assert_eq!(d.units[0].unit, "multi-user.target");
     }

@@ -353,6 +353,20 @@ impl Store {
         })
     }
 
+    /// The glue of image `name`'s app as another app of a container
+    /// (`App=`), laid over that container's root: `extraglue/` of the
+    /// generation, which imports before glue version 5 lack.
+    pub fn extra_glue(&self, generation: &str, record: &ImageRecord) -> Result<PathBuf, String> {
+        if !record.extra_glue {
+            return Err(format!(
+                "image {} was imported without the glue of an extra app (App=); import it again \
+                 (systemctl restart sdme-import@{})",
+                record.name, record.name
+            ));
+        }
+        Ok(self.generation_dir(generation).join(EXTRA_GLUE))
+    }
+
     /// The lower directories of the app root (`/oci/root`), lowest first.
     pub fn app_lowers(
         &self,
@@ -369,6 +383,9 @@ impl Store {
         Ok(lowers)
     }
 }
+
+/// A generation's glue for an app run besides a container's own (`App=`).
+pub const EXTRA_GLUE: &str = "extraglue";
 
 /// fsync a directory, so that the entries created or renamed in it are
 /// durable.

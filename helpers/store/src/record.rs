@@ -8,7 +8,7 @@ use std::path::Path;
 
 /// Bumped when the glue sdme generates changes, so that a re-import with the
 /// same manifest regenerates it.
-pub const GLUE_VERSION: u32 = 4;
+pub const GLUE_VERSION: u32 = 5;
 
 /// The app service as generated, for the launcher's overrides.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,6 +42,10 @@ pub struct ImageRecord {
     pub systemd_layer: bool,
     /// Whether the generation holds `appglue/`, laid over the app's layers.
     pub app_glue: bool,
+    /// Whether the generation holds `extraglue/`, laid over the root of a
+    /// container that runs this app besides its own (`App=`).
+    #[serde(default)]
+    pub extra_glue: bool,
     pub app: Option<AppInfo>,
     pub glue_version: u32,
     /// The run configuration (`config` of the image configuration).
@@ -109,6 +113,7 @@ mod tests {
             layers: vec![format!("sha256:{}", "01".repeat(32))],
             systemd_layer: false,
             app_glue: true,
+            extra_glue: true,
             app: Some(AppInfo {
                 argv: vec!["/usr/sbin/nginx".into()],
                 workdir: "/".into(),
