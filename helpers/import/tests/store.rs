@@ -677,6 +677,157 @@ fn launcher_assembles_overlays_lowest_first_with_binds() {
     );
 }
 
+/// `--app=`: another application image in the container, in a root of
+/// its own with its own writable layer, volumes, environment, accounts and
+/// drop-ins, its units' glue over the container's root, its generation
+/// recorded with the container's.
+#[test]
+fn launcher_runs_other_apps_in_roots_of_their_own() {
+    require_prerequisites();
+    let f = fixture();
+    let s = &f.store;
+    let runtime = f.work.join("run");
+    pull_ok(s, "base", &["--pull=missing"], &f.base);
+    pull_ok(s, "app1", &["--base=base", "--pull=missing"], &f.app1);
+    pull_ok(s, "app2", &["--base=base", "--pull=missing"], &f.app2);
+    let launch = |extra: &[&str]| {
+        Command::new(nspawn())
+            .args([
+                "--machine=web",
+                "--image=app1",
+                "--dry-run",
+                "--private-users=no",
+            ])
+            .arg(format!("--store={}", s.display()))
+            .arg(format!("--runtime-dir={}", runtime.display()))
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = launch(&[
+        "--env=A=1",
+        "--app=app2",
+        "--env=B=2 two",
+        "--volume=/data",
+        "--user=1000",
+        "--workdir=/srv/new",
+        "--restart=always",
+        "--health-cmd=wget -q -O- http://localhost:8080/",
+        "--stop-signal=SIGINT",
+    ]);
+    let line = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let gen = |name: &str| {
+        s.join("images")
+            .join(fs::read_link(s.join("images").join(name)).unwrap())
+    };
+    let (app1_gen, app2_gen) = (gen("app1"), gen("app2"));
+    // The container's root: base, the first app's glue, then app2's extraglue.
+    let root_tail = format!(
+        "{}:{}:{}:/ ",
+        app1_gen.join("glue").display(),
+        app2_gen.join("extraglue").display(),
+        s.join("containers/web/root").display()
+    );
+    assert!(line.contains(&root_tail), "{line}\nexpected …{root_tail}");
+    let ra = record(s, "app2");
+    let layers = s.join("layers/sha256");
+    let hex = |v: &serde_json::Value| {
+        v.as_str()
+            .unwrap()
+            .trim_start_matches("sha256:")
+            .to_string()
+    };
+    let app2_root = format!(
+        "--overlay={}:{}:{}:{}:/oci/apps/app2/root",
+        layers.join(hex(&ra["layers"][0])).display(),
+        layers.join(hex(&ra["layers"][1])).display(),
+        app2_gen.join("appglue").display(),
+        s.join("containers/web/apps/app2").display()
+    );
+    assert!(line.contains(&app2_root), "{line}\nexpected {app2_root}");
+    // Its volumes, its image's declared ones included, beside the first
+    // app's in a directory of its own; the first app's stay where they were.
+    for (dir, path) in [
+        ("data", "/data"),
+        ("var-cache-app", "/var/cache/app"),
+        ("www", "/www"),
+    ] {
+        let bind = format!(
+            "--bind={}:/oci/apps/app2/root{path}",
+            s.join("volumes/web@app2").join(dir).display()
+        );
+        assert!(line.contains(&bind), "{line}\nexpected {bind}");
+    }
+    assert!(line.contains(&format!(
+        "--bind={}:/oci/root/www",
+        s.join("volumes/web/www").display()
+    )));
+    // Its environment: its own file, not the first app's variables.
+    let env = runtime.join("apps/app2/environment");
+    assert_eq!(fs::read_to_string(&env).unwrap(), "B=\"2 two\"\n");
+    assert!(line.contains(&format!(
+        "--bind-ro={}:/run/sdme/apps/app2/environment",
+        env.display()
+    )));
+    assert_eq!(
+        fs::read_to_string(runtime.join("environment")).unwrap(),
+        "A=\"1\"\n"
+    );
+    // Its settings are drop-ins of its own units.
+    let dropin = |unit: &str| {
+        fs::read_to_string(runtime.join(format!("units/{unit}.d/50-launcher.conf")))
+            .unwrap_or_else(|e| panic!("{unit}: {e}"))
+    };
+    let app = dropin("sdme-oci-app@app2.service");
+    for l in [
+        "User=1000\n",
+        "Restart=always\n",
+        "KillSignal=SIGINT\n",
+        "WorkingDirectory=/srv/new\n",
+    ] {
+        assert!(app.contains(l), "{l} in {app}");
+    }
+    assert!(dropin("sdme-oci-health-check@app2.service")
+        .contains("ExecStart=/bin/sh /oci/apps/app2/in-app /bin/sh -c \"wget -q -O- http://localhost:8080/\"\n"));
+    assert!(
+        !runtime.join("units/sdme-oci-app.service.d").exists(),
+        "the first app has no overrides"
+    );
+    assert!(line.contains(&format!(
+        "{}:/run/systemd/system/sdme-oci-app@app2.service.d",
+        runtime.join("units/sdme-oci-app@app2.service.d").display()
+    )));
+    // Its accounts, for systemd 252's User= lookup.
+    let passwd = fs::read_to_string(runtime.join("apps/app2/passwd")).unwrap();
+    assert!(passwd.starts_with("web:x:1000:1001:"), "{passwd}");
+    assert!(line.contains(":/run/sdme/apps/app2/passwd"));
+    // Its working directory, made in its writable layer.
+    assert!(s.join("containers/web/apps/app2/srv/new").is_dir());
+    let gens = fs::read_to_string(s.join("containers/web/generations")).unwrap();
+    let name = |p: &Path| p.file_name().unwrap().to_str().unwrap().to_string();
+    assert!(gens.lines().any(|g| g == name(&app2_gen)), "{gens}");
+    assert!(gens.lines().any(|g| g == name(&app1_gen)), "{gens}");
+
+    // Only application images; only app options after --app=.
+    for (args, want) in [
+        (&["--app=base"][..], "not an application image"),
+        (&["--app=nosuch"], "not imported"),
+        (&["--app=app2", "--zone=z"], "only app options"),
+    ] {
+        let out = launch(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(want),
+            "{args:?}: {err}"
+        );
+    }
+}
+
 #[test]
 fn a_deleted_layer_is_fetched_again_and_stale_temporaries_go() {
     require_prerequisites();
