@@ -28,8 +28,9 @@ use sys::{Failure, Res, Sys, EXIT_FAILURE, EXIT_USAGE};
 const USAGE: &str = "usage: sdme [-v] [--root=DIR] [--no-reload] COMMAND
   ls [--json]                       every descriptor, its units, image and health
   status NAME                       the facts and systemctl status of its units
-  logs NAME [-f] [-n N]             the app's journal inside the container
-  exec NAME [-i] [-t] [--] CMD...   run CMD in the app's root, as the app
+  logs NAME [-f] [-n N] [--app=APP] the app's journal inside the container
+  exec NAME [-i] [-t] [--app=APP] [--] CMD...
+                                    run CMD in the app's root, as the app
   images [--json]                   the store's image generations
   pull NAME                         run the import and follow it
   start|stop|restart NAME           systemctl start|stop|restart its container
@@ -62,10 +63,13 @@ pub enum Cmd {
         name: String,
         follow: bool,
         lines: Option<String>,
+        /// `--app=APP`: another app of the container (`App=`), not the first.
+        app: Option<String>,
     },
     Exec {
         name: String,
         mode: ops::ExecMode,
+        app: Option<String>,
         command: Vec<String>,
     },
     Images {
@@ -133,6 +137,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, String> {
     let mut lines = None;
     let mut replace = false;
     let mut mode = ops::ExecMode::default();
+    let mut app = None;
     let mut words: Vec<String> = Vec::new();
     let mut command: Vec<String> = Vec::new();
     while let Some(arg) = p.next().map_err(e)? {
@@ -151,6 +156,11 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, String> {
             Long("replace") if word == "install" => replace = true,
             Short('i') | Long("interactive") if word == "exec" => mode.interactive = true,
             Short('t') | Long("tty") if word == "exec" => mode.tty = true,
+            Long("app") if matches!(word.as_str(), "logs" | "exec") => {
+                let a = utf8(p.value().map_err(e)?)?;
+                sdme_store::check_name(&a).map_err(|e| format!("--app={a}: {e}"))?;
+                app = Some(a);
+            }
             Value(v) => {
                 words.push(utf8(v)?);
                 if word == "exec" {
@@ -180,6 +190,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, String> {
             name: one("NAME")?,
             follow,
             lines,
+            app,
         },
         "exec" => {
             let name = one("NAME")?;
@@ -189,6 +200,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, String> {
             Cmd::Exec {
                 name,
                 mode,
+                app,
                 command,
             }
         }
@@ -284,17 +296,35 @@ fn run(args: &Args) -> Res<u8> {
             name,
             follow,
             lines,
+            app,
         } => {
             system()?;
-            ops::logs(&sys, &root, &store, name, *follow, lines.as_deref())
+            let unit = ops::app_unit(app.as_deref());
+            ops::logs(
+                &sys,
+                &root,
+                &store,
+                name,
+                *follow,
+                lines.as_deref(),
+                app.as_ref().map(|_| unit.as_str()),
+            )
         }
         Cmd::Exec {
             name,
             mode,
+            app,
             command,
         } => {
             system()?;
-            ops::exec(&sys, &root, name, *mode, command)
+            ops::exec(
+                &sys,
+                &root,
+                name,
+                *mode,
+                &ops::app_unit(app.as_deref()),
+                command,
+            )
         }
         Cmd::Images { json } => {
             system()?;

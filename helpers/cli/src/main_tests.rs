@@ -19,7 +19,8 @@ fn commands_and_their_options() {
         Cmd::Logs {
             name: "web".into(),
             follow: true,
-            lines: Some("20".into())
+            lines: Some("20".into()),
+            app: None,
         }
     );
     assert_eq!(
@@ -27,8 +28,29 @@ fn commands_and_their_options() {
         Cmd::Logs {
             name: "web".into(),
             follow: false,
-            lines: Some("all".into())
+            lines: Some("all".into()),
+            app: None,
         }
+    );
+    assert_eq!(
+        cmd(&["logs", "web", "--app=db"]),
+        Cmd::Logs {
+            name: "web".into(),
+            follow: false,
+            lines: None,
+            app: Some("db".into()),
+        }
+    );
+    assert_eq!(ops::app_unit(Some("db")), "sdme-oci-app@db.service");
+    assert_eq!(ops::app_unit(None), "sdme-oci-app.service");
+    // sd_bus_path_encode(): what busctl is asked for.
+    assert_eq!(
+        ops::unit_bus_path("sdme-oci-app.service"),
+        "/org/freedesktop/systemd1/unit/sdme_2doci_2dapp_2eservice"
+    );
+    assert_eq!(
+        ops::unit_bus_path("sdme-oci-app@my_db.2.service"),
+        "/org/freedesktop/systemd1/unit/sdme_2doci_2dapp_40my_5fdb_2e2_2eservice"
     );
     assert_eq!(
         cmd(&["install", "--replace", "a.oci", "dir"]),
@@ -61,9 +83,17 @@ fn exec_takes_everything_after_the_name() {
             name,
             mode,
             command,
+            app: None,
         } => (name, mode, command),
         other => panic!("{other:?}"),
     };
+    match cmd(&["exec", "--app=db", "web", "id"]) {
+        Cmd::Exec { app, command, .. } => {
+            assert_eq!(app.as_deref(), Some("db"));
+            assert_eq!(command, ["id"]);
+        }
+        other => panic!("{other:?}"),
+    }
     let (name, mode, command) = exec(&["exec", "-it", "web", "sh", "-c", "id -u"]);
     assert_eq!(name, "web");
     assert!(mode.interactive && mode.tty);
@@ -85,6 +115,8 @@ fn usage_errors() {
         &["status", "a", "b"],
         &["exec", "web"],
         &["logs", "web", "-n", "x"],
+        &["logs", "web", "--app=../x"],
+        &["status", "web", "--app=db"],
         &["install"],
         &["images", "--follow"],
         &["ls", "--replace"],

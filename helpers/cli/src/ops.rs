@@ -165,6 +165,30 @@ pub fn status(sys: &Sys, root: &Path, store: &Store, name: &str) -> Res<u8> {
 
 // ---- logs --------------------------------------------------------------
 
+/// The unit of the container's first app, or of another one (`App=APP`).
+pub fn app_unit(app: Option<&str>) -> String {
+    match app {
+        None => APP_SERVICE.to_string(),
+        Some(a) => format!("sdme-oci-app@{a}.service"),
+    }
+}
+
+/// A unit's object path on systemd's bus: every byte but letters and
+/// digits (and a leading digit) as `_XX` (sd_bus_path_encode()).
+pub fn unit_bus_path(unit: &str) -> String {
+    let mut out = String::from("/org/freedesktop/systemd1/unit/");
+    for (i, b) in unit.bytes().enumerate() {
+        if b.is_ascii_alphabetic() || (b.is_ascii_digit() && i > 0) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("_{b:02x}"));
+        }
+    }
+    out
+}
+
+/// `app`: the unit of another app of the container (`--app=`), whose
+/// journal is shown even in a base OS container.
 pub fn logs(
     sys: &Sys,
     root: &Path,
@@ -172,6 +196,7 @@ pub fn logs(
     name: &str,
     follow: bool,
     lines: Option<&str>,
+    app: Option<&str>,
 ) -> Res<u8> {
     let e = container(root, name)?;
     let (_, record, _) = catalog::image_of(store, e.provider());
@@ -199,8 +224,10 @@ pub fn logs(
             ),
         ));
     }
-    if !is_base {
-        a.push(format!("--unit={APP_SERVICE}"));
+    match app {
+        Some(unit) => a.push(format!("--unit={unit}")),
+        None if !is_base => a.push(format!("--unit={APP_SERVICE}")),
+        None => {}
     }
     if follow {
         a.push("--follow".into());
@@ -382,7 +409,15 @@ pub fn exec_args(
     a
 }
 
-pub fn exec(sys: &Sys, root: &Path, name: &str, mode: ExecMode, cmd: &[String]) -> Res<u8> {
+/// `unit`: the app whose root, user and environment the command gets.
+pub fn exec(
+    sys: &Sys,
+    root: &Path,
+    name: &str,
+    mode: ExecMode,
+    unit: &str,
+    cmd: &[String],
+) -> Res<u8> {
     container(root, name)?;
     if mode.tty && !rustix::termios::isatty(std::io::stdin()) {
         // systemd-run --pty would forward a terminal to nothing.
@@ -407,7 +442,7 @@ pub fn exec(sys: &Sys, root: &Path, name: &str, mode: ExecMode, cmd: &[String]) 
             "show",
             "--property=LoadState",
             "--value",
-            APP_SERVICE,
+            unit,
         ]),
     )?;
     let (props, env) = if app.trim() == "loaded" {
@@ -416,12 +451,17 @@ pub fn exec(sys: &Sys, root: &Path, name: &str, mode: ExecMode, cmd: &[String]) 
             "--json=short".into(),
             "get-property".into(),
             "org.freedesktop.systemd1".into(),
-            "/org/freedesktop/systemd1/unit/sdme_2doci_2dapp_2eservice".into(),
+            unit_bus_path(unit),
             "org.freedesktop.systemd1.Service".into(),
         ];
         a.extend(APP_PROPERTIES.iter().map(|p| p.to_string()));
         let out = sys.read("busctl", &a)?;
-        app_properties(&out).map_err(|e| format!("container {name}: {APP_SERVICE}: {e}"))?
+        app_properties(&out).map_err(|e| format!("container {name}: {unit}: {e}"))?
+    } else if unit != APP_SERVICE {
+        return Err(Failure::new(
+            EXIT_FAILURE,
+            format!("container {name} has no {unit} (App= names the other apps, sdme.oci(5))"),
+        ));
     } else {
         // A base OS container has no app: its own root, as root.
         (Vec::new(), Vec::new())
