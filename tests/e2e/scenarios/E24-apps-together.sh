@@ -104,6 +104,13 @@ logged() { in_machine web journalctl --no-pager -u sdme-oci-app@db | grep -q 're
 check "db's output is in the journal of sdme-oci-app@db" wait_for 30 logged
 check "db's writable layer is the container's" test -d /var/lib/sdme/containers/web/apps/db
 check "db's and client's generations are recorded for gc" sh -c "grep -q '^db\\.' /var/lib/sdme/containers/web/generations && grep -q '^client\\.' /var/lib/sdme/containers/web/generations"
+# The day-two command reaches each app.
+exec_as() { [ "$(sdme exec --app=client web id -un)" = mysql ]; }
+check "sdme exec --app=client runs as client's user" exec_as
+exec_root() { sdme exec --app=db web test -x /usr/sbin/mariadbd && ! sdme exec --app=db web test -e /usr/sbin/nginx; }
+check "sdme exec --app=db runs in db's root" exec_root
+check "sdme logs --app=db shows db's output" sh -c "sdme logs --app=db web -n all | grep -q 'ready for connections'"
+check "sdme exec --app=nosuch fails" sh -c "! sdme exec --app=nosuch web true"
 # Restart=always: a killed database comes back, with a new main process.
 old=$(app_pid sdme-oci-app@db.service)
 in_machine web kill -9 "$old"
