@@ -526,7 +526,7 @@ fn check_whole(d: &Descriptor, errors: &mut Vec<Diagnostic>) {
         if let Some(origin) = &c.oneshot_origin {
             let conflict = if is_connector {
                 Some("a connector, which is started on demand".to_string())
-            } else if let Some(r) = c.restart.filter(|r| *r != "no") {
+            } else if let Some(r) = c.app.restart.filter(|r| *r != "no") {
                 Some(format!("Restart={r}: a job runs once"))
             } else if l.notify != sdme_launch::Notify::Auto && l.notify != sdme_launch::Notify::No {
                 Some(format!(

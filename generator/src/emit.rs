@@ -2,7 +2,7 @@
 //! generator writes (see HACKING.md, "Generator → import unit" and
 //! "Generator → container unit").
 
-use crate::descriptor::{ContainerSection, Descriptor, Network, RegistriesConf};
+use crate::descriptor::{AppSettings, ContainerSection, Descriptor, Network, RegistriesConf};
 use crate::paths;
 use crate::values::{format_seconds, format_timespan};
 use sdme_launch::Launch;
@@ -458,7 +458,10 @@ fn container_dropin(
     // unit waits for the app's stop timeout and the rest of the shutdown.
     // A [Service] line of the descriptor's own still decides.
     let says = |keys: &[&str]| d.service.iter().any(|l| keys.contains(&l.key.as_str()));
-    let inner_stop = l.stop_timeout.unwrap_or(sdme_launch::DEFAULT_STOP_TIMEOUT);
+    let inner_stop = c
+        .app
+        .stop_timeout
+        .unwrap_or(sdme_launch::DEFAULT_STOP_TIMEOUT);
     if !says(&["TimeoutStopSec", "TimeoutSec"]) {
         s.set(
             "TimeoutStopSec",
@@ -506,13 +509,8 @@ fn container_dropin(
 /// environment files, credentials; in that order, each once.
 fn container_host_paths(c: &ContainerSection) -> Vec<&str> {
     let mut out: Vec<&str> = Vec::new();
-    let volumes = c.volumes.iter().filter_map(|v| match v {
-        sdme_launch::Volume::Bind { host, .. } => Some(host.as_str()),
-        sdme_launch::Volume::Anonymous { .. } => None,
-    });
-    let files = c.environment_files.iter().map(String::as_str);
     let credentials = c.credentials.iter().map(|cred| cred.value.path.as_str());
-    for p in volumes.chain(files).chain(credentials) {
+    for p in app_host_paths(&c.app).chain(credentials) {
         if !out.contains(&p) {
             out.push(p);
         }
@@ -520,30 +518,21 @@ fn container_host_paths(c: &ContainerSection) -> Vec<&str> {
     out
 }
 
-/// The container's settings for the launcher, in the one shared type
-/// (`sdme_launch::Launch`), whose `to_args` is what `sdme-nspawn` parses.
-fn launch(
-    d: &Descriptor,
-    c: &ContainerSection,
-    provider: &str,
-    connector: Option<&str>,
-    nspawn_args: Vec<String>,
-) -> Launch {
-    let mut env = Vec::new();
-    if let Some(connector) = connector {
-        // Before Environment=, so a descriptor can still override it.
-        env.push((
-            "SDME_CONNECTOR_DIR".to_string(),
-            format!("{}/{connector}", paths::CONNECTORS_INSIDE),
-        ));
-    }
-    env.extend(
-        c.environment
-            .iter()
-            .filter_map(|e| e.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string())),
-    );
-    let h = &c.health;
+/// The host paths of one app's settings: its volumes' host sides, then
+/// its environment files.
+fn app_host_paths(a: &AppSettings) -> impl Iterator<Item = &str> {
+    let volumes = a.volumes.iter().filter_map(|v| match &v.value {
+        sdme_launch::Volume::Bind { host, .. } => Some(host.as_str()),
+        sdme_launch::Volume::Anonymous { .. } => None,
+    });
+    volumes.chain(a.environment_files.iter().map(String::as_str))
+}
+
+/// One app's settings as the launcher takes them: a `Launch` with only the
+/// app options ([`sdme_launch::APP_OPTIONS`]) set, for the container's
+/// first app (`[Container]`) and for each `App=` (its `[App]`) alike.
+fn app_launch(a: &AppSettings) -> Launch {
+    let h = &a.health;
     let seconds = |span: Option<u64>| span.map(format_seconds);
     let health = match &h.command {
         None => sdme_launch::Health::default(),
@@ -558,20 +547,59 @@ fn launch(
         },
     };
     Launch {
+        env: a
+            .environment
+            .iter()
+            .filter_map(|e| e.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        env_files: a.environment_files.clone(),
+        volumes: a.volumes.iter().map(|v| v.value.clone()).collect(),
+        entrypoint: a.entrypoint.clone(),
+        cmd: a.command.clone(),
+        user: a.user.clone(),
+        workdir: a.working_directory.clone(),
+        restart: a.restart,
+        health,
+        lifecycle: sdme_launch::Lifecycle {
+            stop_signal: a.stop_signal.clone(),
+            stop_timeout: a.stop_timeout,
+            ..sdme_launch::Lifecycle::default()
+        },
+        ..Launch::default()
+    }
+}
+
+/// The container's settings for the launcher, in the one shared type
+/// (`sdme_launch::Launch`), whose `to_args` is what `sdme-nspawn` parses.
+fn launch(
+    d: &Descriptor,
+    c: &ContainerSection,
+    provider: &str,
+    connector: Option<&str>,
+    nspawn_args: Vec<String>,
+) -> Launch {
+    let app = app_launch(&c.app);
+    let mut env = Vec::new();
+    if let Some(connector) = connector {
+        // Before Environment=, so a descriptor can still override it.
+        env.push((
+            "SDME_CONNECTOR_DIR".to_string(),
+            format!("{}/{connector}", paths::CONNECTORS_INSIDE),
+        ));
+    }
+    env.extend(app.env);
+    Launch {
         machine: d.name.clone(),
         image: provider.to_string(),
         env,
-        env_files: c.environment_files.clone(),
-        volumes: c.volumes.clone(),
-        entrypoint: c.entrypoint.clone(),
-        cmd: c.command.clone(),
-        user: c.user.clone(),
-        workdir: c.working_directory.clone(),
-        restart: c.restart,
-        health,
         connector: c.connector_access.clone(),
         private_users: d.private_users(),
-        lifecycle: c.lifecycle.clone(),
+        lifecycle: sdme_launch::Lifecycle {
+            stop_signal: app.lifecycle.stop_signal,
+            stop_timeout: app.lifecycle.stop_timeout,
+            ..c.lifecycle.clone()
+        },
         credentials: c.credentials.iter().map(|l| l.value.clone()).collect(),
         secrets: c.secrets.iter().map(|l| l.value.clone()).collect(),
         zone: match &c.network {
@@ -583,7 +611,7 @@ fn launch(
             _ => None,
         },
         nspawn_args,
-        ..Launch::default()
+        ..app
     }
 }
 
