@@ -104,6 +104,7 @@ pub fn build_as(
                 false => f.shown.clone(),
             })
             .collect(),
+        template: matches!(mode, Mode::TemplateImage),
         ..Descriptor::default()
     };
     let mut errors = Vec::new();
@@ -502,6 +503,22 @@ fn check_whole(d: &Descriptor, errors: &mut Vec<Diagnostic>) {
                 fail(
                     &connector.origin,
                     "Connector= names this descriptor itself".into(),
+                );
+            }
+        }
+        for (i, app) in c.apps.iter().enumerate() {
+            if app.value == d.name || app.value == d.image_provider() {
+                fail(
+                    &app.origin,
+                    format!("App={}: that is this container's own image", app.value),
+                );
+            } else if let Some(first) = c.apps[..i].iter().find(|a| a.value == app.value) {
+                fail(
+                    &app.origin,
+                    format!(
+                        "App={}: already named ({}:{})",
+                        app.value, first.origin.file, first.origin.line
+                    ),
                 );
             }
         }

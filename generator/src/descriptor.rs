@@ -112,6 +112,9 @@ pub struct ContainerSection {
     pub cpu_quota: Option<String>,
     pub tasks_max: Option<String>,
     pub connectors: Vec<Located<String>>,
+    /// `App=`: other descriptors' application images that run in this
+    /// container too, each as `sdme-oci-app@NAME.service`.
+    pub apps: Vec<Located<String>>,
     /// `StartOnDemand=`: `None` = the default (on, for connector containers).
     pub start_on_demand: Option<Located<bool>>,
     /// `ConnectorAllowUID=`, `ConnectorAllowGID=`, `ConnectorEnvironmentFiles=`.
@@ -168,6 +171,8 @@ pub struct Descriptor {
     /// The descriptor file, as seen on the target system.
     pub path: String,
     pub dropins: Vec<String>,
+    /// The image of a template (`NAME@.oci`, read as `build::Mode::TemplateImage`).
+    pub template: bool,
     pub image: Option<ImageSection>,
     pub container: Option<ContainerSection>,
     pub install: InstallSection,
@@ -242,6 +247,9 @@ impl Descriptor {
             }
             for connector in &container.connectors {
                 refs.push((connector.value.as_str(), &connector.origin, "Connector="));
+            }
+            for app in &container.apps {
+                refs.push((app.value.as_str(), &app.origin, "App="));
             }
             for dep in &container.dependencies {
                 refs.push((

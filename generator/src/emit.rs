@@ -383,6 +383,11 @@ fn container_dropin(
     // launcher refuses to start when no version is imported at all.
     let import = import_unit_name(provider);
     u.set("Wants", word(&import)?).set("After", word(&import)?);
+    // The other apps' images, the same way.
+    for app in &c.apps {
+        let import = import_unit_name(&app.value);
+        u.set("Wants", word(&import)?).set("After", word(&import)?);
+    }
     // What the launcher reads or binds at start: the store, the host
     // sides of volumes, environment files.
     u.set("RequiresMountsFor", mount_path(paths::STORE)?);
@@ -610,6 +615,14 @@ fn launch(
             Network::Container(other) => Some(other.clone()),
             _ => None,
         },
+        apps: c
+            .apps
+            .iter()
+            .map(|a| Launch {
+                image: a.value.clone(),
+                ..Launch::default()
+            })
+            .collect(),
         nspawn_args,
         ..app
     }

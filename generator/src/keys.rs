@@ -157,6 +157,7 @@ const CONTAINER_KEYS: &[&str] = &[
     "CPUQuota",
     "TasksMax",
     "Connector",
+    "App",
     "StartOnDemand",
     "ConnectorAllowUID",
     "ConnectorAllowGID",
@@ -240,6 +241,7 @@ pub fn assign_container(
             check_tasks(v).map(|()| v.to_string())
         }),
         "Connector" => list(&mut c.connectors, value, one(|v| machine(v).map(located))),
+        "App" => list(&mut c.apps, value, one(|v| machine(v).map(located))),
         "StartOnDemand" => scalar(&mut c.start_on_demand, value, |v| {
             parse_bool(v).map(|b| Located {
                 value: b,
