@@ -4,7 +4,7 @@
 
 use crate::descriptor::*;
 use crate::diagnostic::Diagnostic;
-use crate::keys::{assign_container, assign_image, assign_install, pass_through};
+use crate::keys::{assign_app, assign_container, assign_image, assign_install, pass_through};
 use crate::search::SourceFile;
 use crate::syntax::{self, Item};
 
@@ -15,6 +15,7 @@ const MAX_ERRORS_PER_DESCRIPTOR: usize = 20;
 enum Section {
     Image,
     Container,
+    App,
     Install,
     Unit,
     Service,
@@ -126,6 +127,17 @@ pub fn build_as(
                     };
                     let opened = open_section(&mut d, &name, origin, &mut errors);
                     section = Some(match (mode, opened) {
+                        // Its instances are containers: [App] is for a
+                        // descriptor that containers run with App=.
+                        (Mode::TemplateImage, Section::App) => {
+                            errors.push(Diagnostic::at(
+                                &file.shown,
+                                line,
+                                "[App] is for a descriptor without [Container] that containers \
+                                 run with App=, and a template's instances are containers",
+                            ));
+                            Section::Extension
+                        }
                         // The instances' own sections, not the template's image.
                         (
                             Mode::TemplateImage,
@@ -259,6 +271,13 @@ fn open_section(
             });
             Section::Container
         }
+        "App" => {
+            d.app.get_or_insert_with(|| AppSection {
+                origin,
+                ..AppSection::default()
+            });
+            Section::App
+        }
         "Install" => Section::Install,
         "Unit" => Section::Unit,
         "Service" => Section::Service,
@@ -270,7 +289,7 @@ fn open_section(
                 &origin.file,
                 origin.line,
                 format!(
-                    "unknown section [{name}] (known: Image, Container, Install, Unit, Service, ImportUnit, ImportService), or X-… to be ignored"
+                    "unknown section [{name}] (known: Image, Container, App, Install, Unit, Service, ImportUnit, ImportService), or X-… to be ignored"
                 ),
             ));
             Section::Unknown
@@ -317,6 +336,10 @@ fn assign(
         },
         Section::Container => match d.container.as_mut() {
             Some(container) => assign_container(container, key, value, origin),
+            None => Ok(()),
+        },
+        Section::App => match d.app.as_mut() {
+            Some(app) => assign_app(&mut app.settings, key, value, origin),
             None => Ok(()),
         },
         Section::Install => assign_install(&mut d.install, key, value),
@@ -507,7 +530,15 @@ fn check_whole(d: &Descriptor, errors: &mut Vec<Diagnostic>) {
             }
         }
         for (i, app) in c.apps.iter().enumerate() {
-            if app.value == d.name || app.value == d.image_provider() {
+            if app.value == d.name {
+                fail(
+                    &app.origin,
+                    format!(
+                        "App={}: names this descriptor itself, whose image is the container's first app",
+                        app.value
+                    ),
+                );
+            } else if app.value == d.image_provider() {
                 fail(
                     &app.origin,
                     format!("App={}: that is this container's own image", app.value),
@@ -558,6 +589,27 @@ fn check_whole(d: &Descriptor, errors: &mut Vec<Diagnostic>) {
             if let Some(conflict) = conflict {
                 fail(origin, format!("Type=oneshot does not go with {conflict}"));
             }
+        }
+    }
+    if let Some(app) = &d.app {
+        let mode = d.image.as_ref().map(|i| i.mode());
+        if d.container.is_some() {
+            fail(
+                &app.origin,
+                "[App] is for a descriptor without [Container], which containers run with App=: \
+                 this container's own app takes the same keys in [Container]"
+                    .into(),
+            );
+        } else if d.image.is_none() {
+            fail(
+                &app.origin,
+                "[App] needs an [Image] section: the application image it sets up".into(),
+            );
+        } else if let Some(mode @ ("base" | "connector")) = mode {
+            fail(
+                &app.origin,
+                format!("[App] goes with an application image, not Mode={mode}"),
+            );
         }
     }
     if d.image.is_none() {

@@ -96,6 +96,15 @@ pub struct AppSettings {
     pub stop_timeout: Option<u64>,
 }
 
+/// `[App]`: the settings of an application image that containers run
+/// beside their own with `App=` (a descriptor with `[Image]` and without
+/// `[Container]`).
+#[derive(Debug, Clone, Default)]
+pub struct AppSection {
+    pub origin: Origin,
+    pub settings: AppSettings,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct ContainerSection {
     pub origin: Origin,
@@ -175,6 +184,7 @@ pub struct Descriptor {
     pub template: bool,
     pub image: Option<ImageSection>,
     pub container: Option<ContainerSection>,
+    pub app: Option<AppSection>,
     pub install: InstallSection,
     pub unit: Vec<PassThrough>,
     pub service: Vec<PassThrough>,

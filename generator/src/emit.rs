@@ -31,15 +31,15 @@ pub fn connector_socket_name(name: &str) -> String {
     format!("sdme-connector@{name}.socket")
 }
 
-/// Whether the connector `name` starts on demand; `false` for a name that
-/// is not a (valid) connector.
-pub type OnDemand<'a> = &'a dyn Fn(&str) -> bool;
+/// The valid descriptors, by name: what a descriptor's references name.
+pub type Descriptors = BTreeMap<String, Descriptor>;
 
-/// Adds everything for the valid descriptor `d` to `tree`; `on_demand`
-/// tells which of its `Connector=` servers start on demand. Nothing is
-/// added when a value cannot be written into a unit (the message says
-/// which); the descriptor's checks make that the exception.
-pub fn emit(d: &Descriptor, on_demand: OnDemand, tree: &mut Tree) -> Result<(), Error> {
+/// Adds everything for the valid descriptor `d` to `tree`; `all` (the
+/// valid descriptors, `d` among them) tells which of its `Connector=`
+/// servers start on demand and what settings its `App=` images have.
+/// Nothing is added when a value cannot be written into a unit (the
+/// message says which); the descriptor's checks make that the exception.
+pub fn emit(d: &Descriptor, all: &Descriptors, tree: &mut Tree) -> Result<(), Error> {
     let mut out = Tree::new();
     if d.image.is_some() {
         out.insert(import_unit_name(&d.name), Entry::File(import_unit(d)?));
@@ -62,10 +62,7 @@ pub fn emit(d: &Descriptor, on_demand: OnDemand, tree: &mut Tree) -> Result<(), 
     let (installed, target) = match &d.container {
         Some(container) => {
             let path = format!("{}.d/{}", nspawn_unit_name(&d.name), paths::DROPIN_NAME);
-            out.insert(
-                path,
-                Entry::File(container_dropin(d, container, on_demand)?),
-            );
+            out.insert(path, Entry::File(container_dropin(d, container, all)?));
             (
                 nspawn_unit_name(&d.name),
                 paths::NSPAWN_TEMPLATE.to_string(),
@@ -353,11 +350,29 @@ fn connector_socket(d: &Descriptor) -> Result<String, Error> {
     Ok(unit.render())
 }
 
+/// The settings of each `App=` of `c`, in order: its descriptor's `[App]`
+/// (none without one; graph.rs made sure the descriptor is there).
+fn app_settings<'a>(c: &'a ContainerSection, all: &'a Descriptors) -> Vec<(&'a str, AppSettings)> {
+    c.apps
+        .iter()
+        .map(|a| {
+            let settings = all
+                .get(&a.value)
+                .and_then(|d| d.app.as_ref())
+                .map(|app| app.settings.clone())
+                .unwrap_or_default();
+            (a.value.as_str(), settings)
+        })
+        .collect()
+}
+
 fn container_dropin(
     d: &Descriptor,
     c: &ContainerSection,
-    on_demand: OnDemand,
+    all: &Descriptors,
 ) -> Result<String, Error> {
+    let apps = app_settings(c, all);
+    let on_demand = |name: &str| all.get(name).is_some_and(Descriptor::starts_on_demand);
     let provider = d.image_provider();
     // A connector runs only in its own descriptor's container (graph.rs).
     let is_connector = d.image.as_ref().is_some_and(|i| i.mode() == "connector");
@@ -391,7 +406,7 @@ fn container_dropin(
     // What the launcher reads or binds at start: the store, the host
     // sides of volumes, environment files.
     u.set("RequiresMountsFor", mount_path(paths::STORE)?);
-    for path in container_host_paths(c) {
+    for path in container_host_paths(c, &apps) {
         u.set("RequiresMountsFor", mount_path(path)?);
     }
     for connector in &connectors {
@@ -440,7 +455,7 @@ fn container_dropin(
         s.set("Sockets", word(&connector_socket_name(&d.name))?);
     }
     let nspawn = nspawn_options(d, c, is_connector, &connectors);
-    let launch = launch(d, c, provider, connectors.first().copied(), nspawn);
+    let launch = launch(d, c, &apps, provider, connectors.first().copied(), nspawn);
     let mut argv = vec![paths::LAUNCHER.to_string()];
     argv.extend(launch.to_args());
     s.set("ExecStart", Value::reset())
@@ -463,9 +478,11 @@ fn container_dropin(
     // unit waits for the app's stop timeout and the rest of the shutdown.
     // A [Service] line of the descriptor's own still decides.
     let says = |keys: &[&str]| d.service.iter().any(|l| keys.contains(&l.key.as_str()));
-    let inner_stop = c
-        .app
-        .stop_timeout
+    // The apps stop together: the slowest one's time counts.
+    let inner_stop = std::iter::once(&c.app)
+        .chain(apps.iter().map(|(_, a)| a))
+        .map(|a| a.stop_timeout.unwrap_or(sdme_launch::DEFAULT_STOP_TIMEOUT))
+        .max()
         .unwrap_or(sdme_launch::DEFAULT_STOP_TIMEOUT);
     if !says(&["TimeoutStopSec", "TimeoutSec"]) {
         s.set(
@@ -510,12 +527,17 @@ fn container_dropin(
     Ok(unit.render())
 }
 
-/// Host paths the launcher (or nspawn) reads at start: volumes' host sides,
-/// environment files, credentials; in that order, each once.
-fn container_host_paths(c: &ContainerSection) -> Vec<&str> {
+/// Host paths the launcher (or nspawn) reads at start: the first app's
+/// volumes' host sides and environment files, credentials, then each other
+/// app's volumes and environment files; each once.
+fn container_host_paths<'a>(
+    c: &'a ContainerSection,
+    apps: &'a [(&str, AppSettings)],
+) -> Vec<&'a str> {
     let mut out: Vec<&str> = Vec::new();
     let credentials = c.credentials.iter().map(|cred| cred.value.path.as_str());
-    for p in app_host_paths(&c.app).chain(credentials) {
+    let others = apps.iter().flat_map(|(_, a)| app_host_paths(a));
+    for p in app_host_paths(&c.app).chain(credentials).chain(others) {
         if !out.contains(&p) {
             out.push(p);
         }
@@ -580,6 +602,7 @@ fn app_launch(a: &AppSettings) -> Launch {
 fn launch(
     d: &Descriptor,
     c: &ContainerSection,
+    apps: &[(&str, AppSettings)],
     provider: &str,
     connector: Option<&str>,
     nspawn_args: Vec<String>,
@@ -615,12 +638,11 @@ fn launch(
             Network::Container(other) => Some(other.clone()),
             _ => None,
         },
-        apps: c
-            .apps
+        apps: apps
             .iter()
-            .map(|a| Launch {
-                image: a.value.clone(),
-                ..Launch::default()
+            .map(|(name, settings)| Launch {
+                image: name.to_string(),
+                ..app_launch(settings)
             })
             .collect(),
         nspawn_args,

@@ -142,10 +142,18 @@ fn direct_problem(
                      are containers: App= names a descriptor with [Image] and no [Container]"
                 ));
             }
-            if d.image.is_none() || mode == Some("base") || mode == Some("connector") {
-                return Some(format!(
-                    "descriptor {target} is not an application image (needs [Image], not Mode=base or Mode=connector)"
-                ));
+            match mode {
+                None => {
+                    return Some(format!(
+                        "descriptor {target} has no [Image] section (App= runs an application image)"
+                    ))
+                }
+                Some(mode @ ("base" | "connector")) => {
+                    return Some(format!(
+                        "descriptor {target} is a {mode} image (Mode={mode}): App= runs an application image"
+                    ))
+                }
+                _ => {}
             }
             if d.container.is_some() {
                 return Some(format!(

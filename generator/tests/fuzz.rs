@@ -66,6 +66,8 @@ const TOKENS: &[&[u8]] = &[
     b"NspawnArgument=--a ';'\n",
     b"Image=os\n",
     b"Mode=connector\n",
+    b"\n[App]\n",
+    b"App=side\n",
 ];
 
 fn seeds() -> Vec<Vec<u8>> {
@@ -311,6 +313,11 @@ fn mutated_descriptors_never_break_the_output() {
     std::fs::write(
         etc.join("os.oci"),
         "[Image]\nImage=docker.io/library/debian:12\n",
+    )
+    .unwrap();
+    std::fs::write(
+        etc.join("side.oci"),
+        "[Image]\nImage=docker.io/library/redis:7\n[App]\nVolume=/srv/side:/data\n",
     )
     .unwrap();
     std::fs::write(
