@@ -460,6 +460,7 @@ fn check_whole(d: &Descriptor, errors: &mut Vec<Diagnostic>) {
             }
         }
         check_port_conflicts(&c.ports, &mut fail);
+        check_volume_conflicts(&c.app.volumes, &mut fail);
         let is_connector = d.image.as_ref().is_some_and(|i| i.mode() == "connector");
         if let Some(on_demand) = c.start_on_demand.as_ref().filter(|_| !is_connector) {
             fail(
@@ -611,6 +612,7 @@ fn check_whole(d: &Descriptor, errors: &mut Vec<Diagnostic>) {
                 format!("[App] goes with an application image, not Mode={mode}"),
             );
         }
+        check_volume_conflicts(&app.settings.volumes, &mut fail);
     }
     if d.image.is_none() {
         if let Some(line) = d.import_unit.first().or(d.import_service.first()) {
@@ -651,6 +653,27 @@ fn check_port_conflicts(
                 format!(
                     "Port=: host port {}/{} is already published by line {}",
                     b.value.host, b.value.protocol, a.origin.line
+                ),
+            );
+        }
+    }
+}
+
+/// Two `Volume=` of one app at the same path in its root: the later bind
+/// would hide the earlier. (Each app has a root of its own, so two apps may
+/// use the same path.)
+fn check_volume_conflicts(
+    volumes: &[Located<sdme_launch::Volume>],
+    fail: &mut impl FnMut(&Origin, String),
+) {
+    for (i, b) in volumes.iter().enumerate() {
+        let path = b.value.container();
+        if let Some(a) = volumes[..i].iter().find(|a| a.value.container() == path) {
+            fail(
+                &b.origin,
+                format!(
+                    "Volume=: {path} is already the mount point of a volume ({}:{})",
+                    a.origin.file, a.origin.line
                 ),
             );
         }
