@@ -4,7 +4,7 @@
 
 use crate::descriptor::*;
 use crate::diagnostic::Diagnostic;
-use crate::keys::{assign_container, assign_image, assign_install, pass_through};
+use crate::keys::{assign_app, assign_container, assign_image, assign_install, pass_through};
 use crate::search::SourceFile;
 use crate::syntax::{self, Item};
 
@@ -15,6 +15,7 @@ const MAX_ERRORS_PER_DESCRIPTOR: usize = 20;
 enum Section {
     Image,
     Container,
+    App,
     Install,
     Unit,
     Service,
@@ -104,6 +105,7 @@ pub fn build_as(
                 false => f.shown.clone(),
             })
             .collect(),
+        template: matches!(mode, Mode::TemplateImage),
         ..Descriptor::default()
     };
     let mut errors = Vec::new();
@@ -125,6 +127,17 @@ pub fn build_as(
                     };
                     let opened = open_section(&mut d, &name, origin, &mut errors);
                     section = Some(match (mode, opened) {
+                        // Its instances are containers: [App] is for a
+                        // descriptor that containers run with App=.
+                        (Mode::TemplateImage, Section::App) => {
+                            errors.push(Diagnostic::at(
+                                &file.shown,
+                                line,
+                                "[App] is for a descriptor without [Container] that containers \
+                                 run with App=, and a template's instances are containers",
+                            ));
+                            Section::Extension
+                        }
                         // The instances' own sections, not the template's image.
                         (
                             Mode::TemplateImage,
@@ -258,6 +271,13 @@ fn open_section(
             });
             Section::Container
         }
+        "App" => {
+            d.app.get_or_insert_with(|| AppSection {
+                origin,
+                ..AppSection::default()
+            });
+            Section::App
+        }
         "Install" => Section::Install,
         "Unit" => Section::Unit,
         "Service" => Section::Service,
@@ -269,7 +289,7 @@ fn open_section(
                 &origin.file,
                 origin.line,
                 format!(
-                    "unknown section [{name}] (known: Image, Container, Install, Unit, Service, ImportUnit, ImportService), or X-… to be ignored"
+                    "unknown section [{name}] (known: Image, Container, App, Install, Unit, Service, ImportUnit, ImportService), or X-… to be ignored"
                 ),
             ));
             Section::Unknown
@@ -316,6 +336,10 @@ fn assign(
         },
         Section::Container => match d.container.as_mut() {
             Some(container) => assign_container(container, key, value, origin),
+            None => Ok(()),
+        },
+        Section::App => match d.app.as_mut() {
+            Some(app) => assign_app(&mut app.settings, key, value, origin),
             None => Ok(()),
         },
         Section::Install => assign_install(&mut d.install, key, value),
@@ -436,6 +460,7 @@ fn check_whole(d: &Descriptor, errors: &mut Vec<Diagnostic>) {
             }
         }
         check_port_conflicts(&c.ports, &mut fail);
+        check_volume_conflicts(&c.app.volumes, &mut fail);
         let is_connector = d.image.as_ref().is_some_and(|i| i.mode() == "connector");
         if let Some(on_demand) = c.start_on_demand.as_ref().filter(|_| !is_connector) {
             fail(
@@ -505,6 +530,30 @@ fn check_whole(d: &Descriptor, errors: &mut Vec<Diagnostic>) {
                 );
             }
         }
+        for (i, app) in c.apps.iter().enumerate() {
+            if app.value == d.name {
+                fail(
+                    &app.origin,
+                    format!(
+                        "App={}: names this descriptor itself, whose image is the container's first app",
+                        app.value
+                    ),
+                );
+            } else if app.value == d.image_provider() {
+                fail(
+                    &app.origin,
+                    format!("App={}: that is this container's own image", app.value),
+                );
+            } else if let Some(first) = c.apps[..i].iter().find(|a| a.value == app.value) {
+                fail(
+                    &app.origin,
+                    format!(
+                        "App={}: already named ({}:{})",
+                        app.value, first.origin.file, first.origin.line
+                    ),
+                );
+            }
+        }
         for dep in &c.dependencies {
             if dep.target.value == d.name {
                 fail(
@@ -526,7 +575,7 @@ fn check_whole(d: &Descriptor, errors: &mut Vec<Diagnostic>) {
         if let Some(origin) = &c.oneshot_origin {
             let conflict = if is_connector {
                 Some("a connector, which is started on demand".to_string())
-            } else if let Some(r) = c.restart.filter(|r| *r != "no") {
+            } else if let Some(r) = c.app.restart.filter(|r| *r != "no") {
                 Some(format!("Restart={r}: a job runs once"))
             } else if l.notify != sdme_launch::Notify::Auto && l.notify != sdme_launch::Notify::No {
                 Some(format!(
@@ -542,6 +591,28 @@ fn check_whole(d: &Descriptor, errors: &mut Vec<Diagnostic>) {
                 fail(origin, format!("Type=oneshot does not go with {conflict}"));
             }
         }
+    }
+    if let Some(app) = &d.app {
+        let mode = d.image.as_ref().map(|i| i.mode());
+        if d.container.is_some() {
+            fail(
+                &app.origin,
+                "[App] is for a descriptor without [Container], which containers run with App=: \
+                 this container's own app takes the same keys in [Container]"
+                    .into(),
+            );
+        } else if d.image.is_none() {
+            fail(
+                &app.origin,
+                "[App] needs an [Image] section: the application image it sets up".into(),
+            );
+        } else if let Some(mode @ ("base" | "connector")) = mode {
+            fail(
+                &app.origin,
+                format!("[App] goes with an application image, not Mode={mode}"),
+            );
+        }
+        check_volume_conflicts(&app.settings.volumes, &mut fail);
     }
     if d.image.is_none() {
         if let Some(line) = d.import_unit.first().or(d.import_service.first()) {
@@ -582,6 +653,27 @@ fn check_port_conflicts(
                 format!(
                     "Port=: host port {}/{} is already published by line {}",
                     b.value.host, b.value.protocol, a.origin.line
+                ),
+            );
+        }
+    }
+}
+
+/// Two `Volume=` of one app at the same path in its root: the later bind
+/// would hide the earlier. (Each app has a root of its own, so two apps may
+/// use the same path.)
+fn check_volume_conflicts(
+    volumes: &[Located<sdme_launch::Volume>],
+    fail: &mut impl FnMut(&Origin, String),
+) {
+    for (i, b) in volumes.iter().enumerate() {
+        let path = b.value.container();
+        if let Some(a) = volumes[..i].iter().find(|a| a.value.container() == path) {
+            fail(
+                &b.origin,
+                format!(
+                    "Volume=: {path} is already the mount point of a volume ({}:{})",
+                    a.origin.file, a.origin.line
                 ),
             );
         }

@@ -75,16 +75,12 @@ pub struct Health {
     pub on_failure: Option<&'static str>,
 }
 
+/// The settings of one app of a container: `[Container]`'s for its first
+/// app, `[App]`'s for a descriptor that containers run with `App=`. The
+/// same keys, parsed by the same code (`keys::assign_app`).
 #[derive(Debug, Clone, Default)]
-pub struct ContainerSection {
-    pub origin: Origin,
-    /// Another descriptor whose image this container runs.
-    pub image: Option<Located<String>>,
-    pub network: Network,
-    /// Where `Network=` was last set.
-    pub network_origin: Origin,
-    pub ports: Vec<Located<Port>>,
-    pub volumes: Vec<Volume>,
+pub struct AppSettings {
+    pub volumes: Vec<Located<Volume>>,
     pub environment: Vec<String>,
     pub environment_files: Vec<String>,
     /// `None`: the image's own; `Some(words)`: replaced (one empty word: empty).
@@ -94,10 +90,40 @@ pub struct ContainerSection {
     pub working_directory: Option<String>,
     pub restart: Option<&'static str>,
     pub health: Health,
+    /// `StopSignal=`: a signal name as systemd takes it.
+    pub stop_signal: Option<String>,
+    /// `StopTimeoutSec=`: whole seconds.
+    pub stop_timeout: Option<u64>,
+}
+
+/// `[App]`: the settings of an application image that containers run
+/// beside their own with `App=` (a descriptor with `[Image]` and without
+/// `[Container]`).
+#[derive(Debug, Clone, Default)]
+pub struct AppSection {
+    pub origin: Origin,
+    pub settings: AppSettings,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ContainerSection {
+    pub origin: Origin,
+    /// Another descriptor whose image this container runs.
+    pub image: Option<Located<String>>,
+    pub network: Network,
+    /// Where `Network=` was last set.
+    pub network_origin: Origin,
+    pub ports: Vec<Located<Port>>,
+    /// The first app's settings (`Volume=`, `Environment=`, …, `StopSignal=`,
+    /// `StopTimeoutSec=`).
+    pub app: AppSettings,
     pub memory_max: Option<String>,
     pub cpu_quota: Option<String>,
     pub tasks_max: Option<String>,
     pub connectors: Vec<Located<String>>,
+    /// `App=`: other descriptors' application images that run in this
+    /// container too, each as `sdme-oci-app@NAME.service`.
+    pub apps: Vec<Located<String>>,
     /// `StartOnDemand=`: `None` = the default (on, for connector containers).
     pub start_on_demand: Option<Located<bool>>,
     /// `ConnectorAllowUID=`, `ConnectorAllowGID=`, `ConnectorEnvironmentFiles=`.
@@ -114,8 +140,9 @@ pub struct ContainerSection {
     /// `After=`, `Before=`, `Requires=`, `Wants=`, `BindsTo=` naming other
     /// descriptors' containers, in order.
     pub dependencies: Vec<Dependency>,
-    /// `Notify=`, `StopSignal=`, `StopTimeoutSec=`, `ReloadSignal=`,
-    /// `ReloadCmd=` and `Type=oneshot` (`oneshot`: where it was said).
+    /// `Notify=`, `ReloadSignal=`, `ReloadCmd=` and `Type=oneshot`
+    /// (`oneshot`: where it was said); its stop settings are unset here
+    /// (the app's, in `app`).
     pub lifecycle: sdme_launch::Lifecycle,
     pub reload_origin: Option<Origin>,
     pub oneshot_origin: Option<Origin>,
@@ -153,8 +180,11 @@ pub struct Descriptor {
     /// The descriptor file, as seen on the target system.
     pub path: String,
     pub dropins: Vec<String>,
+    /// The image of a template (`NAME@.oci`, read as `build::Mode::TemplateImage`).
+    pub template: bool,
     pub image: Option<ImageSection>,
     pub container: Option<ContainerSection>,
+    pub app: Option<AppSection>,
     pub install: InstallSection,
     pub unit: Vec<PassThrough>,
     pub service: Vec<PassThrough>,
@@ -227,6 +257,9 @@ impl Descriptor {
             }
             for connector in &container.connectors {
                 refs.push((connector.value.as_str(), &connector.origin, "Connector="));
+            }
+            for app in &container.apps {
+                refs.push((app.value.as_str(), &app.origin, "App="));
             }
             for dep in &container.dependencies {
                 refs.push((

@@ -2,7 +2,7 @@
 //! generator writes (see HACKING.md, "Generator → import unit" and
 //! "Generator → container unit").
 
-use crate::descriptor::{ContainerSection, Descriptor, Network, RegistriesConf};
+use crate::descriptor::{AppSettings, ContainerSection, Descriptor, Network, RegistriesConf};
 use crate::paths;
 use crate::values::{format_seconds, format_timespan};
 use sdme_launch::Launch;
@@ -31,15 +31,15 @@ pub fn connector_socket_name(name: &str) -> String {
     format!("sdme-connector@{name}.socket")
 }
 
-/// Whether the connector `name` starts on demand; `false` for a name that
-/// is not a (valid) connector.
-pub type OnDemand<'a> = &'a dyn Fn(&str) -> bool;
+/// The valid descriptors, by name: what a descriptor's references name.
+pub type Descriptors = BTreeMap<String, Descriptor>;
 
-/// Adds everything for the valid descriptor `d` to `tree`; `on_demand`
-/// tells which of its `Connector=` servers start on demand. Nothing is
-/// added when a value cannot be written into a unit (the message says
-/// which); the descriptor's checks make that the exception.
-pub fn emit(d: &Descriptor, on_demand: OnDemand, tree: &mut Tree) -> Result<(), Error> {
+/// Adds everything for the valid descriptor `d` to `tree`; `all` (the
+/// valid descriptors, `d` among them) tells which of its `Connector=`
+/// servers start on demand and what settings its `App=` images have.
+/// Nothing is added when a value cannot be written into a unit (the
+/// message says which); the descriptor's checks make that the exception.
+pub fn emit(d: &Descriptor, all: &Descriptors, tree: &mut Tree) -> Result<(), Error> {
     let mut out = Tree::new();
     if d.image.is_some() {
         out.insert(import_unit_name(&d.name), Entry::File(import_unit(d)?));
@@ -62,10 +62,7 @@ pub fn emit(d: &Descriptor, on_demand: OnDemand, tree: &mut Tree) -> Result<(), 
     let (installed, target) = match &d.container {
         Some(container) => {
             let path = format!("{}.d/{}", nspawn_unit_name(&d.name), paths::DROPIN_NAME);
-            out.insert(
-                path,
-                Entry::File(container_dropin(d, container, on_demand)?),
-            );
+            out.insert(path, Entry::File(container_dropin(d, container, all)?));
             (
                 nspawn_unit_name(&d.name),
                 paths::NSPAWN_TEMPLATE.to_string(),
@@ -353,11 +350,29 @@ fn connector_socket(d: &Descriptor) -> Result<String, Error> {
     Ok(unit.render())
 }
 
+/// The settings of each `App=` of `c`, in order: its descriptor's `[App]`
+/// (none without one; graph.rs made sure the descriptor is there).
+fn app_settings<'a>(c: &'a ContainerSection, all: &'a Descriptors) -> Vec<(&'a str, AppSettings)> {
+    c.apps
+        .iter()
+        .map(|a| {
+            let settings = all
+                .get(&a.value)
+                .and_then(|d| d.app.as_ref())
+                .map(|app| app.settings.clone())
+                .unwrap_or_default();
+            (a.value.as_str(), settings)
+        })
+        .collect()
+}
+
 fn container_dropin(
     d: &Descriptor,
     c: &ContainerSection,
-    on_demand: OnDemand,
+    all: &Descriptors,
 ) -> Result<String, Error> {
+    let apps = app_settings(c, all);
+    let on_demand = |name: &str| all.get(name).is_some_and(Descriptor::starts_on_demand);
     let provider = d.image_provider();
     // A connector runs only in its own descriptor's container (graph.rs).
     let is_connector = d.image.as_ref().is_some_and(|i| i.mode() == "connector");
@@ -383,10 +398,15 @@ fn container_dropin(
     // launcher refuses to start when no version is imported at all.
     let import = import_unit_name(provider);
     u.set("Wants", word(&import)?).set("After", word(&import)?);
+    // The other apps' images, the same way.
+    for app in &c.apps {
+        let import = import_unit_name(&app.value);
+        u.set("Wants", word(&import)?).set("After", word(&import)?);
+    }
     // What the launcher reads or binds at start: the store, the host
     // sides of volumes, environment files.
     u.set("RequiresMountsFor", mount_path(paths::STORE)?);
-    for path in container_host_paths(c) {
+    for path in container_host_paths(c, &apps) {
         u.set("RequiresMountsFor", mount_path(path)?);
     }
     for connector in &connectors {
@@ -435,7 +455,7 @@ fn container_dropin(
         s.set("Sockets", word(&connector_socket_name(&d.name))?);
     }
     let nspawn = nspawn_options(d, c, is_connector, &connectors);
-    let launch = launch(d, c, provider, connectors.first().copied(), nspawn);
+    let launch = launch(d, c, &apps, provider, connectors.first().copied(), nspawn);
     let mut argv = vec![paths::LAUNCHER.to_string()];
     argv.extend(launch.to_args());
     s.set("ExecStart", Value::reset())
@@ -458,7 +478,12 @@ fn container_dropin(
     // unit waits for the app's stop timeout and the rest of the shutdown.
     // A [Service] line of the descriptor's own still decides.
     let says = |keys: &[&str]| d.service.iter().any(|l| keys.contains(&l.key.as_str()));
-    let inner_stop = l.stop_timeout.unwrap_or(sdme_launch::DEFAULT_STOP_TIMEOUT);
+    // The apps stop together: the slowest one's time counts.
+    let inner_stop = std::iter::once(&c.app)
+        .chain(apps.iter().map(|(_, a)| a))
+        .map(|a| a.stop_timeout.unwrap_or(sdme_launch::DEFAULT_STOP_TIMEOUT))
+        .max()
+        .unwrap_or(sdme_launch::DEFAULT_STOP_TIMEOUT);
     if !says(&["TimeoutStopSec", "TimeoutSec"]) {
         s.set(
             "TimeoutStopSec",
@@ -502,17 +527,17 @@ fn container_dropin(
     Ok(unit.render())
 }
 
-/// Host paths the launcher (or nspawn) reads at start: volumes' host sides,
-/// environment files, credentials; in that order, each once.
-fn container_host_paths(c: &ContainerSection) -> Vec<&str> {
+/// Host paths the launcher (or nspawn) reads at start: the first app's
+/// volumes' host sides and environment files, credentials, then each other
+/// app's volumes and environment files; each once.
+fn container_host_paths<'a>(
+    c: &'a ContainerSection,
+    apps: &'a [(&str, AppSettings)],
+) -> Vec<&'a str> {
     let mut out: Vec<&str> = Vec::new();
-    let volumes = c.volumes.iter().filter_map(|v| match v {
-        sdme_launch::Volume::Bind { host, .. } => Some(host.as_str()),
-        sdme_launch::Volume::Anonymous { .. } => None,
-    });
-    let files = c.environment_files.iter().map(String::as_str);
     let credentials = c.credentials.iter().map(|cred| cred.value.path.as_str());
-    for p in volumes.chain(files).chain(credentials) {
+    let others = apps.iter().flat_map(|(_, a)| app_host_paths(a));
+    for p in app_host_paths(&c.app).chain(credentials).chain(others) {
         if !out.contains(&p) {
             out.push(p);
         }
@@ -520,30 +545,21 @@ fn container_host_paths(c: &ContainerSection) -> Vec<&str> {
     out
 }
 
-/// The container's settings for the launcher, in the one shared type
-/// (`sdme_launch::Launch`), whose `to_args` is what `sdme-nspawn` parses.
-fn launch(
-    d: &Descriptor,
-    c: &ContainerSection,
-    provider: &str,
-    connector: Option<&str>,
-    nspawn_args: Vec<String>,
-) -> Launch {
-    let mut env = Vec::new();
-    if let Some(connector) = connector {
-        // Before Environment=, so a descriptor can still override it.
-        env.push((
-            "SDME_CONNECTOR_DIR".to_string(),
-            format!("{}/{connector}", paths::CONNECTORS_INSIDE),
-        ));
-    }
-    env.extend(
-        c.environment
-            .iter()
-            .filter_map(|e| e.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string())),
-    );
-    let h = &c.health;
+/// The host paths of one app's settings: its volumes' host sides, then
+/// its environment files.
+fn app_host_paths(a: &AppSettings) -> impl Iterator<Item = &str> {
+    let volumes = a.volumes.iter().filter_map(|v| match &v.value {
+        sdme_launch::Volume::Bind { host, .. } => Some(host.as_str()),
+        sdme_launch::Volume::Anonymous { .. } => None,
+    });
+    volumes.chain(a.environment_files.iter().map(String::as_str))
+}
+
+/// One app's settings as the launcher takes them: a `Launch` with only the
+/// app options ([`sdme_launch::APP_OPTIONS`]) set, for the container's
+/// first app (`[Container]`) and for each `App=` (its `[App]`) alike.
+fn app_launch(a: &AppSettings) -> Launch {
+    let h = &a.health;
     let seconds = |span: Option<u64>| span.map(format_seconds);
     let health = match &h.command {
         None => sdme_launch::Health::default(),
@@ -558,20 +574,60 @@ fn launch(
         },
     };
     Launch {
+        env: a
+            .environment
+            .iter()
+            .filter_map(|e| e.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        env_files: a.environment_files.clone(),
+        volumes: a.volumes.iter().map(|v| v.value.clone()).collect(),
+        entrypoint: a.entrypoint.clone(),
+        cmd: a.command.clone(),
+        user: a.user.clone(),
+        workdir: a.working_directory.clone(),
+        restart: a.restart,
+        health,
+        lifecycle: sdme_launch::Lifecycle {
+            stop_signal: a.stop_signal.clone(),
+            stop_timeout: a.stop_timeout,
+            ..sdme_launch::Lifecycle::default()
+        },
+        ..Launch::default()
+    }
+}
+
+/// The container's settings for the launcher, in the one shared type
+/// (`sdme_launch::Launch`), whose `to_args` is what `sdme-nspawn` parses.
+fn launch(
+    d: &Descriptor,
+    c: &ContainerSection,
+    apps: &[(&str, AppSettings)],
+    provider: &str,
+    connector: Option<&str>,
+    nspawn_args: Vec<String>,
+) -> Launch {
+    let app = app_launch(&c.app);
+    let mut env = Vec::new();
+    if let Some(connector) = connector {
+        // Before Environment=, so a descriptor can still override it.
+        env.push((
+            "SDME_CONNECTOR_DIR".to_string(),
+            format!("{}/{connector}", paths::CONNECTORS_INSIDE),
+        ));
+    }
+    env.extend(app.env);
+    Launch {
         machine: d.name.clone(),
         image: provider.to_string(),
         env,
-        env_files: c.environment_files.clone(),
-        volumes: c.volumes.clone(),
-        entrypoint: c.entrypoint.clone(),
-        cmd: c.command.clone(),
-        user: c.user.clone(),
-        workdir: c.working_directory.clone(),
-        restart: c.restart,
-        health,
         connector: c.connector_access.clone(),
         private_users: d.private_users(),
-        lifecycle: c.lifecycle.clone(),
+        lifecycle: sdme_launch::Lifecycle {
+            stop_signal: app.lifecycle.stop_signal,
+            stop_timeout: app.lifecycle.stop_timeout,
+            ..c.lifecycle.clone()
+        },
         credentials: c.credentials.iter().map(|l| l.value.clone()).collect(),
         secrets: c.secrets.iter().map(|l| l.value.clone()).collect(),
         zone: match &c.network {
@@ -582,8 +638,15 @@ fn launch(
             Network::Container(other) => Some(other.clone()),
             _ => None,
         },
+        apps: apps
+            .iter()
+            .map(|(name, settings)| Launch {
+                image: name.to_string(),
+                ..app_launch(settings)
+            })
+            .collect(),
         nspawn_args,
-        ..Launch::default()
+        ..app
     }
 }
 

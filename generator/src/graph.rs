@@ -1,5 +1,6 @@
 //! Checks between descriptors: every `Base=`, `[Container] Image=`,
-//! `Connector=` and `Network=container:` must name a usable descriptor, and there must be no cycle.
+//! `Connector=`, `App=` and `Network=container:` must name a usable
+//! descriptor, and there must be no cycle.
 //! A descriptor that fails, and everything that depends on it, is dropped;
 //! all others stay. Linear in descriptors plus references (Tarjan's strongly
 //! connected components for cycles, one reverse walk for propagation), so a
@@ -127,6 +128,36 @@ fn direct_problem(
             if c.network == crate::descriptor::Network::Host {
                 return Some(format!(
                     "container {target} runs in the host's network (Network=host): use Network=host here too"
+                ));
+            }
+        }
+        // Another app of this container: an application image of a
+        // descriptor that is not a container itself (its settings are its
+        // [App] section's).
+        "App=" => {
+            let mode = d.image.as_ref().map(|i| i.mode());
+            if d.template {
+                return Some(format!(
+                    "descriptor {target} is the image of template {target}@.oci, whose instances \
+                     are containers: App= names a descriptor with [Image] and no [Container]"
+                ));
+            }
+            match mode {
+                None => {
+                    return Some(format!(
+                        "descriptor {target} has no [Image] section (App= runs an application image)"
+                    ))
+                }
+                Some(mode @ ("base" | "connector")) => {
+                    return Some(format!(
+                        "descriptor {target} is a {mode} image (Mode={mode}): App= runs an application image"
+                    ))
+                }
+                _ => {}
+            }
+            if d.container.is_some() {
+                return Some(format!(
+                    "descriptor {target} has a [Container] section: App= runs an image whose descriptor has none (its settings go in [App])"
                 ));
             }
         }

@@ -157,6 +157,7 @@ const CONTAINER_KEYS: &[&str] = &[
     "CPUQuota",
     "TasksMax",
     "Connector",
+    "App",
     "StartOnDemand",
     "ConnectorAllowUID",
     "ConnectorAllowGID",
@@ -194,6 +195,8 @@ pub fn assign_container(
         origin: origin.clone(),
     };
     match key {
+        // The first app's settings: the keys of [App], parsed by its code.
+        _ if APP_KEYS.contains(&key) => assign_app(&mut c.app, key, value, origin),
         "Image" => scalar(&mut c.image, value, |v| machine(v).map(located)),
         "Network" => {
             c.network = match value {
@@ -228,31 +231,6 @@ pub fn assign_container(
                 })
             }),
         ),
-        "Volume" => list(&mut c.volumes, value, one(parse_volume)),
-        "Environment" => list(&mut c.environment, value, |v| {
-            let words = words::split(v)?;
-            words.iter().try_for_each(|w| check_env_assignment(w))?;
-            Ok(words)
-        }),
-        "EnvironmentFile" => list(&mut c.environment_files, value, one(path)),
-        "Entrypoint" => word_list(&mut c.entrypoint, value),
-        "Command" => word_list(&mut c.command, value),
-        "User" => scalar(&mut c.user, value, |v| {
-            check_user(v).map(|()| v.to_string())
-        }),
-        "WorkingDirectory" => scalar(&mut c.working_directory, value, path),
-        "Restart" => scalar(&mut c.restart, value, |v| parse_choice(v, RESTART_POLICIES)),
-        "HealthCmd" => scalar(&mut c.health.command, value, |v| Ok(v.to_string())),
-        "HealthIntervalSec" => scalar(&mut c.health.interval, value, span),
-        "HealthTimeoutSec" => scalar(&mut c.health.timeout, value, span),
-        "HealthStartPeriodSec" => scalar(&mut c.health.start_period, value, span),
-        "HealthRetries" => scalar(&mut c.health.retries, value, |v| match v.parse::<u32>() {
-            Ok(n) if (1..=1000).contains(&n) && v.chars().all(|c| c.is_ascii_digit()) => Ok(n),
-            _ => Err(format!("{v:?} is not a number from 1 to 1000")),
-        }),
-        "HealthOnFailure" => scalar(&mut c.health.on_failure, value, |v| {
-            parse_choice(v, HEALTH_ACTIONS)
-        }),
         "MemoryMax" => scalar(&mut c.memory_max, value, |v| {
             check_memory(v).map(|()| v.to_string())
         }),
@@ -263,6 +241,7 @@ pub fn assign_container(
             check_tasks(v).map(|()| v.to_string())
         }),
         "Connector" => list(&mut c.connectors, value, one(|v| machine(v).map(located))),
+        "App" => list(&mut c.apps, value, one(|v| machine(v).map(located))),
         "StartOnDemand" => scalar(&mut c.start_on_demand, value, |v| {
             parse_bool(v).map(|b| Located {
                 value: b,
@@ -323,18 +302,6 @@ pub fn assign_container(
             };
             Ok(())
         }
-        "StopSignal" => scalar(
-            &mut c.lifecycle.stop_signal,
-            value,
-            sdme_launch::signal_name,
-        ),
-        "StopTimeoutSec" => scalar(&mut c.lifecycle.stop_timeout, value, |v| {
-            let usec = span(v)?;
-            match usec / 1_000_000 {
-                s @ 1..=86400 => Ok(s),
-                _ => Err(format!("{v:?} is not between 1 s and 24 h")),
-            }
-        }),
         "ReloadSignal" => {
             c.reload_origin = Some(origin.clone());
             scalar(
@@ -389,6 +356,80 @@ pub fn assign_container(
             }),
         ),
         _ => Err(unknown_key("Container", CONTAINER_KEYS)),
+    }
+}
+
+/// The keys of one app: `[App]`'s, and the first app's among `[Container]`'s.
+pub const APP_KEYS: &[&str] = &[
+    "Volume",
+    "Environment",
+    "EnvironmentFile",
+    "Entrypoint",
+    "Command",
+    "User",
+    "WorkingDirectory",
+    "Restart",
+    "HealthCmd",
+    "HealthIntervalSec",
+    "HealthTimeoutSec",
+    "HealthRetries",
+    "HealthStartPeriodSec",
+    "HealthOnFailure",
+    "StopSignal",
+    "StopTimeoutSec",
+];
+
+/// One app's setting: a key of [`APP_KEYS`], in `[App]` or `[Container]`.
+pub fn assign_app(
+    a: &mut AppSettings,
+    key: &str,
+    value: &str,
+    origin: &Origin,
+) -> Result<(), String> {
+    match key {
+        "Volume" => list(
+            &mut a.volumes,
+            value,
+            one(|v| {
+                parse_volume(v).map(|value| Located {
+                    value,
+                    origin: origin.clone(),
+                })
+            }),
+        ),
+        "Environment" => list(&mut a.environment, value, |v| {
+            let words = words::split(v)?;
+            words.iter().try_for_each(|w| check_env_assignment(w))?;
+            Ok(words)
+        }),
+        "EnvironmentFile" => list(&mut a.environment_files, value, one(path)),
+        "Entrypoint" => word_list(&mut a.entrypoint, value),
+        "Command" => word_list(&mut a.command, value),
+        "User" => scalar(&mut a.user, value, |v| {
+            check_user(v).map(|()| v.to_string())
+        }),
+        "WorkingDirectory" => scalar(&mut a.working_directory, value, path),
+        "Restart" => scalar(&mut a.restart, value, |v| parse_choice(v, RESTART_POLICIES)),
+        "HealthCmd" => scalar(&mut a.health.command, value, |v| Ok(v.to_string())),
+        "HealthIntervalSec" => scalar(&mut a.health.interval, value, span),
+        "HealthTimeoutSec" => scalar(&mut a.health.timeout, value, span),
+        "HealthStartPeriodSec" => scalar(&mut a.health.start_period, value, span),
+        "HealthRetries" => scalar(&mut a.health.retries, value, |v| match v.parse::<u32>() {
+            Ok(n) if (1..=1000).contains(&n) && v.chars().all(|c| c.is_ascii_digit()) => Ok(n),
+            _ => Err(format!("{v:?} is not a number from 1 to 1000")),
+        }),
+        "HealthOnFailure" => scalar(&mut a.health.on_failure, value, |v| {
+            parse_choice(v, HEALTH_ACTIONS)
+        }),
+        "StopSignal" => scalar(&mut a.stop_signal, value, sdme_launch::signal_name),
+        "StopTimeoutSec" => scalar(&mut a.stop_timeout, value, |v| {
+            let usec = span(v)?;
+            match usec / 1_000_000 {
+                s @ 1..=86400 => Ok(s),
+                _ => Err(format!("{v:?} is not between 1 s and 24 h")),
+            }
+        }),
+        _ => Err(unknown_key("App", APP_KEYS)),
     }
 }
 

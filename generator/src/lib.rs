@@ -245,13 +245,8 @@ pub fn generate(root: &Path) -> Generation {
         ..
     } = self::descriptors(root);
     let mut tree = Tree::new();
-    let on_demand = |name: &str| {
-        descriptors
-            .get(name)
-            .is_some_and(descriptor::Descriptor::starts_on_demand)
-    };
     for d in descriptors.values() {
-        if let Err(e) = emit::emit(d, &on_demand, &mut tree) {
+        if let Err(e) = emit::emit(d, &descriptors, &mut tree) {
             diagnostics.push(Diagnostic::at(
                 &d.path,
                 0,

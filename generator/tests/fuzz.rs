@@ -66,6 +66,8 @@ const TOKENS: &[&[u8]] = &[
     b"NspawnArgument=--a ';'\n",
     b"Image=os\n",
     b"Mode=connector\n",
+    b"\n[App]\n",
+    b"\n[Container]\nApp=side\n",
 ];
 
 fn seeds() -> Vec<Vec<u8>> {
@@ -313,6 +315,19 @@ fn mutated_descriptors_never_break_the_output() {
         "[Image]\nImage=docker.io/library/debian:12\n",
     )
     .unwrap();
+    // Runs the mutated descriptor as another app whenever it is an
+    // application image without [Container], so its mutated [App] reaches
+    // the emitter.
+    std::fs::write(
+        etc.join("host.oci"),
+        "[Image]\nImage=docker.io/library/nginx:1\n[Container]\nApp=fuzz\n",
+    )
+    .unwrap();
+    std::fs::write(
+        etc.join("side.oci"),
+        "[Image]\nImage=docker.io/library/redis:7\n[App]\nVolume=/srv/side:/data\n",
+    )
+    .unwrap();
     std::fs::write(
         etc.join("tool.oci"),
         "[Image]\nImage=t\nMode=connector\n[Container]\n",
@@ -329,7 +344,13 @@ fn mutated_descriptors_never_break_the_output() {
         let main_seed = seeds[rng.below(seeds.len())].clone();
         let main = mutate(&mut rng, &seeds, main_seed);
         let dropin_seed = seeds[rng.below(seeds.len())].clone();
-        let dropin = mutate(&mut rng, &seeds, dropin_seed);
+        // Half the time an empty drop-in: a mutated one on top of a
+        // mutated main file almost never leaves a valid descriptor, and
+        // only a valid one reaches the emitter (host.oci's --app=fuzz).
+        let dropin = match rng.below(2) {
+            0 => Vec::new(),
+            _ => mutate(&mut rng, &seeds, dropin_seed),
+        };
         replace(&etc.join("fuzz.oci"), &main);
         replace(&etc.join("fuzz.oci.d/10-fuzz.conf"), &dropin);
 

@@ -3,10 +3,13 @@
 //! itself: the "known:" list of its unknown-key error, each entry of which
 //! must also be accepted by the key's `match` (so list and match agree).
 //! The man page's side: every `.TP`/`.TQ` tag in the `[Image]`,
-//! `[Container]` and `[Install]` sections, which must start `Key=`.
+//! `[Container]`, `[App]` and `[Install]` sections, which must start
+//! `Key=`. `[App]`'s keys are among `[Container]`'s (the first app's).
 
-use sdme_generator::descriptor::{ContainerSection, ImageSection, InstallSection, Origin};
-use sdme_generator::keys::{assign_container, assign_image, assign_install};
+use sdme_generator::descriptor::{
+    AppSettings, ContainerSection, ImageSection, InstallSection, Origin,
+};
+use sdme_generator::keys::{assign_app, assign_container, assign_image, assign_install};
 use sdme_generator::search::SourceFile;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -24,6 +27,7 @@ fn assign(section: &str, key: &str, value: &str) -> Result<(), String> {
     match section {
         "Image" => assign_image(&mut ImageSection::default(), key, value, &origin),
         "Container" => assign_container(&mut ContainerSection::default(), key, value, &origin),
+        "App" => assign_app(&mut AppSettings::default(), key, value, &origin),
         "Install" => assign_install(&mut InstallSection::default(), key, value),
         _ => unreachable!(),
     }
@@ -113,7 +117,7 @@ fn man_keys() -> BTreeMap<String, BTreeSet<String>> {
 fn keys_in_the_code_and_in_sdme_oci_5_are_the_same() {
     let man = man_keys();
     let mut problems = Vec::new();
-    for section in ["Image", "Container", "Install"] {
+    for section in ["Image", "Container", "App", "Install"] {
         let title = format!("[{section}] SECTION");
         let documented = man.get(&title).cloned().unwrap_or_default();
         assert!(
@@ -138,6 +142,7 @@ fn keys_in_the_code_and_in_sdme_oci_5_are_the_same() {
             ![
                 "[Image] SECTION",
                 "[Container] SECTION",
+                "[App] SECTION",
                 "[Install] SECTION",
             ]
             .contains(&t.as_str())
@@ -147,6 +152,10 @@ fn keys_in_the_code_and_in_sdme_oci_5_are_the_same() {
         extra.is_empty(),
         "keys documented in unexpected sections: {extra:?}"
     );
+    let container = code_keys("Container");
+    for key in code_keys("App").difference(&container) {
+        problems.push(format!("[App] {key}= is not a [Container] key"));
+    }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
