@@ -554,6 +554,14 @@ fn check_whole(d: &Descriptor, errors: &mut Vec<Diagnostic>) {
                 );
             }
         }
+        if let Some(app) = c.apps.first().filter(|_| is_connector) {
+            // Its container serves the connector's callers, on demand.
+            fail(
+                &app.origin,
+                "App= in a connector's container: a connector's container runs its server only"
+                    .into(),
+            );
+        }
         for dep in &c.dependencies {
             if dep.target.value == d.name {
                 fail(

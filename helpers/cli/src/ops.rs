@@ -789,10 +789,11 @@ pub fn stop_units(sys: &Sys, e: &Entry) -> Res<()> {
 // ---- reset ---------------------------------------------------------------
 
 /// What a reset removes in `containers/NAME/`: the writable layers and the
-/// record of the ids they are owned in (fresh layers are owned afresh);
+/// record of the ids they are owned in (fresh layers are owned afresh;
+/// `apps/` holds the other apps' layers, App=);
 /// the user-namespace range (`userns`) and `generations` stay, and so do
 /// the volumes (`volumes/NAME/`).
-pub const RESET_REMOVES: [&str; 3] = ["root", "app", "owner"];
+pub const RESET_REMOVES: [&str; 4] = ["root", "app", "apps", "owner"];
 
 pub fn reset(sys: &Sys, root: &Path, store: &Store, name: &str) -> Res<u8> {
     let e = container(root, name)?;

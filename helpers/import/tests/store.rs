@@ -704,8 +704,12 @@ fn launcher_runs_other_apps_in_roots_of_their_own() {
             .output()
             .unwrap()
     };
+    let token = f.work.join("token");
+    fs::write(&token, "t0k3n").unwrap();
+    let credential = format!("--credential=tok:{}", token.display());
     let out = launch(&[
         "--env=A=1",
+        &credential,
         "--app=app2",
         "--env=B=2 two",
         "--volume=/data",
@@ -789,14 +793,18 @@ fn launcher_runs_other_apps_in_roots_of_their_own() {
         "Restart=always\n",
         "KillSignal=SIGINT\n",
         "WorkingDirectory=/srv/new\n",
+        "LoadCredential=tok\n",
     ] {
         assert!(app.contains(l), "{l} in {app}");
     }
     assert!(dropin("sdme-oci-health-check@app2.service")
         .contains("ExecStart=/bin/sh /oci/apps/app2/in-app /bin/sh -c \"wget -q -O- http://localhost:8080/\"\n"));
+    let first = dropin("sdme-oci-app.service");
     assert!(
-        !runtime.join("units/sdme-oci-app.service.d").exists(),
-        "the first app has no overrides"
+        first.contains("LoadCredential=tok\n")
+            && !first.contains("Restart=")
+            && !first.contains("User="),
+        "the first app gets none of app2's settings: {first}"
     );
     assert!(line.contains(&format!(
         "{}:/run/systemd/system/sdme-oci-app@app2.service.d",

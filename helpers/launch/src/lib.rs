@@ -717,7 +717,6 @@ impl Launch {
     }
 }
 
-/// Reads `sdme-nspawn`'s command line; `Ok(None)` for `--help`.
 /// The options an app may have, before or after `--app=` (sdme-nspawn(8)).
 pub const APP_OPTIONS: &[&str] = &[
     "env",

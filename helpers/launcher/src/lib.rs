@@ -391,6 +391,8 @@ pub fn prepare(o: &Options) -> Result<Prepared, String> {
         // its own check says, unless the container waits for none or
         // only for the apps to have started.
         let mut options = app.options.clone();
+        // The container's credentials are every app's to load.
+        options.credentials = o.credentials.clone();
         options.lifecycle.notify = match o.lifecycle.notify {
             _ if o.lifecycle.oneshot => sdme_launch::Notify::No,
             n @ (sdme_launch::Notify::No | sdme_launch::Notify::Started) => n,
