@@ -241,7 +241,13 @@ pub fn assign_container(
             check_tasks(v).map(|()| v.to_string())
         }),
         "Connector" => list(&mut c.connectors, value, one(|v| machine(v).map(located))),
-        "App" => list(&mut c.apps, value, one(|v| machine(v).map(located))),
+        // Words, as systemd's unit lists: `App=db cache`.
+        "App" => list(&mut c.apps, value, |v| {
+            words::split(v)?
+                .iter()
+                .map(|w| machine(w).map(|m| located(m)))
+                .collect()
+        }),
         "StartOnDemand" => scalar(&mut c.start_on_demand, value, |v| {
             parse_bool(v).map(|b| Located {
                 value: b,
