@@ -245,7 +245,7 @@ pub fn assign_container(
         "App" => list(&mut c.apps, value, |v| {
             words::split(v)?
                 .iter()
-                .map(|w| machine(w).map(|m| located(m)))
+                .map(|w| machine(w).map(&located))
                 .collect()
         }),
         "StartOnDemand" => scalar(&mut c.start_on_demand, value, |v| {

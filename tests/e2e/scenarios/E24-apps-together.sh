@@ -91,7 +91,12 @@ fi
 environ() { in_machine web sh -c "tr '\\0' '\\n' </proc/$(app_pid "$1")/environ"; }
 has_var() { environ "$1" | grep -q "^$2="; }
 lacks_var() { ! has_var "$@"; }
-check "nginx has the container's WEB_ONLY" has_var sdme-oci-app.service WEB_ONLY
+# (nginx empties its own environment, so the first app is asked of systemd.)
+env_files() { in_machine web systemctl show -P EnvironmentFiles "$1"; }
+first_gets_it() { env_files sdme-oci-app.service | grep -q '^/run/sdme/environment ' && in_machine web grep -q '^WEB_ONLY=' /run/sdme/environment; }
+check "nginx gets the container's WEB_ONLY (/run/sdme/environment)" first_gets_it
+db_not_it() { ! env_files sdme-oci-app@db.service | grep -q '^/run/sdme/environment '; }
+check "db's unit does not read the first app's environment file" db_not_it
 check "db does not" lacks_var sdme-oci-app@db.service WEB_ONLY
 check "client does not" lacks_var sdme-oci-app@client.service WEB_ONLY
 check "client does not have db's MARIADB_ROOT_PASSWORD" lacks_var sdme-oci-app@client.service MARIADB_ROOT_PASSWORD
@@ -99,7 +104,6 @@ check "db has its own MARIADB_ROOT_PASSWORD" has_var sdme-oci-app@db.service MAR
 page() { in_machine web chroot "/oci/apps/$1/root" bash -c 'exec 3<>/dev/tcp/127.0.0.1/80 && printf "GET / HTTP/1.0\r\nHost: x\r\n\r\n" >&3 && cat <&3' | grep -q 'hello from sdme nginx v1'; }
 check "db's root reaches nginx on 127.0.0.1:80" wait_for 30 page db
 check "db's Volume=/var/lib/mysql is a volume of the container" test -d /var/lib/sdme/volumes/web@db/var-lib-mysql/mysql
-check "the database of MARIADB_DATABASE=app is in it" test -d /var/lib/sdme/volumes/web@db/var-lib-mysql/app
 logged() { in_machine web journalctl --no-pager -u sdme-oci-app@db | grep -q 'ready for connections'; }
 check "db's output is in the journal of sdme-oci-app@db" wait_for 30 logged
 check "db's writable layer is the container's" test -d /var/lib/sdme/containers/web/apps/db
@@ -113,7 +117,7 @@ check "sdme logs --app=db shows db's output" sh -c "sdme logs --app=db web -n al
 check "sdme exec --app=nosuch fails" sh -c "! sdme exec --app=nosuch web true"
 # Restart=always: a killed database comes back, with a new main process.
 old=$(app_pid sdme-oci-app@db.service)
-in_machine web kill -9 "$old"
+check "kill -9 db's main process" in_machine web sh -c "kill -9 $old"
 restarted() { local pid; pid=$(app_pid sdme-oci-app@db.service); [ -n "$pid" ] && [ "$pid" != 0 ] && [ "$pid" != "$old" ] && active sdme-oci-app@db.service; }
 check "a killed db is restarted (Restart=always)" wait_for 60 restarted
 check "and its health check passes in the new process" wait_for 60 in_machine web systemctl start sdme-oci-health-check@db.service
