@@ -29,7 +29,7 @@ const USAGE: &str = "usage: sdme [-v] [--root=DIR] [--no-reload] COMMAND
   ls [--json]                       every descriptor, its units, image and health
   status NAME                       the facts and systemctl status of its units
   logs NAME [-f] [-n N] [--app=APP] the app's journal inside the container
-  exec NAME [-i] [-t] [--app=APP] [--] CMD...
+  exec [-i] [-t] [--app=APP] NAME [--] CMD...
                                     run CMD in the app's root, as the app
   images [--json]                   the store's image generations
   pull NAME                         run the import and follow it

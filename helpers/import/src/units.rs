@@ -606,8 +606,15 @@ pub fn users_script(slot: &Slot) -> String {
 
 const USERS_BODY: &str = r#"# One app's accounts at a time: every app of the container appends to
 # the same files at boot (mkdir is atomic; /run is new at every boot).
-until mkdir /run/sdme-oci-users.lock 2>/dev/null; do sleep 0.1; done
-trap 'rmdir /run/sdme-oci-users.lock' EXIT
+# A lock left by an instance killed outright is taken over after 30 s.
+tries=0
+until mkdir /run/sdme-oci-users.lock 2>/dev/null; do
+    tries=$((tries + 1))
+    [ "$tries" -lt 300 ] || break
+    sleep 0.1
+done
+trap 'rmdir /run/sdme-oci-users.lock 2>/dev/null' EXIT
+trap 'exit 1' INT TERM HUP
 add() {
     file=$1 line=$2
     id=$(printf '%s\n' "$line" | cut -d: -f3)

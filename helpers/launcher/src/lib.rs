@@ -83,6 +83,9 @@ fn mkdir(path: &Path, mode: u32) -> Result<(), String> {
 pub fn prepare(o: &Options) -> Result<Prepared, String> {
     sdme_store::check_name(&o.machine)?;
     sdme_store::check_name(&o.image)?;
+    // The other apps' volumes are in volumes/MACHINE@APP: a machine
+    // name has no '@' (systemd-machined's rule).
+    sdme_launch::check_machine_name(&o.machine).map_err(|e| format!("--machine: {e}"))?;
     let store = Store::new(
         o.store
             .clone()
@@ -146,12 +149,18 @@ pub fn prepare(o: &Options) -> Result<Prepared, String> {
     let request = match o.private_users {
         PrivateUsers::No => None,
         PrivateUsers::UnlessPrivilegedPorts => {
-            match privileged_port(&record.config.exposed_ports) {
-                Some(port) => {
+            // Every app's image: they all share the container's network.
+            let exposed = std::iter::once((o.image.as_str(), &record))
+                .chain(extras.iter().map(|a| (a.options.image.as_str(), &a.record)))
+                .find_map(|(image, r)| {
+                    privileged_port(&r.config.exposed_ports).map(|port| (image, port))
+                });
+            match exposed {
+                Some((image, port)) => {
                     eprintln!(
-                        "sdme-nspawn: no user namespace: the image exposes port {port}, which its \
-                     root could not bind in the host's network from one (PrivateUsers=, \
-                     sdme.oci(5))"
+                        "sdme-nspawn: no user namespace: image {image} exposes port {port}, which \
+                         its root could not bind in the host's network from one (PrivateUsers=, \
+                         sdme.oci(5))"
                     );
                     None
                 }
@@ -770,8 +779,10 @@ fn plan_ownership(
     };
     for upper in uppers {
         let from = match have {
-            // New (an app added to the container): owned from the start.
-            _ if !existed.contains(upper) => {
+            // New (an app added to the container), or left empty by a
+            // start that failed before giving it its owner (or a dry
+            // run): owned from the start.
+            _ if !existed.contains(upper) || unowned_and_empty(upper, want) => {
                 plan.fresh.push(upper.clone());
                 continue;
             }
@@ -799,6 +810,13 @@ fn plan_ownership(
         plan.shift.push((upper.clone(), from));
     }
     Ok(plan)
+}
+
+/// A writable layer nothing was written to, not yet owned in `want`.
+fn unowned_and_empty(upper: &Path, want: IdRange) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let owned = std::fs::symlink_metadata(upper).is_ok_and(|m| m.is_dir() && m.uid() == want.base);
+    !owned && std::fs::read_dir(upper).is_ok_and(|mut d| d.next().is_none())
 }
 
 fn apply_ownership(container: &Path, plan: &Ownership) -> Result<(), String> {

@@ -60,8 +60,15 @@ require "systemctl start systemd-nspawn@web (imports web, db and client)" timeou
 # Readiness: the start returned only once every app was ready, db's health
 # check passed included (read at once, not waited for).
 health_status() { in_machine web cat /run/sdme-oci-health@db/status; }
-db_healthy() { [ "$(health_status)" = healthy ]; }
-check "db was healthy when the container's start returned" db_healthy
+# (Monotonic timestamps: the container shares the host's clock.)
+ready_before_active() {
+	local ready active
+	ready=$(in_machine web systemctl show -P ActiveEnterTimestampMonotonic sdme-oci-ready@db.service)
+	active=$(systemctl show -P ActiveEnterTimestampMonotonic systemd-nspawn@web.service)
+	[ "${ready:-0}" -gt 0 ] && [ "$ready" -le "$active" ] &&
+		in_machine web journalctl --no-pager -u sdme-oci-ready@db | grep -q 'ready: the health check passed'
+}
+check "db's health check had passed when the container became active" ready_before_active
 active() { [ "$(in_machine web systemctl is-active "$1")" = active ]; }
 check "the first app runs as sdme-oci-app.service" active sdme-oci-app.service
 check "db runs as sdme-oci-app@db.service" active sdme-oci-app@db.service
@@ -69,7 +76,7 @@ check "client runs as sdme-oci-app@client.service" active sdme-oci-app@client.se
 check "db's health checks are scheduled" active sdme-oci-health@db.timer
 app_pid() { in_machine web systemctl show -P MainPID "$1"; }
 in_root_of() { local pid; pid=$(app_pid "$1") && [ "$pid" -gt 0 ] && in_machine web test -x "/proc/$pid/root$2"; }
-not_in_root_of() { ! in_root_of "$@"; }
+not_in_root_of() { local pid; pid=$(app_pid "$1") && [ "$pid" -gt 0 ] && ! in_machine web test -x "/proc/$pid/root$2"; }
 check "db's process runs in mariadb's root" in_root_of sdme-oci-app@db.service /usr/sbin/mariadbd
 check "and not in nginx's" not_in_root_of sdme-oci-app@db.service /usr/sbin/nginx
 check "nginx runs in its own root" in_root_of sdme-oci-app.service /usr/sbin/nginx
@@ -90,12 +97,13 @@ else
 fi
 environ() { in_machine web sh -c "tr '\\0' '\\n' </proc/$(app_pid "$1")/environ"; }
 has_var() { environ "$1" | grep -q "^$2="; }
-lacks_var() { ! has_var "$@"; }
+# Read at all (PATH is there) and without the variable.
+lacks_var() { has_var "$1" PATH && ! has_var "$@"; }
 # (nginx empties its own environment, so the first app is asked of systemd.)
 env_files() { in_machine web systemctl show -P EnvironmentFiles "$1"; }
 first_gets_it() { env_files sdme-oci-app.service | grep -q '^/run/sdme/environment ' && in_machine web grep -q '^WEB_ONLY=' /run/sdme/environment; }
 check "nginx gets the container's WEB_ONLY (/run/sdme/environment)" first_gets_it
-db_not_it() { ! env_files sdme-oci-app@db.service | grep -q '^/run/sdme/environment '; }
+db_not_it() { env_files sdme-oci-app@db.service | grep -q '^/oci/apps/db/env ' && ! env_files sdme-oci-app@db.service | grep -q '^/run/sdme/environment '; }
 check "db's unit does not read the first app's environment file" db_not_it
 check "db does not" lacks_var sdme-oci-app@db.service WEB_ONLY
 check "client does not" lacks_var sdme-oci-app@client.service WEB_ONLY
@@ -114,7 +122,7 @@ check "sdme exec --app=client runs as client's user" exec_as
 exec_root() { sdme exec --app=db web test -x /usr/sbin/mariadbd && ! sdme exec --app=db web test -e /usr/sbin/nginx; }
 check "sdme exec --app=db runs in db's root" exec_root
 check "sdme logs --app=db shows db's output" sh -c "sdme logs --app=db web -n all | grep -q 'ready for connections'"
-check "sdme exec --app=nosuch fails" sh -c "! sdme exec --app=nosuch web true"
+check "sdme exec --app=nosuch fails, naming the unit" sh -c "! sdme exec --app=nosuch web true 2>/tmp/e24-nosuch && grep -q 'has no sdme-oci-app@nosuch.service' /tmp/e24-nosuch"
 # Restart=always: a killed database comes back, with a new main process.
 old=$(app_pid sdme-oci-app@db.service)
 check "kill -9 db's main process" in_machine web sh -c "kill -9 $old"
