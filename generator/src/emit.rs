@@ -490,14 +490,31 @@ fn container_dropin(
             Value::number(inner_stop + sdme_launch::STOP_TIMEOUT_MARGIN),
         );
     }
-    if l.reload_signal.is_some() || l.reload_cmd.is_some() {
+    let machine = format!("--machine={}", d.name);
+    if let Some(sig) = &l.reload_signal {
+        // The container's manager's own kill of the app's main process,
+        // asked from here: no process of the container runs for it (one
+        // would be given the image's environment), and `$MAINPID`, which
+        // that environment may set, is never read.
+        s.set(
+            "ExecReload",
+            Value::command(&[
+                paths::SYSTEMCTL,
+                machine.as_str(),
+                "kill",
+                "--kill-whom=main",
+                &format!("--signal={sig}"),
+                "sdme-oci-app.service",
+            ])?,
+        );
+    } else if l.reload_cmd.is_some() {
         // Reaches the app service's ExecReload= inside (the launcher's
         // drop-in), through the container's own manager.
         s.set(
             "ExecReload",
             Value::command(&[
                 paths::SYSTEMCTL,
-                &format!("--machine={}", d.name),
+                machine.as_str(),
                 "reload",
                 "sdme-oci-app.service",
             ])?,

@@ -162,6 +162,7 @@ const BUSCTL: &str = r#"{"type":"s","data":"/oci/root"}
 {"type":"as","data":["PATH=/usr/bin:/bin","HOME=/home/app","GREETING=hello world"]}
 {"type":"a(sb)","data":[["/oci/env",true],["/run/sdme/environment",true]]}
 {"type":"a(ssbt)","data":[["/etc/resolv.conf","/etc/resolv.conf",true,16384]]}
+{"type":"a(ssbt)","data":[["/run/sdme-oci-run","/run",false,16384]]}
 "#;
 
 #[test]
@@ -179,6 +180,7 @@ fn exec_gets_the_app_units_context() {
             "EnvironmentFile=-/oci/env",
             "EnvironmentFile=-/run/sdme/environment",
             "BindReadOnlyPaths=-/etc/resolv.conf:/etc/resolv.conf:rbind",
+            "BindPaths=/run/sdme-oci-run:/run:rbind",
         ]
     );
     // Environment goes verbatim through --setenv (no quoting layer).

@@ -325,30 +325,30 @@ pub fn app_properties(json_lines: &str) -> Result<(Vec<String>, Vec<String>), St
         let dash = if ignore == Some(true) { "-" } else { "" };
         props.push(format!("EnvironmentFile={dash}{path}"));
     }
-    for b in data(8).as_array().into_iter().flatten() {
-        let (Some(src), Some(dst)) = (
-            b.get(0).and_then(Value::as_str),
-            b.get(1).and_then(Value::as_str),
-        ) else {
-            continue;
-        };
-        if !simple(src) || !simple(dst) {
-            return Err(format!(
-                "BindReadOnlyPaths= {src:?}:{dst:?} cannot be passed on"
-            ));
+    for (index, key) in [(8, "BindReadOnlyPaths"), (9, "BindPaths")] {
+        for b in data(index).as_array().into_iter().flatten() {
+            let (Some(src), Some(dst)) = (
+                b.get(0).and_then(Value::as_str),
+                b.get(1).and_then(Value::as_str),
+            ) else {
+                continue;
+            };
+            if !simple(src) || !simple(dst) {
+                return Err(format!("{key}= {src:?}:{dst:?} cannot be passed on"));
+            }
+            let dash = if b.get(2).and_then(Value::as_bool) == Some(true) {
+                "-"
+            } else {
+                ""
+            };
+            // MS_REC (16384) in the flags: a recursive bind.
+            let rec = b
+                .get(3)
+                .and_then(Value::as_u64)
+                .is_some_and(|f| f & 16384 != 0);
+            let opt = if rec { "rbind" } else { "norbind" };
+            props.push(format!("{key}={dash}{src}:{dst}:{opt}"));
         }
-        let dash = if b.get(2).and_then(Value::as_bool) == Some(true) {
-            "-"
-        } else {
-            ""
-        };
-        // MS_REC (16384) in the flags: a recursive bind.
-        let rec = b
-            .get(3)
-            .and_then(Value::as_u64)
-            .is_some_and(|f| f & 16384 != 0);
-        let opt = if rec { "rbind" } else { "norbind" };
-        props.push(format!("BindReadOnlyPaths={dash}{src}:{dst}:{opt}"));
     }
     Ok((props, env))
 }
@@ -366,7 +366,8 @@ pub fn tty_hint(name: &str, user: &str) -> String {
     )
 }
 
-const APP_PROPERTIES: [&str; 9] = [
+/// `BindPaths` carries the app's own `/run` (units.rs).
+const APP_PROPERTIES: [&str; 10] = [
     "RootDirectory",
     "MountAPIVFS",
     "User",
@@ -376,6 +377,7 @@ const APP_PROPERTIES: [&str; 9] = [
     "Environment",
     "EnvironmentFiles",
     "BindReadOnlyPaths",
+    "BindPaths",
 ];
 
 /// The systemd-run command line of `sdme exec`.

@@ -408,7 +408,6 @@ pub fn plan_app_glue(
     plan.file(&file("ports"), lines(&config.exposed_ports), 0o644);
     plan.file(&file("volumes"), lines(&config.volumes), 0o644);
     plan.file(&file("health"), units::health_script(slot), 0o755);
-    plan.file(&file("in-app"), units::in_app_script(slot), 0o755);
     plan.file(&file("users"), units::users_script(slot), 0o755);
     plan.file(&file("passwd"), accounts.0.as_str(), 0o644);
     plan.file(&file("group"), accounts.1.as_str(), 0o644);

@@ -82,7 +82,7 @@ impl Slot {
     pub fn root(&self) -> String {
         format!("{}/root", self.dir())
     }
-    /// A file of the app's directory (`env`, `in-app`, …).
+    /// A file of the app's directory (`env`, `health`, …).
     pub fn file(&self, name: &str) -> String {
         format!("{}/{name}", self.dir())
     }
@@ -92,6 +92,19 @@ impl Slot {
             Slot::First => STDOUT_FIFO.into(),
             Slot::Other(name) => format!("/run/sdme-oci-app@{name}/stdout"),
         }
+    }
+    /// The app's `/run`, a runtime directory of its unit in the
+    /// container's `/run` (without the leading `/run/`), bound over the
+    /// `/run` of the app's root: shared by every process run like the app
+    /// (its health check, `ReloadCmd=`, `sdme exec`), which would each get
+    /// an empty one of their own (`MountAPIVFS=`).
+    pub fn run_dir_name(&self) -> String {
+        self.unit("sdme-oci-run", "d")
+            .trim_end_matches(".d")
+            .to_string()
+    }
+    pub fn run_dir(&self) -> String {
+        format!("/run/{}", self.run_dir_name())
     }
     /// The health runner's state (`status`, `failures`).
     pub fn health_state(&self) -> String {
@@ -206,7 +219,10 @@ pub fn identity(section: &mut Section, c: &Credentials, reset: bool) -> Result<(
 }
 
 /// The app's environment: defaults, the image's, then the launcher's (later
-/// files win). Shared by the app and everything run as it (`/oci/in-app`).
+/// files win). Only for processes run as the app, in its root: systemd
+/// applies it to those alone. A process of the container's root must never
+/// get it (the image's `LD_PRELOAD`, `PATH` or `BASH_ENV` would run the
+/// image's code as the container's root).
 fn app_environment(spec: &AppSpec, s: &mut Section) -> Result<(), Error> {
     s.set(
         "Environment",
@@ -227,10 +243,16 @@ fn app_environment(spec: &AppSpec, s: &mut Section) -> Result<(), Error> {
     Ok(())
 }
 
-/// The app's root, environment, directory and identity.
+/// The app's root (with its shared `/run`), environment, directory and
+/// identity: the app's and its health check's.
 fn exec_context(spec: &AppSpec, s: &mut Section) -> Result<(), Error> {
     s.set("RootDirectory", Value::path(&spec.slot.root())?)
-        .set("MountAPIVFS", Value::boolean(true));
+        .set("MountAPIVFS", Value::boolean(true))
+        // Over MountAPIVFS='s empty /run (systemd lets an explicit mount win).
+        .set(
+            "BindPaths",
+            Value::bind(&spec.slot.run_dir(), "/run", false)?,
+        );
     for path in &spec.bind_ro {
         s.set("BindReadOnlyPaths", Value::bind_path(path, true)?);
     }
@@ -290,6 +312,13 @@ pub fn app_service(spec: &AppSpec) -> Result<String, Error> {
         word(if spec.connector { "simple" } else { "exec" })?,
     );
     exec_context(spec, s)?;
+    // New at every start, as the /run of a container would be; owned by
+    // the app's user.
+    s.set(
+        "RuntimeDirectory",
+        Value::relative_path(&slot.run_dir_name())?,
+    )
+    .set("RuntimeDirectoryMode", word("0755")?);
     if spec.connector {
         let mut argv = vec![CONNECTOR_SERVER.to_string(), "--".to_string()];
         argv.extend(spec.argv.iter().cloned());
@@ -436,50 +465,12 @@ pub fn connector_socket(name: &str) -> Result<String, Error> {
     Ok(unit.render())
 }
 
-/// `/oci/in-app`: runs its arguments as `docker exec` would in the app's
-/// container: in the mount namespace, root and working directory of the
-/// app's main process (its `/run` included, which another unit's process
-/// would not share: each gets its own with `MountAPIVFS=`), as the user of
-/// its unit, with the caller's environment (the same files as the app's).
-/// Entered from the container's root with util-linux's nsenter.
-pub const IN_APP: &str = "/oci/in-app";
-
-/// `in-app` of the app's directory ([`IN_APP`] for the first app).
-pub fn in_app_script(slot: &Slot) -> String {
-    script(
-        "Runs \"$@\" in the app's main process's\n# mount namespace, root and directory, as its unit's user.",
-        &[("app", slot.app_service())],
-        IN_APP_BODY,
-    )
-}
-
-const IN_APP_BODY: &str = r#"# Asked of systemd, never read from the environment: the image's Env
-# could set MAINPID.
-pid=$(systemctl show --property=MainPID --value "$app")
-if [ -z "$pid" ] || [ "$pid" = 0 ]; then
-    echo "$app is not running" >&2
-    exit 1
-fi
-ids=
-uid=$(systemctl show --property=UID --value "$app")
-gid=$(systemctl show --property=GID --value "$app")
-case $uid in '' | *[!0-9]* | 4294967295) ;; *) ids="-S $uid" ;; esac
-case $gid in '' | *[!0-9]* | 4294967295) ;; *) ids="$ids -G $gid" ;; esac
-exec /usr/bin/nsenter -t "$pid" -m -r -w $ids -- "$@"
-"#;
-
-/// `argv` run in the app as its `in-app` script runs it.
-pub fn in_app_argv<S: AsRef<str>>(slot: &Slot, argv: &[S]) -> Vec<String> {
-    let mut out = vec!["/bin/sh".to_string(), slot.file("in-app")];
-    out.extend(argv.iter().map(|a| a.as_ref().to_string()));
-    out
-}
-
-/// One run of the health check, in the running app (as Docker runs it):
-/// a check in a root of its own would not see the app's `/run` (a unix
-/// socket such as postgres's, a pid file).
+/// One run of the health check, as Docker runs it: like the app, in its
+/// root, as its user, with its environment and its `/run` (a unix socket
+/// such as postgres's, a pid file); systemd starts it there, so no process
+/// of the container's root ever gets the image's environment.
 pub fn health_check_service(spec: &AppSpec, health: &HealthSpec) -> Result<String, Error> {
-    let mut unit = generated("one run of the image's HEALTHCHECK, in the running app.");
+    let mut unit = generated("one run of the image's HEALTHCHECK, as the app.");
     unit.section("Unit")
         .set(
             "Description",
@@ -488,16 +479,13 @@ pub fn health_check_service(spec: &AppSpec, health: &HealthSpec) -> Result<Strin
         .set("After", word(&spec.slot.app_service())?);
     let s = unit.section("Service");
     s.set("Type", word("oneshot")?);
-    app_environment(spec, s)?;
-    s.set(
-        "ExecStart",
-        Value::command(&in_app_argv(&spec.slot, &health.argv))?,
-    )
-    .set("TimeoutStartSec", Value::number(health.timeout))
-    .set(
-        "SyslogIdentifier",
-        Value::text(&format!("{}-health", spec.name)),
-    );
+    exec_context(spec, s)?;
+    s.set("ExecStart", Value::command(&health.argv)?)
+        .set("TimeoutStartSec", Value::number(health.timeout))
+        .set(
+            "SyslogIdentifier",
+            Value::text(&format!("{}-health", spec.name)),
+        );
     Ok(unit.render())
 }
 
@@ -834,11 +822,24 @@ mod tests {
         let t = health_timer(&spec(), &h).unwrap();
         assert!(t.contains("OnUnitActiveSec=30\n") && t.contains("BindsTo=sdme-oci-app.service"));
         let c = health_check_service(&spec(), &h).unwrap();
+        assert!(c.contains("TimeoutStartSec=2\n") && c.contains("ExecStart=/bin/true\n"));
+        // Run as the app: its root, its /run, its identity and environment.
+        for line in [
+            "RootDirectory=/oci/root\n",
+            "BindPaths=/run/sdme-oci-run:/run\n",
+            "User=101\n",
+            "EnvironmentFile=-/oci/env\n",
+        ] {
+            assert!(c.contains(line), "missing {line:?} in\n{c}");
+        }
+        // Only the app owns its /run (a runtime directory, new at every start).
+        assert!(!c.contains("RuntimeDirectory"), "{c}");
+        let u = app_service(&spec()).unwrap();
         assert!(
-            c.contains("TimeoutStartSec=2\n")
-                && c.contains("ExecStart=/bin/sh /oci/in-app /bin/true\n")
+            u.contains("RuntimeDirectory=sdme-oci-run\nRuntimeDirectoryMode=0755\n"),
+            "{u}"
         );
-        assert!(!c.contains("RootDirectory") && !c.contains("User="), "{c}");
+        assert!(u.contains("BindPaths=/run/sdme-oci-run:/run\n"), "{u}");
     }
 
     #[test]
@@ -874,7 +875,9 @@ mod tests {
         let h = HealthSpec::with_defaults(vec!["/bin/true".into()], 0, 0, 0, 0);
         let c = health_check_service(&other, &h).unwrap();
         assert!(
-            c.contains("ExecStart=/bin/sh /oci/apps/db/in-app /bin/true\n"),
+            c.contains("ExecStart=/bin/true\n")
+                && c.contains("RootDirectory=/oci/apps/db/root\n")
+                && c.contains("BindPaths=/run/sdme-oci-run@db:/run\n"),
             "{c}"
         );
         assert!(health_timer(&other, &h)
@@ -883,7 +886,6 @@ mod tests {
         // The scripts name only this app's units and state.
         let slot = &other.slot;
         for (script, names) in [
-            (in_app_script(slot), vec!["app='sdme-oci-app@db.service'"]),
             (
                 health_script(slot),
                 vec![
@@ -916,7 +918,6 @@ mod tests {
     fn scripts_parse() {
         for slot in [Slot::First, Slot::Other("db".into())] {
             for script in [
-                in_app_script(&slot),
                 health_script(&slot),
                 ready_script(&slot),
                 users_script(&slot),

@@ -798,7 +798,7 @@ fn launcher_runs_other_apps_in_roots_of_their_own() {
         assert!(app.contains(l), "{l} in {app}");
     }
     assert!(dropin("sdme-oci-health-check@app2.service")
-        .contains("ExecStart=/bin/sh /oci/apps/app2/in-app /bin/sh -c \"wget -q -O- http://localhost:8080/\"\n"));
+        .contains("ExecStart=/bin/sh -c \"wget -q -O- http://localhost:8080/\"\n"));
     let first = dropin("sdme-oci-app.service");
     assert!(
         first.contains("LoadCredential=tok\n")

@@ -140,6 +140,8 @@ fn lifecycle(
         || l.reload_signal.is_some()
         || l.reload_cmd.is_some()
         || l.oneshot;
+    let writes_app =
+        l.stop_signal.is_some() || l.stop_timeout.is_some() || l.reload_cmd.is_some() || l.oneshot;
     if !app_kind {
         if changes_app || matches!(l.notify, Notify::Started | Notify::Healthy) {
             return Err(format!(
@@ -206,7 +208,7 @@ fn lifecycle(
             push(out, &slot.ready_service(), &ready);
         }
     }
-    if !changes_app {
+    if !writes_app {
         return Ok(());
     }
     let mut app = dropin();
@@ -217,29 +219,14 @@ fn lifecycle(
     if let Some(t) = l.stop_timeout {
         s.set("TimeoutStopSec", Value::number(t));
     }
-    if let Some(sig) = &l.reload_signal {
-        // ExecReload= would run in the app's root, which need not have a
-        // shell or kill: systemd's own kill of the main process instead,
-        // from the container's root, as root (never `$MAINPID`, which
-        // the image's Env may set).
-        let kill = [
-            SYSTEMCTL,
-            "kill",
-            "--kill-whom=main",
-            &format!("--signal={sig}"),
-            &slot.app_service(),
-        ];
-        s.set("RootDirectoryStartOnly", Value::boolean(true)).set(
-            "ExecReload",
-            Value::privileged_command(&kill).map_err(unit_err)?,
-        );
-    }
+    // ReloadSignal= needs nothing here: the host's unit sends it with
+    // systemd's own kill of the main process (sdme-generator), never from
+    // a process of the container that could be given the image's
+    // environment, and never to `$MAINPID`, which that environment may set.
     if let Some(cmd) = &l.reload_cmd {
-        // Like the app: in its mount namespace, root and directory, as its
-        // unit's user, with its environment (/oci/in-app, from the
-        // container's root, as root). A control process of the unit
-        // chrooted as the app would get a /run of its own (MountAPIVFS=),
-        // where nginx's pid file is not.
+        // A control process of the app's unit: in its root, as its user,
+        // with its environment and its /run (units.rs), where nginx's pid
+        // file is.
         let (Some(view), Some(info)) = (app_view, &record.app) else {
             return Err(format!("image {}: no application to reload", o.image));
         };
@@ -251,10 +238,7 @@ fn lifecycle(
         let workdir = o.workdir.clone().unwrap_or_else(|| info.workdir.clone());
         let resolved =
             resolve_argv(view, cmd, &path_env, &workdir).map_err(|e| format!("ReloadCmd=: {e}"))?;
-        s.set("RootDirectoryStartOnly", Value::boolean(true)).set(
-            "ExecReload",
-            Value::privileged_command(&units::in_app_argv(slot, &resolved)).map_err(unit_err)?,
-        );
+        s.set("ExecReload", Value::command(&resolved).map_err(unit_err)?);
     }
     if l.oneshot {
         // The container's manager exits with the app's exit status, which
@@ -404,20 +388,15 @@ fn overrides(
     let h = &o.health;
     if matches!(h.cmd.as_deref(), Some("none" | "NONE")) {
         out.masked.push(slot.health_timer());
-    } else if h.any() || (credentials.is_some() && info.health) {
-        // The check runs in the running app as its unit's user (units.rs,
-        // /oci/in-app): only the home of a --user follows it here.
+    } else if h.any() || credentials.is_some() || o.workdir.is_some() {
+        // The check runs as the app (units.rs): the same identity and
+        // directory as the app's overrides.
         let mut check = dropin();
         let s = check.section("Service");
-        if let Some(c) = &credentials {
-            s.set(
-                "Environment",
-                Value::environment(&[("HOME", c.home.as_str())]).map_err(unit_err)?,
-            );
-        }
+        identity(s)?;
         if let Some(cmd) = &h.cmd {
             // Docker's CMD-SHELL: the app root's shell.
-            let argv = units::in_app_argv(slot, &["/bin/sh", "-c", cmd.as_str()]);
+            let argv = ["/bin/sh", "-c", cmd.as_str()];
             s.set("ExecStart", Value::reset())
                 .set("ExecStart", Value::command(&argv).map_err(unit_err)?);
             app.section("Unit").set(
@@ -466,8 +445,6 @@ fn overrides(
     Ok(out)
 }
 
-/// The container's systemctl (merged /usr).
-const SYSTEMCTL: &str = "/usr/bin/systemctl";
 /// `LoadCredential=ID` for each credential: the container's systemd got
 /// them from nspawn as system credentials, and a name without a path loads
 /// the system credential of that name (systemd 252; `ImportCredential=`
@@ -626,13 +603,19 @@ mod tests {
             .iter()
             .find(|u| u.unit == "sdme-oci-health-check.service")
             .unwrap();
-        assert!(
-            check
-                .text
-                .contains("ExecStart=/bin/sh /oci/in-app /bin/sh -c \"test -e /ok\"")
-                && !check.text.contains("User=")
-                && check.text.contains("HOME=/home/svc")
-        );
+        // The check runs as the app runs: the same identity and directory.
+        for line in [
+            "ExecStart=/bin/sh -c \"test -e /ok\"\n",
+            "User=\nGroup=\nSupplementaryGroups=\nUser=7\nGroup=8\n",
+            "HOME=/home/svc",
+            "WorkingDirectory=/work\n",
+        ] {
+            assert!(
+                check.text.contains(line),
+                "missing {line:?} in\n{}",
+                check.text
+            );
+        }
         let timer = d
             .units
             .iter()
@@ -833,19 +816,22 @@ mod tests {
             "Restart=always\n",
             "KillSignal=SIGINT\n",
             "TimeoutStopSec=300\n",
-            "RootDirectoryStartOnly=yes\n",
-            "ExecReload=+/usr/bin/systemctl kill --kill-whom=main --signal=SIGHUP sdme-oci-app.service\n",
         ] {
             assert!(app.text.contains(line), "missing {line:?} in\n{}", app.text);
         }
+        // The signal is the host's unit's to send (sdme-generator): nothing
+        // in the container runs for it.
+        assert!(!app.text.contains("ExecReload"), "{}", app.text);
         // A command: resolved in the image's PATH, run like the app.
         let mut o = opts();
         o.lifecycle.reload_cmd = Some(vec!["other".into(), "--reload".into()]);
         let d = build(&o, &r, Some(&v)).unwrap();
         assert!(
-            d.units[0].text.contains(
-                "RootDirectoryStartOnly=yes\nExecReload=+/bin/sh /oci/in-app /usr/bin/other --reload\n"
-            ),
+            d.units[0]
+                .text
+                .contains("ExecReload=/usr/bin/other --reload\n")
+                && !d.units[0].text.contains("RootDirectoryStartOnly")
+                && !d.units[0].text.contains("ExecReload=+"),
             "{}",
             d.units[0].text
         );

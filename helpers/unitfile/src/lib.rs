@@ -160,6 +160,14 @@ impl Value {
         }))
     }
 
+    /// `[-]SOURCE:DESTINATION` of `BindPaths=` and `BindReadOnlyPaths=`,
+    /// each path as [`Value::bind_path`] takes it.
+    pub fn bind(source: &str, destination: &str, optional: bool) -> Result<Value, Error> {
+        let source = Value::bind_path(source, optional)?;
+        let destination = Value::bind_path(destination, false)?;
+        Ok(Value(format!("{}:{}", source.0, destination.0)))
+    }
+
     /// A command line for `ExecStart=` and friends, on one line: argv[0]
     /// must be an absolute path (systemd reads exec prefixes such as `+`
     /// and a `;` separator from the *unquoted* first word, so quoting cannot

@@ -249,7 +249,14 @@ fn paths_read_back_exactly_or_are_refused() {
     );
     for bad in ["/a b", "/a:b", "/a\"", "/a\\b"] {
         assert!(Value::bind_path(bad, false).is_err(), "{bad:?}");
+        assert!(Value::bind(bad, "/run", false).is_err(), "{bad:?}");
+        assert!(Value::bind("/run/x", bad, true).is_err(), "{bad:?}");
     }
+    assert_eq!(
+        one(Value::bind("/run/sdme-oci-run@db", "/run", false).unwrap()),
+        "/run/sdme-oci-run@db:/run"
+    );
+    assert_eq!(one(Value::bind("/a%b", "/c", true).unwrap()), "-/a%%b:/c");
 }
 
 #[test]
