@@ -44,7 +44,10 @@ HealthCmd=/bin/false
 HealthIntervalSec=2s
 HealthRetries=3
 EOD
-slow_app="trap 'echo got SIGTERM; sleep 6; echo slow stop done; exit 0' TERM; echo slow app up; while :; do sleep 1; done"
+# The trap ignores TERM before its sleep: systemd signals every process of
+# the cgroup until no new one appears, so a sleep forked fast enough by the
+# trap would get the SIGTERM too (sh then prints "Terminated").
+slow_app="trap 'echo got SIGTERM; trap \\\"\\\" TERM; sleep 6; echo slow stop done; exit 0' TERM; echo slow app up; while :; do sleep 1; done"
 for n in slow quick; do
 	{ image $n nginx:1; printf '[Container]\nNetwork=private\nEntrypoint=/bin/sh -c "%s"\n' "$slow_app"; } | descriptor $n
 done
