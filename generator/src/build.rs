@@ -444,20 +444,6 @@ fn check_whole(d: &Descriptor, errors: &mut Vec<Diagnostic>) {
                     "Network=container: names this descriptor itself".into(),
                 );
             }
-            if let Some(p) = c
-                .private_users
-                .as_ref()
-                .filter(|p| p.value != sdme_launch::PrivateUsers::No)
-            {
-                fail(
-                    &p.origin,
-                    format!(
-                        "PrivateUsers= must be no with Network=container:{other}: a container \
-                         joins another's network namespace only without a user namespace of its \
-                         own (the kernel asks for CAP_SYS_ADMIN over the namespace's owner)"
-                    ),
-                );
-            }
         }
         check_port_conflicts(&c.ports, &mut fail);
         check_volume_conflicts(&c.app.volumes, &mut fail);

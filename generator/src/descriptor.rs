@@ -226,11 +226,10 @@ impl Descriptor {
             Some(c) => match &c.private_users {
                 Some(p) => p.value,
                 None if is_connector => sdme_launch::PrivateUsers::No,
-                // A process joins a network namespace only with
-                // CAP_SYS_ADMIN over the user namespace that owns it, which
-                // a container's root in a namespace of its own lacks.
-                None if matches!(c.network, Network::Container(_)) => sdme_launch::PrivateUsers::No,
-                None if c.network == Network::Host => {
+                // In the host's network, or another container's (a pod: the
+                // launcher joins it for the container), a root in a user
+                // namespace of its own cannot bind a port below 1024.
+                None if matches!(c.network, Network::Host | Network::Container(_)) => {
                     sdme_launch::PrivateUsers::UnlessPrivilegedPorts
                 }
                 None => sdme_launch::PrivateUsers::Auto,

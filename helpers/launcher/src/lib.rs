@@ -159,8 +159,8 @@ pub fn prepare(o: &Options) -> Result<Prepared, String> {
                 Some((image, port)) => {
                     eprintln!(
                         "sdme-nspawn: no user namespace: image {image} exposes port {port}, which \
-                         its root could not bind in the host's network from one (PrivateUsers=, \
-                         sdme.oci(5))"
+                         its root could not bind from one in a network it shares (the host's, or \
+                         a pod's) (PrivateUsers=, sdme.oci(5))"
                     );
                     None
                 }
@@ -441,15 +441,17 @@ pub fn prepare(o: &Options) -> Result<Prepared, String> {
         }
         args.push(format!("--bind-ro={}:/etc/hostname", path.display()).into());
     }
+    // A pod member: nspawn joins OTHER's network namespace, or, in a user
+    // namespace of its own, the launcher does (network::PodJoin).
+    let mut join_netns = None;
     if let Some(other) = &o.netns_of {
-        if range.is_some() {
-            // The generator's default for a pod member is no (sdme.oci(5)).
-            return Err(format!(
-                "--network-namespace-of={other} needs --private-users=no: a container in a user \
-                 namespace of its own cannot join another's network namespace"
-            ));
+        match range {
+            None => args.push(network::netns_arg(other, o.dry_run)?),
+            Some(_) if o.dry_run => {
+                println!("# joins the network namespace of machine {other} before systemd-nspawn")
+            }
+            Some(_) => join_netns = Some(network::open_netns(other)?),
         }
-        args.push(network::netns_arg(other, o.dry_run)?);
     }
     if range.is_some() && !(dropins.units.is_empty() && dropins.masked.is_empty()) {
         // nspawn creates a bind's missing parents as the host's root, which
@@ -545,6 +547,7 @@ pub fn prepare(o: &Options) -> Result<Prepared, String> {
         userns,
         extend_start,
         fds: loaded.fds,
+        join_netns,
     })
 }
 
@@ -657,6 +660,9 @@ pub struct Prepared {
     pub extend_start: Option<u64>,
     /// Decrypted credentials (memfds `args` name): open until the exec.
     pub fds: Vec<std::os::fd::OwnedFd>,
+    /// A pod member in a user namespace of its own: the network namespace
+    /// to join right before the exec ([`network::join_netns`]).
+    pub join_netns: Option<std::os::fd::OwnedFd>,
 }
 
 /// The first port below 1024 of the image's `ExposedPorts` (`80/tcp`,

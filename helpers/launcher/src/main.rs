@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         userns,
         extend_start,
         fds,
+        join_netns,
     } = match launcher::prepare(&opts) {
         Ok(p) => p,
         Err(e) => {
@@ -57,6 +58,13 @@ fn main() -> ExitCode {
     launcher::limits::warn();
     if let Some(secs) = extend_start {
         launcher::extend_start_timeout(secs);
+    }
+    // Last, after every mount: what follows runs in the pod's network.
+    if let Some(fd) = &join_netns {
+        if let Err(e) = launcher::network::join_netns(fd) {
+            eprintln!("sdme-nspawn: {e}");
+            return ExitCode::FAILURE;
+        }
     }
     // The credentials' memfds stay open across this exec only.
     if let Err(e) = launcher::credentials::inherit(&fds) {

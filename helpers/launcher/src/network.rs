@@ -74,6 +74,33 @@ pub fn machine_netns(name: &str) -> Result<String, String> {
     Ok(path)
 }
 
+/// Machine `name`'s network namespace, opened (close-on-exec): for a pod
+/// member in a user namespace of its own. systemd-nspawn joins a
+/// `--network-namespace-path=` from inside the container's new user
+/// namespace, which needs CAP_SYS_ADMIN over the user namespace owning
+/// the network namespace: OTHER's, or the host's, never the member's. So
+/// the launcher, the host's root, joins it before executing nspawn, which
+/// then runs as if in the host's network: the member shares OTHER's
+/// network and its root has no privileges there (it binds no port below
+/// 1024 and changes no link).
+pub fn open_netns(name: &str) -> Result<std::os::fd::OwnedFd, String> {
+    use rustix::fs::{Mode, OFlags};
+    let path = machine_netns(name)
+        .map_err(|e| format!("Network=container:{name}: {e} (it starts first: the container's unit is ordered after it)"))?;
+    rustix::fs::open(&path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| format!("Network=container:{name}: {path}: {e}"))
+}
+
+/// Moves this process (its only thread) into the network namespace `fd`.
+pub fn join_netns(fd: &std::os::fd::OwnedFd) -> Result<(), String> {
+    use std::os::fd::AsFd;
+    rustix::thread::move_into_link_name_space(
+        fd.as_fd(),
+        Some(rustix::thread::LinkNameSpaceType::Network),
+    )
+    .map_err(|e| format!("joining the pod's network namespace: {e}"))
+}
+
 /// The nspawn option for `--network-namespace-of=OTHER`. A dry run that
 /// cannot find the machine shows where the path would come from.
 pub fn netns_arg(other: &str, dry_run: bool) -> Result<OsString, String> {

@@ -1,6 +1,8 @@
 # E22: a pod: a client container in the database container's network
-# namespace (Network=container:db) reaches mariadb on 127.0.0.1; it has no
-# user namespace of its own, starts after db and stops with it.
+# namespace (Network=container:db) reaches mariadb on 127.0.0.1; it has a
+# user namespace of its own (the launcher joins db's network namespace for
+# it, as the host's root, before systemd-nspawn), starts after db and stops
+# with it.
 # e2e-push: debian-systemd e2e/debian-systemd:12
 # e2e-push: mariadb e2e/mariadb:1
 . /usr/local/lib/sdme-e2e/check.sh
@@ -47,7 +49,11 @@ netns() { readlink "/proc/$(leader "$1")/ns/net"; }
 same_netns() { [ -n "$(netns db)" ] && [ "$(netns db)" = "$(netns cli)" ]; }
 check "cli and db share one network namespace" wait_for 30 same_netns
 check "which is not the host's" sh -c "[ \"\$(readlink /proc/$(leader db)/ns/net)\" != \"\$(readlink /proc/1/ns/net)\" ]"
-check "cli has no user namespace of its own (uid map 0 0 4294967295)" sh -c "grep -Eq '^ +0 +0 +4294967295' /proc/$(leader cli)/uid_map"
+# uid_map: "0 BASE SIZE": the container's root is host id BASE.
+root_id() { awk '$1 == 0 { print $2 }' "/proc/$(leader "$1")/uid_map"; }
+own_userns() { local c d; c=$(root_id cli) && d=$(root_id db) && [ -n "$c" ] && [ "$c" != 0 ] && [ "$c" != "$d" ]; }
+check "cli has a user namespace of its own (its root is not the host's, nor db's)" own_userns
+check "cli's user namespace is not db's" sh -c "[ \"\$(readlink /proc/$(leader cli)/ns/user)\" != \"\$(readlink /proc/$(leader db)/ns/user)\" ]"
 app_reached() { in_machine cli journalctl -b --no-pager -u sdme-oci-app | grep -q 'probe: db answered 42 on localhost'; }
 t0=$(now)
 if wait_for 150 app_reached; then
