@@ -178,20 +178,32 @@ type Cycle<'a> = (Vec<String>, &'a Origin, String);
 
 /// Every descriptor on a cycle of ordering edges (every reference but
 /// `Requires=`, `Wants=`, `BindsTo=`; `Before=` turned around), with the
-/// shortest cycle through it and the origin of its first step. Tarjan's
-/// algorithm (kept iterative, so a deep chain cannot overflow the stack)
-/// finds the strongly connected components; only descriptors in a
-/// component with a cycle pay for the search of their shortest cycle,
-/// inside that component.
+/// shortest cycle through it and the origin of its first step. A
+/// descriptor is two nodes, as its units are: its import and its
+/// container. `Base=` orders an import after another import; `Image=` and
+/// `App=` a container after an import; every other reference a container
+/// after a container. (One node each would make a base OS container that
+/// runs an app built on that base, `App=` one way and `Base=` the other,
+/// a cycle its units do not have.) Tarjan's algorithm (kept iterative, so
+/// a deep chain cannot overflow the stack) finds the strongly connected
+/// components; only nodes in a component with a cycle pay for the search
+/// of their shortest cycle, inside that component.
 fn find_cycles(descriptors: &BTreeMap<String, Descriptor>) -> BTreeMap<&str, Cycle<'_>> {
     let names: Vec<&str> = descriptors.keys().map(String::as_str).collect();
     let index_of: BTreeMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (*n, i)).collect();
-    // Per descriptor: (next, where the edge was said, how it reads there).
-    let mut labelled: Vec<Vec<(usize, &Origin, String)>> = vec![Vec::new(); names.len()];
+    let import = |i: usize| 2 * i;
+    let container = |i: usize| 2 * i + 1;
+    // Per node: (next, where the edge was said, how it reads there).
+    let mut labelled: Vec<Vec<(usize, &Origin, String)>> = vec![Vec::new(); 2 * names.len()];
     for d in descriptors.values() {
         for (from, to, origin, key) in d.orderings() {
             let (Some(&f), Some(&t)) = (index_of.get(from), index_of.get(to)) else {
                 continue;
+            };
+            let (f, t) = match key {
+                "Base=" => (import(f), import(t)),
+                "Image=" | "App=" => (container(f), import(t)),
+                _ => (container(f), container(t)),
             };
             // The label names what the line says: `Before=web` in db's file
             // is the edge web -> db.
@@ -213,11 +225,14 @@ fn find_cycles(descriptors: &BTreeMap<String, Descriptor>) -> BTreeMap<&str, Cyc
         }
         let members: BTreeSet<usize> = component.iter().copied().collect();
         for &start in &component {
+            if cycles.contains_key(names[start / 2]) {
+                continue;
+            }
             if let Some(path) = shortest_cycle(&edges, &members, start) {
                 let step = labelled[start].iter().find(|(t, _, _)| *t == path[1]);
                 if let Some((_, origin, label)) = step {
-                    let path = path.iter().map(|i| names[*i].to_string()).collect();
-                    cycles.insert(names[start], (path, *origin, label.clone()));
+                    let path = path.iter().map(|i| names[*i / 2].to_string()).collect();
+                    cycles.insert(names[start / 2], (path, *origin, label.clone()));
                 }
             }
         }
