@@ -135,24 +135,11 @@ const IMAGE_KEYS: &[&str] = &[
     "AutoUpdate",
 ];
 
-const CONTAINER_KEYS: &[&str] = &[
+/// The keys of `[Container]` besides the first app's ([`APP_KEYS`]).
+const CONTAINER_ONLY_KEYS: &[&str] = &[
     "Image",
     "Network",
     "Port",
-    "Volume",
-    "Environment",
-    "EnvironmentFile",
-    "Entrypoint",
-    "Command",
-    "User",
-    "WorkingDirectory",
-    "Restart",
-    "HealthCmd",
-    "HealthIntervalSec",
-    "HealthTimeoutSec",
-    "HealthRetries",
-    "HealthStartPeriodSec",
-    "HealthOnFailure",
     "MemoryMax",
     "CPUQuota",
     "TasksMax",
@@ -170,8 +157,6 @@ const CONTAINER_KEYS: &[&str] = &[
     "Wants",
     "BindsTo",
     "Notify",
-    "StopSignal",
-    "StopTimeoutSec",
     "ReloadSignal",
     "ReloadCmd",
     "Type",
@@ -361,7 +346,10 @@ pub fn assign_container(
                 })
             }),
         ),
-        _ => Err(unknown_key("Container", CONTAINER_KEYS)),
+        _ => {
+            let known: Vec<&str> = CONTAINER_ONLY_KEYS.iter().chain(APP_KEYS).copied().collect();
+            Err(unknown_key("Container", &known))
+        }
     }
 }
 
