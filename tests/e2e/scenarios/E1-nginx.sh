@@ -22,7 +22,7 @@ check "nspawn@nginx runs the sdme launcher" sh -c 'systemctl cat systemd-nspawn@
 require "systemctl start systemd-nspawn@nginx (pulls in the imports)" timeout 200 systemctl start systemd-nspawn@nginx
 # In the host's network, exposing port 80: no user namespace, and why.
 check "nginx (port 80, host network) runs without a user namespace, as the journal says" sh -c \
-	"journalctl -u systemd-nspawn@nginx --no-pager | grep -q 'no user namespace: the image exposes port 80' && test \"\$(stat -c %u /proc/\$(machinectl show --property=Leader --value nginx))\" = 0"
+	"journalctl -u systemd-nspawn@nginx --no-pager | grep -q 'no user namespace: image nginx exposes port 80' && test \"\$(stat -c %u /proc/\$(machinectl show --property=Leader --value nginx))\" = 0"
 check "sdme-import@debian is active" systemctl is-active sdme-import@debian
 check "sdme-import@nginx is active" systemctl is-active sdme-import@nginx
 t0=$(now)
