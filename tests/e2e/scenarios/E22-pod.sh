@@ -19,8 +19,10 @@ Base=debian
 Network=private
 Environment=MARIADB_ROOT_PASSWORD=$PW
 EOD
-mkdir -p /srv/probe
-cat >/srv/probe/probe.sh <<'EOF'
+# (/run: a tmpfs, which can be bound idmapped into the member's user
+# namespace; this host's / is an overlayfs, which cannot)
+mkdir -p /run/e2e-probe
+cat >/run/e2e-probe/probe.sh <<'EOF'
 #!/bin/sh
 until out=$(mariadb -h 127.0.0.1 -P 3306 -uroot -p"$PW" -N -e 'select 40 + 2' 2>&1); do
 	echo "probe: not yet: $out"
@@ -29,14 +31,14 @@ done
 echo "probe: db answered $out on localhost"
 exec sleep infinity
 EOF
-chmod 755 /srv/probe/probe.sh
+chmod 755 /run/e2e-probe/probe.sh
 descriptor cli <<EOD
 [Container]
 Image=db
 Network=container:db
 Entrypoint=/bin/sh
 Command=/probe/probe.sh
-Volume=/srv/probe:/probe:ro
+Volume=/run/e2e-probe:/probe:ro
 Environment=PW=$PW
 EOD
 systemctl daemon-reload
