@@ -347,7 +347,11 @@ pub fn assign_container(
             }),
         ),
         _ => {
-            let known: Vec<&str> = CONTAINER_ONLY_KEYS.iter().chain(APP_KEYS).copied().collect();
+            let known: Vec<&str> = CONTAINER_ONLY_KEYS
+                .iter()
+                .chain(APP_KEYS)
+                .copied()
+                .collect();
             Err(unknown_key("Container", &known))
         }
     }
