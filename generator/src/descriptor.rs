@@ -208,10 +208,10 @@ impl Descriptor {
     /// The descriptor whose import provides the container's image.
     /// Whether and how the container gets a user namespace: as the
     /// descriptor says, else one of its own, except
-    /// - in the host's network, which belongs to the host's user namespace,
-    ///   where the container's root has no capabilities (an app could not
-    ///   bind a port below 1024): there the launcher decides by the ports
-    ///   the image exposes;
+    /// - in the host's network, or another container's (a pod), which
+    ///   belong to a user namespace where the container's root has no
+    ///   capabilities (an app could not bind a port below 1024): there the
+    ///   launcher decides by the ports its images expose;
     /// - for a connector, which cannot have one (build.rs): its commands get
     ///   the callers' descriptors, which a process in another user namespace
     ///   cannot reopen by path (nginx's `/var/log/nginx/error.log` →

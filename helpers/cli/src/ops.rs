@@ -458,7 +458,23 @@ pub fn exec(
         ];
         a.extend(APP_PROPERTIES.iter().map(|p| p.to_string()));
         let out = sys.read("busctl", &a)?;
-        app_properties(&out).map_err(|e| format!("container {name}: {unit}: {e}"))?
+        let (mut props, env) =
+            app_properties(&out).map_err(|e| format!("container {name}: {unit}: {e}"))?;
+        // The app's /run exists only while it runs (its runtime directory).
+        let active = sys.read(
+            "systemctl",
+            &args(&[
+                &format!("--machine={name}"),
+                "show",
+                "--property=ActiveState",
+                "--value",
+                unit,
+            ]),
+        )?;
+        if !matches!(active.trim(), "active" | "reloading") {
+            props.retain(|p| !p.starts_with("BindPaths="));
+        }
+        (props, env)
     } else if unit != APP_SERVICE {
         return Err(Failure::new(
             EXIT_FAILURE,

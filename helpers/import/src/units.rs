@@ -97,7 +97,9 @@ impl Slot {
     /// container's `/run` (without the leading `/run/`), bound over the
     /// `/run` of the app's root: shared by every process run like the app
     /// (its health check, `ReloadCmd=`, `sdme exec`), which would each get
-    /// an empty one of their own (`MountAPIVFS=`).
+    /// an empty one of their own (`MountAPIVFS=`). systemd also binds the
+    /// runtime directory at its own path inside the root, so the app sees
+    /// an empty `/run/sdme-oci-run*` in its `/run`: harmless.
     pub fn run_dir_name(&self) -> String {
         self.unit("sdme-oci-run", "d")
             .trim_end_matches(".d")
@@ -476,6 +478,9 @@ pub fn health_check_service(spec: &AppSpec, health: &HealthSpec) -> Result<Strin
             "Description",
             Value::text(&format!("Health check of OCI application {}", spec.name)),
         )
+        // Fails at once, saying why, when the app is not running (its /run
+        // would be missing too).
+        .set("Requisite", word(&spec.slot.app_service())?)
         .set("After", word(&spec.slot.app_service())?);
     let s = unit.section("Service");
     s.set("Type", word("oneshot")?);
@@ -697,7 +702,7 @@ done
 /// and an action after the last failed retry.
 pub fn health_script(slot: &Slot) -> String {
     script(
-        "Runs the health check unit once (the image's\n# HEALTHCHECK, in the running app) and acts after SDME_HEALTH_RETRIES\n# consecutive failures: restart, stop or none (SDME_HEALTH_ON_FAILURE).",
+        "Runs the health check unit once (the image's\n# HEALTHCHECK, run as the app) and acts after SDME_HEALTH_RETRIES\n# consecutive failures: restart, stop or none (SDME_HEALTH_ON_FAILURE).",
         &[
             ("app", slot.app_service()),
             ("check", slot.health_check_service()),
@@ -832,6 +837,10 @@ mod tests {
         ] {
             assert!(c.contains(line), "missing {line:?} in\n{c}");
         }
+        assert!(
+            c.contains("Requisite=sdme-oci-app.service\nAfter=sdme-oci-app.service\n"),
+            "{c}"
+        );
         // Only the app owns its /run (a runtime directory, new at every start).
         assert!(!c.contains("RuntimeDirectory"), "{c}");
         let u = app_service(&spec()).unwrap();

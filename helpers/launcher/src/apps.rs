@@ -47,6 +47,7 @@ pub fn load<'a>(
                 stack.record.kind.as_str()
             ));
         }
+        stack.record.check_glue()?;
         let lowers = store.app_lowers(&stack.generation, &stack.record)?;
         let glue = store.extra_glue(&stack.generation, &stack.record)?;
         for g in stack.generations {

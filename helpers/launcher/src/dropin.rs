@@ -78,6 +78,31 @@ pub fn build_for(
         out
     };
     lifecycle(slot, o, record, app_view, &mut out)?;
+    if !o.credentials.is_empty() && record.kind != Kind::Base {
+        // The check runs as the app does: with its credentials too.
+        let mut check = dropin();
+        load_credentials(check.section("Service"), o)?;
+        let text = check.render();
+        match out
+            .units
+            .iter_mut()
+            .find(|u| u.unit == slot.health_check_service())
+        {
+            Some(existing) => {
+                let body: String = text
+                    .lines()
+                    .filter(|l| !l.starts_with('#'))
+                    .map(|l| format!("{l}\n"))
+                    .collect();
+                existing.text.push('\n');
+                existing.text.push_str(&body);
+            }
+            None => out.units.push(UnitDropin {
+                unit: slot.health_check_service(),
+                text,
+            }),
+        }
+    }
     Ok(out)
 }
 
@@ -693,20 +718,40 @@ mod tests {
             },
         ];
         let d = build(&o, &r, Some(&v)).unwrap();
-        assert_eq!(d.units.len(), 1);
-        assert_eq!(d.units[0].unit, units::APP_SERVICE);
-        assert!(
-            d.units[0]
-                .text
-                .ends_with("[Service]\nLoadCredential=db.pw\nLoadCredential=tls\n"),
-            "{}",
-            d.units[0].text
-        );
+        // The app and its health check (which runs as the app).
+        assert_eq!(d.units.len(), 2);
+        for (unit, want) in [
+            (units::APP_SERVICE, units::APP_SERVICE),
+            (units::HEALTH_CHECK_SERVICE, units::HEALTH_CHECK_SERVICE),
+        ] {
+            let u = d.units.iter().find(|u| u.unit == unit).unwrap();
+            assert!(
+                u.text
+                    .ends_with("[Service]\nLoadCredential=db.pw\nLoadCredential=tls\n"),
+                "{want}: {}",
+                u.text
+            );
+        }
         o.restart = Some("always");
+        o.health.cmd = Some("true".into());
         let d = build(&o, &r, Some(&v)).unwrap();
         assert!(d.units[0]
             .text
             .contains("LoadCredential=tls\nRestart=always\n"));
+        let check = d
+            .units
+            .iter()
+            .find(|u| u.unit == units::HEALTH_CHECK_SERVICE)
+            .unwrap();
+        assert!(
+            check.text.contains("ExecStart=/bin/sh -c true\n")
+                && check
+                    .text
+                    .ends_with("LoadCredential=db.pw\nLoadCredential=tls\n"),
+            "{}",
+            check.text
+        );
+        o.health.cmd = None;
         // A base image gets the system credentials only (no app service).
         o.restart = None;
         r.kind = Kind::Base;

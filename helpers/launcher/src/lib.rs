@@ -104,6 +104,7 @@ pub fn prepare(o: &Options) -> Result<Prepared, String> {
         generation,
         record,
     } = store.root_stack(&o.image)?;
+    record.check_glue()?;
     let container = store.containers_dir().join(&o.machine);
     let upper = container.join("root");
     let app_upper = container.join("app");
@@ -442,7 +443,7 @@ pub fn prepare(o: &Options) -> Result<Prepared, String> {
         args.push(format!("--bind-ro={}:/etc/hostname", path.display()).into());
     }
     // A pod member: nspawn joins OTHER's network namespace, or, in a user
-    // namespace of its own, the launcher does (network::PodJoin).
+    // namespace of its own, the launcher does (network::open_netns).
     let mut join_netns = None;
     if let Some(other) = &o.netns_of {
         match range {

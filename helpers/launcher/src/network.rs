@@ -83,12 +83,35 @@ pub fn machine_netns(name: &str) -> Result<String, String> {
 /// then runs as if in the host's network: the member shares OTHER's
 /// network and its root has no privileges there (it binds no port below
 /// 1024 and changes no link).
+///
+/// Opened first and checked after, on the descriptor: not the host's
+/// namespace, and the machine's leader still the process it was opened
+/// through (a PID reused in between could hand over anyone's namespace).
 pub fn open_netns(name: &str) -> Result<std::os::fd::OwnedFd, String> {
     use rustix::fs::{Mode, OFlags};
-    let path = machine_netns(name)
-        .map_err(|e| format!("Network=container:{name}: {e} (it starts first: the container's unit is ordered after it)"))?;
-    rustix::fs::open(&path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| format!("Network=container:{name}: {path}: {e}"))
+    let fail = |e: String| {
+        format!(
+            "Network=container:{name}: {e} (it starts first: the container's unit is ordered after it)"
+        )
+    };
+    let pid = machine_leader(name).map_err(fail)?;
+    let path = format!("/proc/{pid}/ns/net");
+    let fd = rustix::fs::open(&path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| fail(format!("{path}: {e}")))?;
+    let theirs = rustix::fs::fstat(&fd).map_err(|e| fail(format!("{path}: {e}")))?;
+    let ours = rustix::fs::stat("/proc/self/ns/net")
+        .map_err(|e| fail(format!("/proc/self/ns/net: {e}")))?;
+    if (theirs.st_dev, theirs.st_ino) == (ours.st_dev, ours.st_ino) {
+        return Err(fail(format!(
+            "machine {name} runs in this host's network namespace: there is none of its own to join"
+        )));
+    }
+    if machine_leader(name).map_err(fail)? != pid {
+        return Err(fail(format!(
+            "machine {name}'s leader changed while its namespace was opened"
+        )));
+    }
+    Ok(fd)
 }
 
 /// Moves this process (its only thread) into the network namespace `fd`.

@@ -8,7 +8,7 @@ use std::path::Path;
 
 /// Bumped when the glue sdme generates changes, so that a re-import with the
 /// same manifest regenerates it.
-pub const GLUE_VERSION: u32 = 5;
+pub const GLUE_VERSION: u32 = 6;
 
 /// The app service as generated, for the launcher's overrides.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,6 +89,23 @@ impl ImageRecord {
         self.manifest_digest == digest
     }
 
+    /// An application's glue as this sdme writes it. Glue from before an
+    /// upgrade has other units, which the launcher's drop-ins do not fit
+    /// (version 5's health check ran in the container's root, with the
+    /// image's environment): the image is imported again first, which
+    /// re-glues it from the store without fetching anything.
+    pub fn check_glue(&self) -> Result<(), String> {
+        if self.kind == Kind::Base || self.glue_version == GLUE_VERSION {
+            return Ok(());
+        }
+        Err(format!(
+            "image {name}'s glue is from an older sdme (version {old}, this one writes {GLUE_VERSION}); \
+             import it again: systemctl restart sdme-import@{name}",
+            name = self.name,
+            old = self.glue_version
+        ))
+    }
+
     /// Whether an existing generation was built for the same request.
     pub fn same_request(&self, mode: &str, base: Option<&str>) -> bool {
         self.glue_version == GLUE_VERSION && self.mode == mode && self.base.as_deref() == base
@@ -131,6 +148,14 @@ mod tests {
         assert!(r.same_request("auto", Some("debian")));
         assert!(!r.same_request("app", Some("debian")));
         assert!(!r.same_request("auto", None));
+        // Glue from an older sdme is refused for an app, not for a base.
+        assert!(r.check_glue().is_ok());
+        let mut old = r.clone();
+        old.glue_version = GLUE_VERSION - 1;
+        let e = old.check_glue().unwrap_err();
+        assert!(e.contains("systemctl restart sdme-import@nginx"), "{e}");
+        old.kind = Kind::Base;
+        assert!(old.check_glue().is_ok());
         std::fs::write(&p, b"{").unwrap();
         assert!(ImageRecord::load(&p).unwrap_err().contains("image.json"));
     }
