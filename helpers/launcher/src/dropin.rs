@@ -82,26 +82,12 @@ pub fn build_for(
         // The check runs as the app does: with its credentials too.
         let mut check = dropin();
         load_credentials(check.section("Service"), o)?;
-        let text = check.render();
-        match out
-            .units
-            .iter_mut()
-            .find(|u| u.unit == slot.health_check_service())
-        {
-            Some(existing) => {
-                let body: String = text
-                    .lines()
-                    .filter(|l| !l.starts_with('#'))
-                    .map(|l| format!("{l}\n"))
-                    .collect();
-                existing.text.push('\n');
-                existing.text.push_str(&body);
-            }
-            None => out.units.push(UnitDropin {
-                unit: slot.health_check_service(),
-                text,
-            }),
-        }
+        merge(
+            &mut out,
+            &slot.health_check_service(),
+            check.render(),
+            false,
+        );
     }
     Ok(out)
 }
@@ -273,25 +259,7 @@ fn lifecycle(
             .set("SuccessAction", Value::word("exit").map_err(unit_err)?)
             .set("FailureAction", Value::word("exit").map_err(unit_err)?);
     }
-    // One drop-in per unit: merged with the overrides' one if there is.
-    let text = app.render();
-    match out.units.iter_mut().find(|u| u.unit == slot.app_service()) {
-        Some(existing) => {
-            let body: String = text
-                .lines()
-                .filter(|l| !l.starts_with('#'))
-                .map(|l| format!("{l}\n"))
-                .collect();
-            existing.text.push_str(&body);
-        }
-        None => out.units.insert(
-            0,
-            UnitDropin {
-                unit: slot.app_service(),
-                text,
-            },
-        ),
-    }
+    merge(out, &slot.app_service(), app.render(), true);
     Ok(())
 }
 
@@ -484,6 +452,29 @@ fn load_credentials(s: &mut Section, o: &Options) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+/// Adds the rendered drop-in `text` to `unit`'s, one file per unit: after
+/// the one already there (without its comment; sections may repeat), or
+/// as a new one (`first`: before the others).
+fn merge(out: &mut Dropins, unit: &str, text: String, first: bool) {
+    match out.units.iter_mut().find(|u| u.unit == unit) {
+        Some(existing) => existing.text.extend(
+            text.lines()
+                .filter(|l| !l.starts_with('#'))
+                .map(|l| format!("{l}\n")),
+        ),
+        None => {
+            let dropin = UnitDropin {
+                unit: unit.to_string(),
+                text,
+            };
+            match first {
+                true => out.units.insert(0, dropin),
+                false => out.units.push(dropin),
+            }
+        }
+    }
 }
 
 /// A drop-in of the launcher's, `[Unit]` before `[Service]`.
