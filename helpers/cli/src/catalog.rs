@@ -64,6 +64,15 @@ impl Entry {
             .unwrap_or(&self.name)
     }
 
+    /// The container's other apps (`App=`), in order.
+    pub fn apps(&self) -> Vec<String> {
+        self.descriptor
+            .as_ref()
+            .and_then(|d| d.container.as_ref())
+            .map(|c| c.apps.iter().map(|a| a.value.clone()).collect())
+            .unwrap_or_default()
+    }
+
     pub fn starts_on_demand(&self) -> bool {
         self.descriptor
             .as_ref()
@@ -301,6 +310,7 @@ pub fn entry_json(e: &Entry, f: &Facts) -> Value {
             "socket": unit_json(&f.socket),
         },
         "health": f.health,
+        "apps": e.apps(),
     })
 }
 

@@ -321,7 +321,20 @@ fn ls_json_shape() {
         "[Image]\nImage=docker.io/library/nginx:1\n[Container]\n",
     );
     write(&root.join("etc/sdme/web2.oci"), "[Container]\nImage=web\n");
+    write(
+        &root.join("etc/sdme/db.oci"),
+        "[Image]\nImage=docker.io/library/mariadb:11\n[App]\nUser=mysql\n",
+    );
+    write(
+        &root.join("etc/sdme/web3.oci"),
+        "[Container]\nImage=web\nApp=db\n",
+    );
     let entries = catalog::entries(&root);
+    assert_eq!(entries["web3"].apps(), ["db"]);
+    assert_eq!(
+        catalog::entry_json(&entries["web3"], &catalog::Facts::default())["apps"],
+        serde_json::json!(["db"])
+    );
     let (generation, record, error) = catalog::image_of(&store, entries["web2"].provider());
     assert_eq!(error, None);
     let facts = catalog::Facts {
@@ -350,6 +363,7 @@ fn ls_json_shape() {
     assert_eq!(j["units"]["container"]["sub"], "running");
     assert_eq!(j["units"]["import"], serde_json::Value::Null);
     assert_eq!(j["health"], "healthy");
+    assert_eq!(j["apps"], serde_json::json!([]));
     let rows = vec![(&entries["web2"], facts)];
     let table = catalog::table(&rows);
     let row = table.lines().nth(1).unwrap();

@@ -138,6 +138,13 @@ pub fn status(sys: &Sys, root: &Path, store: &Store, name: &str) -> Res<u8> {
     if let Some(h) = &facts.health {
         println!("  health: {h}");
     }
+    let apps = e.apps();
+    if !apps.is_empty() {
+        println!(
+            "  apps: {} (sdme logs|exec --app=APP {name})",
+            apps.join(" ")
+        );
+    }
     println!();
     let mut units = Vec::new();
     if e.has_container() {
@@ -147,6 +154,7 @@ pub fn status(sys: &Sys, root: &Path, store: &Store, name: &str) -> Res<u8> {
         units.push(connector_socket_name(name));
     }
     units.push(import_unit_name(e.provider()));
+    units.extend(apps.iter().map(|a| import_unit_name(a)));
     let mut a = args(&["status", "--no-pager", "--lines=5", "--"]);
     a.extend(units);
     // systemctl status prints; its exit code (3: a unit is not active) is
