@@ -117,6 +117,7 @@ check "db's output is in the journal of sdme-oci-app@db" wait_for 30 logged
 check "db's writable layer is the container's" test -d /var/lib/sdme/containers/web/apps/db
 check "db's and client's generations are recorded for gc" sh -c "grep -q '^db\\.' /var/lib/sdme/containers/web/generations && grep -q '^client\\.' /var/lib/sdme/containers/web/generations"
 # The day-two command reaches each app.
+check "sdme status web names the other apps" sh -c "sdme status web | grep -q '^  apps: db client '"
 exec_as() { [ "$(sdme exec --app=client web id -un)" = mysql ]; }
 check "sdme exec --app=client runs as client's user" exec_as
 exec_root() { sdme exec --app=db web test -x /usr/sbin/mariadbd && ! sdme exec --app=db web test -e /usr/sbin/nginx; }
