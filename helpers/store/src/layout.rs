@@ -355,7 +355,8 @@ impl Store {
 
     /// The glue of image `name`'s app as another app of a container
     /// (`App=`), laid over that container's root: `extraglue/` of the
-    /// generation, which imports before glue version 5 lack.
+    /// generation, which imports before glue version 5 lack (the launcher
+    /// refuses glue older than this sdme's anyway: `ImageRecord::check_glue`).
     pub fn extra_glue(&self, generation: &str, record: &ImageRecord) -> Result<PathBuf, String> {
         if !record.extra_glue {
             return Err(format!(
